@@ -1,0 +1,22 @@
+# Decides whether the CUDA parts of qtune are built (QTUNE_CUDA=AUTO|ON|OFF) and sets
+# QTUNE_WITH_CUDA. Depends on: the Torch package found by the top-level CMakeLists.
+set(QTUNE_WITH_CUDA OFF)
+set(_torch_has_cuda OFF)
+if(CAFFE2_USE_CUDA OR TORCH_CUDA_LIBRARIES)
+  set(_torch_has_cuda ON)
+endif()
+if(QTUNE_CUDA STREQUAL "ON")
+  if(NOT _torch_has_cuda)
+    message(FATAL_ERROR "QTUNE_CUDA=ON but this LibTorch (${Torch_DIR}) was built without CUDA. "
+                        "Point CMAKE_PREFIX_PATH at a CUDA LibTorch (e.g. python3 -c 'import torch; print(torch.utils.cmake_prefix_path)') or use -DQTUNE_CUDA=OFF.")
+  endif()
+  set(QTUNE_WITH_CUDA ON)
+elseif(QTUNE_CUDA STREQUAL "AUTO")
+  set(QTUNE_WITH_CUDA ${_torch_has_cuda})
+elseif(NOT QTUNE_CUDA STREQUAL "OFF")
+  message(FATAL_ERROR "QTUNE_CUDA must be AUTO, ON or OFF (got '${QTUNE_CUDA}')")
+endif()
+if(QTUNE_WITH_CUDA)
+  enable_language(CUDA)
+endif()
+message(STATUS "qtune: LibTorch ${Torch_VERSION} from ${Torch_DIR}; CUDA kernels: ${QTUNE_WITH_CUDA}")

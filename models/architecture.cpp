@@ -1,0 +1,57 @@
+// The HF tensor table. Depends on: models/architecture.h.
+#include "models/architecture.h"
+
+namespace qtune {
+
+std::vector<WeightSpec> hf_weight_specs(const ModelConfig& c) {
+  const int64_t D = c.hidden_size, F = c.intermediate_size, Dh = c.head_dim;
+  const int64_t q_out = c.num_heads * Dh, kv_out = c.num_kv_heads * Dh;
+  std::vector<WeightSpec> specs;
+  specs.push_back({"model.embed_tokens.weight", {c.vocab_size, D}, false});
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    auto projection = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
+      specs.push_back({p + name + ".weight", {out, in}, true});
+      if (bias) specs.push_back({p + name + ".bias", {out}, false});
+    };
+    specs.push_back({p + "input_layernorm.weight", {D}, false});
+    projection("self_attn.q_proj", q_out, D, c.qkv_bias);
+    projection("self_attn.k_proj", kv_out, D, c.qkv_bias);
+    projection("self_attn.v_proj", kv_out, D, c.qkv_bias);
+    projection("self_attn.o_proj", D, q_out, c.o_bias);
+    if (c.qk_norm) {
+      specs.push_back({p + "self_attn.q_norm.weight", {Dh}, false});
+      specs.push_back({p + "self_attn.k_norm.weight", {Dh}, false});
+    }
+    specs.push_back({p + "post_attention_layernorm.weight", {D}, false});
+    projection("mlp.gate_proj", F, D, c.mlp_bias);
+    projection("mlp.up_proj", F, D, c.mlp_bias);
+    projection("mlp.down_proj", D, F, c.mlp_bias);
+  }
+  specs.push_back({"model.norm.weight", {D}, false});
+  if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {c.vocab_size, D}, false});
+  return specs;
+}
+
+ParameterCounts count_parameters(const ModelConfig& config) {
+  ParameterCounts counts;
+  for (const auto& spec : hf_weight_specs(config)) {
+    int64_t n = 1;
+    for (int64_t d : spec.shape) n *= d;
+    if (spec.name == "model.embed_tokens.weight") counts.embedding += n;
+    else if (spec.name == "lm_head.weight") counts.lm_head += n;
+    else if (spec.decoder_projection) counts.decoder_projections += n;
+    else counts.other += n;
+  }
+  return counts;
+}
+
+double four_bit_bytes(const ParameterCounts& counts, int64_t block_size, bool double_quant, int other_dtype_bytes) {
+  const double q = static_cast<double>(counts.decoder_projections);
+  const double blocks = q / static_cast<double>(block_size);
+  const double absmax_bytes = double_quant ? blocks * 1.0 + (blocks / 256.0) * 4.0 : blocks * 4.0;
+  const double rest = static_cast<double>(counts.embedding + counts.lm_head + counts.other) * other_dtype_bytes;
+  return q * 0.5 + absmax_bytes + rest;
+}
+
+}  // namespace qtune

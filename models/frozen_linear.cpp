@@ -1,0 +1,36 @@
+// DenseWeight and FrozenLinear implementation. Depends on: models/frozen_linear.h.
+#include "models/frozen_linear.h"
+
+namespace qtune {
+
+std::string dtype_short_name(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return "f32";
+    case at::kBFloat16: return "bf16";
+    case at::kHalf: return "f16";
+    case at::kDouble: return "f64";
+    default: return c10::toString(dtype);
+  }
+}
+
+DenseWeight::DenseWeight(torch::Tensor weight) : weight_(std::move(weight)) {
+  TORCH_CHECK(weight_.dim() == 2, "DenseWeight expects [out, in], got ", weight_.sizes());
+  weight_.set_requires_grad(false);
+}
+
+std::string DenseWeight::format() const { return dtype_short_name(weight_.scalar_type()); }
+
+FrozenLinearImpl::FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::Tensor bias)
+    : weight_(std::move(weight)), bias_(std::move(bias)) {
+  if (bias_.defined()) {
+    TORCH_CHECK(bias_.dim() == 1 && bias_.size(0) == weight_->out_features(), "bias must be [out]");
+    register_buffer("bias", bias_);
+  }
+}
+
+torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = weight_->matmul(x);
+  return bias_.defined() ? y + bias_ : y;
+}
+
+}  // namespace qtune

@@ -1,0 +1,59 @@
+// FrozenLinear: the one projection module of the transformer, y = x·Wᵀ (+ b) over a frozen weight held
+// behind the FrozenWeight interface (dense now; NF4/FP4 slot in without touching the model).
+// Depends on: LibTorch. Shape legend: B batch, T tokens, D hidden, in/out the projection's features.
+#pragma once
+
+#include "core/torch.h"
+
+#include <memory>
+#include <string>
+
+namespace qtune {
+
+// A frozen [out, in] weight in some storage format. Never trained: matmul() is differentiable with
+// respect to x only.
+class FrozenWeight {
+ public:
+  virtual ~FrozenWeight() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  virtual torch::Tensor matmul(const torch::Tensor& x) const = 0;  // x [..., in] -> [..., out], x's dtype
+  virtual torch::Tensor dequantize() const = 0;                    // W [out, in] in the compute dtype
+  virtual std::string format() const = 0;                          // "f32", "bf16", "nf4", ...
+  virtual int64_t storage_bytes() const = 0;                       // bytes held on its device
+};
+
+// A weight stored as a plain tensor in the compute dtype.
+class DenseWeight final : public FrozenWeight {
+ public:
+  explicit DenseWeight(torch::Tensor weight);  // [out, in]
+  int64_t in_features() const override { return weight_.size(1); }
+  int64_t out_features() const override { return weight_.size(0); }
+  torch::Tensor matmul(const torch::Tensor& x) const override { return torch::matmul(x, weight_.t()); }
+  torch::Tensor dequantize() const override { return weight_; }
+  std::string format() const override;
+  int64_t storage_bytes() const override { return weight_.numel() * static_cast<int64_t>(weight_.element_size()); }
+  const torch::Tensor& tensor() const { return weight_; }
+
+ private:
+  torch::Tensor weight_;  // [out, in], requires_grad = false
+};
+
+class FrozenLinearImpl : public torch::nn::Module {
+ public:
+  FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::Tensor bias /* [out] or undefined */);
+  torch::Tensor forward(const torch::Tensor& x);  // [..., in] -> [..., out]
+
+  const FrozenWeight& weight() const { return *weight_; }
+  const std::shared_ptr<FrozenWeight>& weight_ptr() const { return weight_; }
+  const torch::Tensor& bias() const { return bias_; }
+
+ private:
+  std::shared_ptr<FrozenWeight> weight_;
+  torch::Tensor bias_;  // [out] or undefined; a buffer (frozen)
+};
+TORCH_MODULE(FrozenLinear);
+
+std::string dtype_short_name(at::ScalarType dtype);  // "f32", "bf16", "f16", ...
+
+}  // namespace qtune

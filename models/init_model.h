@@ -1,0 +1,29 @@
+// Writing a randomly initialized model in exact Hugging Face layout (config.json, generation_config.json,
+// model.safetensors or shards + index), streamed tensor by tensor so any size fits in memory.
+// Depends on: models/model_config.h.
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+
+#include "models/model_config.h"
+
+namespace qtune {
+
+struct InitModelOptions {
+  ModelConfig config;
+  std::string out_dir;
+  std::uint64_t seed = 0;
+  at::ScalarType dtype = at::kBFloat16;
+  std::uint64_t max_shard_bytes = 5'000'000'000ull;  // as transformers' save_pretrained default
+  bool force = false;                                 // allow writing into a folder that holds a model
+};
+
+// Initialization as transformers does it: projections and embeddings ~ N(0, initializer_range),
+// biases 0, norm weights 1. Each tensor draws from its own generator seeded by (seed, tensor name),
+// so the result depends only on the seed and the config.
+void write_random_model(const InitModelOptions& options);
+
+}  // namespace qtune

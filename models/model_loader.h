@@ -1,0 +1,40 @@
+// Loading a Hugging Face checkpoint folder (config.json + safetensors) into a CausalLM, after checking
+// every tensor the config implies against the files. Depends on: models/{transformer,architecture,safetensors}.h.
+#pragma once
+
+#include "core/torch.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/architecture.h"
+#include "models/model_config.h"
+#include "models/safetensors.h"
+#include "models/transformer.h"
+
+namespace qtune {
+
+// A checkpoint folder whose tensors were checked against its config: names, shapes, float dtypes.
+struct CheckedCheckpoint {
+  ModelConfig config;
+  Checkpoint checkpoint;
+  std::vector<WeightSpec> specs;
+  std::map<std::string, int64_t> parameters_by_dtype;  // "bf16" -> count
+  std::vector<std::string> unused;                     // tensors in the files the model does not use
+};
+
+// InputError naming the file and tensor on a missing tensor, a wrong shape or a non-float dtype.
+CheckedCheckpoint check_checkpoint(const std::string& dir);
+
+struct LoadOptions {
+  at::ScalarType dtype = at::kFloat;  // compute dtype: f32 or bf16 (f16 also works)
+  torch::Device device = torch::kCPU;
+};
+
+CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options = {});
+
+// Parses "f32"/"float32", "bf16"/"bfloat16", "f16"/"float16"; InputError naming `where` otherwise.
+at::ScalarType parse_dtype(const std::string& name, const std::string& where);
+
+}  // namespace qtune

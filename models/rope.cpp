@@ -1,0 +1,39 @@
+// RoPE implementation. The llama3 rule (Llama 3.1 release): wavelengths above
+// original_max/low_freq_factor are divided by `factor`, those below original_max/high_freq_factor kept,
+// and the band between interpolated smoothly. Depends on: models/rope.h.
+#include "models/rope.h"
+
+#include <cmath>
+
+namespace qtune {
+
+torch::Tensor rope_inverse_frequencies(int64_t head_dim, double theta, const RopeScaling& scaling) {
+  auto exponents = torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(head_dim);
+  torch::Tensor inv_freq = 1.0 / torch::pow(theta, exponents);
+  if (scaling.type == "linear") return inv_freq / scaling.factor;
+  if (scaling.type != "llama3") return inv_freq;
+
+  const double old_len = static_cast<double>(scaling.original_max_position_embeddings);
+  const double low_freq_wavelen = old_len / scaling.low_freq_factor;
+  const double high_freq_wavelen = old_len / scaling.high_freq_factor;
+  torch::Tensor wavelen = 2 * M_PI / inv_freq;
+  torch::Tensor scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq);
+  torch::Tensor smooth = (old_len / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor);
+  torch::Tensor smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled;
+  torch::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+RopeTables rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_ids, at::ScalarType dtype) {
+  torch::Tensor angles = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq.to(position_ids.device());  // [B, T, Dh/2]
+  torch::Tensor emb = torch::cat({angles, angles}, -1).unsqueeze(1);                                       // [B, 1, T, Dh]
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
+  const int64_t half = x.size(-1) / 2;
+  torch::Tensor rotated = torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+  return x * tables.cos + rotated * tables.sin;
+}
+
+}  // namespace qtune

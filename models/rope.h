@@ -1,0 +1,26 @@
+// Rotary position embedding (the "rotate half" layout of HF Llama: dims [0, Dh/2) pair with [Dh/2, Dh)),
+// with default, linear and llama3 frequency scaling. Depends on: LibTorch, models/model_config.h.
+// Legend: B batch, T tokens, H heads, Dh head dim.
+#pragma once
+
+#include "core/torch.h"
+
+#include "models/model_config.h"
+
+namespace qtune {
+
+// Inverse frequencies [Dh/2] in fp32, computed with the same fp32 operations as transformers.
+torch::Tensor rope_inverse_frequencies(int64_t head_dim, double theta, const RopeScaling& scaling);
+
+struct RopeTables {
+  torch::Tensor cos;  // [B, 1, T, Dh] in the compute dtype
+  torch::Tensor sin;  // [B, 1, T, Dh]
+};
+
+// cos/sin of position_ids [B, T] (int64) × inv_freq, angles in fp32, then cast to `dtype`.
+RopeTables rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_ids, at::ScalarType dtype);
+
+// x [B, H, T, Dh] -> x·cos + rotate_half(x)·sin
+torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
+
+}  // namespace qtune

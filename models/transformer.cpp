@@ -1,0 +1,171 @@
+// Llama-family decoder implementation; the math matches transformers' eager attention path
+// (softmax in fp32, GQA by sharing each kv head across H/KV query heads). Depends on: models/transformer.h.
+#include "models/transformer.h"
+
+#include <cmath>
+
+namespace qtune {
+namespace {
+
+FrozenLinear projection(ModelWeights& weights, const std::string& name, bool has_bias) {
+  auto it = weights.projections.find(name);
+  TORCH_CHECK(it != weights.projections.end(), "missing projection ", name);
+  torch::Tensor bias = has_bias ? weights.take(name + ".bias") : torch::Tensor();
+  FrozenLinear linear(it->second, bias);
+  weights.projections.erase(it);
+  return linear;
+}
+
+std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
+
+}  // namespace
+
+torch::Tensor ModelWeights::take(const std::string& name) {
+  auto it = tensors.find(name);
+  TORCH_CHECK(it != tensors.end(), "missing tensor ", name);
+  torch::Tensor t = it->second;
+  tensors.erase(it);
+  t.set_requires_grad(false);
+  return t;
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights)
+    : layer_(layer),
+      num_heads_(config.num_heads),
+      num_kv_heads_(config.num_kv_heads),
+      head_dim_(config.head_dim),
+      windowed_(config.sliding_window_for_layer(layer).has_value()) {
+  const std::string p = layer_prefix(layer) + "self_attn.";
+  q_proj = register_module("q_proj", projection(weights, p + "q_proj", config.qkv_bias));
+  k_proj = register_module("k_proj", projection(weights, p + "k_proj", config.qkv_bias));
+  v_proj = register_module("v_proj", projection(weights, p + "v_proj", config.qkv_bias));
+  o_proj = register_module("o_proj", projection(weights, p + "o_proj", config.o_bias));
+  if (config.qk_norm) {
+    q_norm = register_module("q_norm", RmsNorm(weights.take(p + "q_norm.weight"), config.rms_norm_eps));
+    k_norm = register_module("k_norm", RmsNorm(weights.take(p + "k_norm.weight"), config.rms_norm_eps));
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache) {
+  const int64_t B = x.size(0), T = x.size(1), group = num_heads_ / num_kv_heads_;
+  torch::Tensor q = q_proj->forward(x).view({B, T, num_heads_, head_dim_});     // [B, T, H, Dh]
+  torch::Tensor k = k_proj->forward(x).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, Dh]
+  torch::Tensor v = v_proj->forward(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, Dh]
+  if (!q_norm.is_empty()) {
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
+  q = apply_rope(q.transpose(1, 2), context.rope);  // [B, H, T, Dh]
+  k = apply_rope(k.transpose(1, 2), context.rope);  // [B, KV, T, Dh]
+  if (cache != nullptr) {
+    auto& ck = cache->keys[layer_];
+    auto& cv = cache->values[layer_];
+    k = ck.defined() ? torch::cat({ck, k}, 2) : k;
+    v = cv.defined() ? torch::cat({cv, v}, 2) : v;
+    ck = k;
+    cv = v;
+  }
+  // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.
+  torch::Tensor qg = q.reshape({B, num_kv_heads_, group, T, head_dim_});
+  torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
+  const torch::Tensor& visible = windowed_ ? context.visible_window : context.visible_full;  // [B, 1, 1, T, Tk]
+  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
+  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());  // [B, KV, group, T, Tk]
+  torch::Tensor out = torch::matmul(probs, v.unsqueeze(2));                              // [B, KV, group, T, Dh]
+  out = out.reshape({B, num_heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});
+  return o_proj->forward(out);
+}
+
+MlpImpl::MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) {
+  const std::string p = layer_prefix(layer) + "mlp.";
+  gate_proj = register_module("gate_proj", projection(weights, p + "gate_proj", config.mlp_bias));
+  up_proj = register_module("up_proj", projection(weights, p + "up_proj", config.mlp_bias));
+  down_proj = register_module("down_proj", projection(weights, p + "down_proj", config.mlp_bias));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) {
+  const std::string p = layer_prefix(layer);
+  input_layernorm = register_module("input_layernorm", RmsNorm(weights.take(p + "input_layernorm.weight"), config.rms_norm_eps));
+  self_attn = register_module("self_attn", Attention(config, layer, weights));
+  post_attention_layernorm = register_module(
+      "post_attention_layernorm", RmsNorm(weights.take(p + "post_attention_layernorm.weight"), config.rms_norm_eps));
+  mlp = register_module("mlp", Mlp(config, layer, weights));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache) {
+  torch::Tensor h = x + self_attn->forward(input_layernorm->forward(x), context, cache);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+CausalLMImpl::CausalLMImpl(ModelConfig config, ModelWeights weights) : config_(std::move(config)) {
+  embed_tokens_ = weights.take("model.embed_tokens.weight");
+  register_buffer("embed_tokens", embed_tokens_);
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config_.num_layers; ++i) layers->push_back(DecoderLayer(config_, i, weights));
+  norm = register_module("norm", RmsNorm(weights.take("model.norm.weight"), config_.rms_norm_eps));
+  std::shared_ptr<FrozenWeight> head;
+  if (config_.tie_word_embeddings) {
+    head = std::make_shared<DenseWeight>(embed_tokens_);
+  } else {
+    auto it = weights.projections.find("lm_head");
+    TORCH_CHECK(it != weights.projections.end(), "missing lm_head");
+    head = it->second;
+    weights.projections.erase(it);
+  }
+  lm_head = register_module("lm_head", FrozenLinear(head, torch::Tensor()));
+  TORCH_CHECK(weights.projections.empty() && weights.tensors.empty(), "unused model weights were passed in");
+  inv_freq_ = rope_inverse_frequencies(config_.head_dim, config_.rope_theta, config_.rope_scaling).to(embed_tokens_.device());
+}
+
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const SequenceLayout& layout, KVCache* cache) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T], got ", input_ids.sizes());
+  TORCH_CHECK(layout.segment_ids.sizes() == input_ids.sizes() && layout.position_ids.sizes() == input_ids.sizes(),
+              "segment_ids and position_ids must have the shape of input_ids");
+  const int64_t offset = cache != nullptr ? cache->length() : 0;
+  torch::Tensor key_segments = layout.segment_ids;
+  if (cache != nullptr) {
+    if (cache->keys.empty()) cache->keys.resize(config_.num_layers), cache->values.resize(config_.num_layers);
+    key_segments = offset > 0 ? torch::cat({cache->segments, layout.segment_ids}, 1) : layout.segment_ids;
+    cache->segments = key_segments;
+  }
+  AttentionContext context;
+  context.rope = rope_tables(inv_freq_, layout.position_ids, dtype());
+  context.visible_full = attention_visibility(layout.segment_ids, key_segments, offset, std::nullopt);
+  if (config_.sliding_window)
+    context.visible_window = attention_visibility(layout.segment_ids, key_segments, offset, config_.sliding_window);
+
+  torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
+  for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, context, cache);
+  return norm->forward(h);
+}
+
+torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const std::optional<SequenceLayout>& layout,
+                                    KVCache* cache) {
+  SequenceLayout l = layout ? *layout : SequenceLayout::dense(input_ids.size(0), input_ids.size(1), input_ids.device());
+  if (!layout && cache != nullptr && cache->length() > 0) l.position_ids = l.position_ids + cache->length();
+  return logits(hidden_states(input_ids, l, cache));
+}
+
+std::vector<std::pair<std::string, FrozenLinear>> CausalLMImpl::projections() {
+  std::vector<std::pair<std::string, FrozenLinear>> out;
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    auto layer = layers[i]->as<DecoderLayer>();
+    const std::string p = layer_prefix(static_cast<int64_t>(i));
+    auto& a = *layer->self_attn;
+    auto& m = *layer->mlp;
+    out.emplace_back(p + "self_attn.q_proj", a.q_proj);
+    out.emplace_back(p + "self_attn.k_proj", a.k_proj);
+    out.emplace_back(p + "self_attn.v_proj", a.v_proj);
+    out.emplace_back(p + "self_attn.o_proj", a.o_proj);
+    out.emplace_back(p + "mlp.gate_proj", m.gate_proj);
+    out.emplace_back(p + "mlp.up_proj", m.up_proj);
+    out.emplace_back(p + "mlp.down_proj", m.down_proj);
+  }
+  return out;
+}
+
+}  // namespace qtune

@@ -1,0 +1,109 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3): embeddings, RMSNorm, RoPE, GQA attention
+// (optional q/k/v/o bias, Qwen3 q/k-norm, sliding window), SwiGLU MLP, lm_head (optionally tied), KV cache.
+// Module and weight names follow transformers. Depends on: models/{frozen_linear,rms_norm,rope,sequence_layout}.h.
+// Legend: B batch, T tokens, Tk keys (cache + new), D hidden, H heads, KV kv-heads, Dh head dim,
+// F ffn, V vocab, L layers.
+#pragma once
+
+#include "core/torch.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/frozen_linear.h"
+#include "models/model_config.h"
+#include "models/rms_norm.h"
+#include "models/rope.h"
+#include "models/sequence_layout.h"
+
+namespace qtune {
+
+// Cached keys/values for generation: one entry per layer.
+struct KVCache {
+  std::vector<torch::Tensor> keys;    // L x [B, KV, Tc, Dh] (RoPE already applied)
+  std::vector<torch::Tensor> values;  // L x [B, KV, Tc, Dh]
+  torch::Tensor segments;             // [B, Tc] segment ids of the cached tokens
+  int64_t length() const { return segments.defined() ? segments.size(1) : 0; }
+};
+
+// The frozen tensors of one model, keyed by HF name, as a loader produces them. Projections come as
+// FrozenWeights so that the storage format (dense, 4-bit) is the loader's choice.
+struct ModelWeights {
+  std::map<std::string, std::shared_ptr<FrozenWeight>> projections;  // "model.layers.0.self_attn.q_proj"
+  std::map<std::string, torch::Tensor> tensors;                       // everything else, by full tensor name
+  torch::Tensor take(const std::string& name);                        // throws if absent
+};
+
+// Per-forward state shared by every layer.
+struct AttentionContext {
+  RopeTables rope;
+  torch::Tensor visible_full;    // [B, 1, 1, T, Tk] bool
+  torch::Tensor visible_window;  // same with the sliding window applied (undefined if no window)
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
+  // x [B, T, D] -> [B, T, D]; appends to cache->keys/values[layer] when given.
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache);
+
+  FrozenLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RmsNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
+
+ private:
+  int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
+  bool windowed_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D]: down(silu(gate(x)) ⊙ up(x))
+
+  FrozenLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
+  torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache);  // [B, T, D]
+
+  RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  CausalLMImpl(ModelConfig config, ModelWeights weights);
+
+  // Logits [B, T, V] for input_ids [B, T]. Without a layout: one dense sequence per row.
+  torch::Tensor forward(const torch::Tensor& input_ids, const std::optional<SequenceLayout>& layout = std::nullopt,
+                        KVCache* cache = nullptr);
+  // The final normed hidden states [B, T, D] (for losses that apply lm_head chunk by chunk).
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const SequenceLayout& layout, KVCache* cache = nullptr);
+  torch::Tensor logits(const torch::Tensor& hidden) { return lm_head->forward(hidden); }  // [.., D] -> [.., V]
+
+  // Every projection by HF module name ("model.layers.0.self_attn.q_proj"), lm_head excluded.
+  std::vector<std::pair<std::string, FrozenLinear>> projections();
+  const ModelConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
+  torch::Device device() const { return embed_tokens_.device(); }
+
+  torch::nn::ModuleList layers{nullptr};
+  RmsNorm norm{nullptr};
+  FrozenLinear lm_head{nullptr};
+
+ private:
+  ModelConfig config_;
+  torch::Tensor embed_tokens_;  // [V, D]
+  torch::Tensor inv_freq_;      // [Dh/2] fp32
+};
+TORCH_MODULE(CausalLM);
+
+}  // namespace qtune

@@ -1,0 +1,138 @@
+// The broken-checkpoint corpus: each case damages a valid model folder in one way, and `qtune inspect`
+// must exit 2 with exactly one "error:" line naming the file and the problem (never a crash).
+// scripts/test.sh also runs this suite under AddressSanitizer. Depends on: tests/support, models/safetensors.h.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+
+#include "tests/support/test_support.h"
+
+namespace qtune {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Splits a safetensors file into its JSON header and data block.
+std::pair<nlohmann::ordered_json, std::string> split(const std::string& bytes) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
+  return {nlohmann::ordered_json::parse(bytes.substr(8, n)), bytes.substr(8 + n)};
+}
+
+std::string join(const std::string& header, const std::string& data) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(header.size()) >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+// Rewrites model.safetensors after `edit` changed its header.
+void edit_header(const std::string& dir, const std::function<void(nlohmann::ordered_json&)>& edit) {
+  auto [header, data] = split(test::read_file(dir + "/model.safetensors"));
+  edit(header);
+  test::write_file(dir + "/model.safetensors", join(header.dump(), data));
+}
+
+// Deletes shard 2 of a sharded checkpoint, whatever the shard count is.
+void remove_second_shard(const std::string& dir) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind("model-00002-of-", 0) == 0) {
+      fs::remove(entry.path());
+      return;
+    }
+  }
+  FAIL() << "no second shard in " << dir;
+}
+
+void edit_config(const std::string& dir, const std::function<void(nlohmann::json&)>& edit) {
+  auto config = nlohmann::json::parse(test::read_file(dir + "/config.json"));
+  edit(config);
+  test::write_file(dir + "/config.json", config.dump());
+}
+
+struct BrokenCase {
+  std::string name;
+  std::function<void(const std::string& dir)> damage;
+  std::string file;     // the file the message must name (relative to the folder; "" = the folder)
+  std::string problem;  // a fragment of the message
+};
+
+const char* kQ = "model.layers.0.self_attn.q_proj.weight";
+
+std::vector<BrokenCase> broken_cases() {
+  auto model = [](const std::string& dir) { return dir + "/model.safetensors"; };
+  return {
+      {"truncated_file", [&](const std::string& d) { auto b = test::read_file(model(d)); test::write_file(model(d), b.substr(0, b.size() / 2)); },
+       "model.safetensors", "outside the data block"},
+      {"empty_file", [&](const std::string& d) { test::write_file(model(d), ""); }, "model.safetensors", "truncated"},
+      {"header_longer_than_file", [&](const std::string& d) { auto b = test::read_file(model(d)); b[6] = 0x10; test::write_file(model(d), b); },
+       "model.safetensors", "larger than the file"},
+      {"invalid_header_json", [&](const std::string& d) { auto b = test::read_file(model(d)); b[8] = '#'; test::write_file(model(d), b); },
+       "model.safetensors", "invalid JSON"},
+      {"overlapping_offsets", [](const std::string& d) { edit_header(d, [](auto& h) {
+         auto& a = h["model.norm.weight"]["data_offsets"]; a[0] = a[0].template get<uint64_t>() + 4; a[1] = a[1].template get<uint64_t>() + 4; }); },
+       "model.safetensors", "overlap"},
+      {"offsets_out_of_range", [](const std::string& d) { edit_header(d, [](auto& h) {
+         auto& a = h["model.norm.weight"]["data_offsets"]; a[0] = 1ull << 40; a[1] = (1ull << 40) + 256; }); },
+       "model.safetensors", "outside the data block"},
+      {"unknown_dtype", [](const std::string& d) { edit_header(d, [](auto& h) { h[kQ]["dtype"] = "F8_E5M2"; }); },
+       "model.safetensors", "unsupported dtype 'F8_E5M2'"},
+      {"shape_times_dtype_mismatch", [](const std::string& d) { edit_header(d, [](auto& h) { h[kQ]["dtype"] = "F32"; }); },
+       "model.safetensors", "needs"},
+      {"shape_differs_from_config", [](const std::string& d) { edit_header(d, [](auto& h) {
+         h[kQ]["shape"] = {32, 128}; }); },
+       "model.safetensors", "config.json implies [64, 64]"},
+      {"integer_weights", [](const std::string& d) { edit_header(d, [](auto& h) { h[kQ]["dtype"] = "I16"; }); },
+       "model.safetensors", "floating-point"},
+      {"missing_tensor", [](const std::string& d) { edit_header(d, [](auto& h) { h.erase("model.norm.weight"); }); },
+       "", "'model.norm.weight' required by config.json"},
+      {"missing_shard", [](const std::string& d) { remove_second_shard(d); },
+       "model.safetensors.index.json", "missing"},
+      {"index_invalid_json", [](const std::string& d) { test::write_file(d + "/model.safetensors.index.json", "{\"weight_map\": "); },
+       "model.safetensors.index.json", "invalid JSON"},
+      {"no_weights", [&](const std::string& d) { fs::remove(model(d)); }, "", "no model.safetensors"},
+      {"config_missing", [](const std::string& d) { fs::remove(d + "/config.json"); }, "config.json", "no such file"},
+      {"config_invalid_json", [](const std::string& d) { test::write_file(d + "/config.json", "{\"hidden_size\": 64,"); },
+       "config.json", "invalid JSON"},
+      {"config_missing_key", [](const std::string& d) { edit_config(d, [](auto& c) { c.erase("num_hidden_layers"); }); },
+       "config.json", "'num_hidden_layers'"},
+      {"config_unsupported_architecture", [](const std::string& d) { edit_config(d, [](auto& c) { c["architectures"] = {"GPT2LMHeadModel"}; }); },
+       "config.json", "supported: LlamaForCausalLM"},
+      {"config_wrong_type", [](const std::string& d) { edit_config(d, [](auto& c) { c["vocab_size"] = "300"; }); },
+       "config.json", "'vocab_size' has the wrong type"},
+  };
+}
+
+TEST(BadInput, InspectReportsEveryBrokenCheckpointInOneLine) {
+  for (const auto& c : broken_cases()) {
+    SCOPED_TRACE(c.name);
+    const bool sharded = c.name == "missing_shard";
+    const std::string dir = test::temp_dir(c.name);
+    auto made = test::run_qtune("init-model --arch llama --out " + dir + " --hidden 64 --layers 2 --heads 4 --vocab 300 --force" +
+                                (sharded ? " --max-shard-gb 0.00005" : ""));
+    ASSERT_EQ(made.exit_code, 0) << made.out;
+    c.damage(dir);
+    auto r = test::run_qtune("inspect " + dir);
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    ASSERT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one line expected: " << r.out;
+    EXPECT_NE(r.out.find(c.file.empty() ? dir : dir + "/" + c.file), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(c.problem), std::string::npos) << r.out;
+  }
+}
+
+TEST(BadInput, UsageErrorsExitTwo) {
+  EXPECT_EQ(test::run_qtune("").exit_code, 2);
+  EXPECT_EQ(test::run_qtune("inspect").exit_code, 2);
+  EXPECT_EQ(test::run_qtune("no-such-command").exit_code, 2);
+  EXPECT_EQ(test::run_qtune("inspect /nonexistent/qtune/model").exit_code, 2);
+  auto r = test::run_qtune("init-model --arch gpt2 --out " + test::temp_dir("x"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("llama, mistral, qwen2 or qwen3"), std::string::npos) << r.out;
+  EXPECT_EQ(test::run_qtune("init-model --arch llama --hidden 30 --heads 4 --out " + test::temp_dir("y")).exit_code, 2);
+  EXPECT_EQ(test::run_qtune("--help").exit_code, 0);
+}
+
+}  // namespace
+}  // namespace qtune

@@ -1,0 +1,106 @@
+// qtune inspect DIR: checks a model folder against its config and prints architecture, parameter
+// counts, dtypes and the memory of a 4-bit base (or the same as JSON with --json).
+// Depends on: trainer/commands.h, models/model_loader.h.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "models/model_loader.h"
+#include "trainer/commands.h"
+
+namespace qtune {
+namespace {
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  return fmt::format("{:.2f} {}", bytes, units[u]);
+}
+
+std::string grouped(int64_t n) {
+  std::string s = std::to_string(n), out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+std::string rope_text(const ModelConfig& c) {
+  const RopeScaling& r = c.rope_scaling;
+  std::string s = fmt::format("theta {}", c.rope_theta);
+  if (r.type == "linear") s += fmt::format(", linear scaling x{}", r.factor);
+  if (r.type == "llama3")
+    s += fmt::format(", llama3 scaling (factor {}, low {}, high {}, original context {})", r.factor, r.low_freq_factor,
+                     r.high_freq_factor, r.original_max_position_embeddings);
+  return s;
+}
+
+}  // namespace
+
+Command add_inspect_command(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand("inspect", "Check a model folder and print its architecture, sizes and dtypes");
+  sub->add_option("dir", *dir, "model folder (config.json + safetensors)")->required();
+  sub->add_flag("--json", *as_json, "print one JSON object instead of text");
+
+  return [dir, as_json]() {
+    CheckedCheckpoint m = check_checkpoint(*dir);
+    const ModelConfig& c = m.config;
+    const ParameterCounts p = count_parameters(c);
+    std::uint64_t file_bytes = 0;
+    for (const auto& f : m.checkpoint.files()) file_bytes += std::filesystem::file_size(f->path());
+    const double nf4_dq = four_bit_bytes(p, 64, true, 2), nf4 = four_bit_bytes(p, 64, false, 2);
+    const double bf16 = static_cast<double>(p.total()) * 2;
+
+    if (*as_json) {
+      nlohmann::ordered_json j;
+      j["architecture"] = c.hf_class_name();
+      j["layers"] = c.num_layers;
+      j["hidden_size"] = c.hidden_size;
+      j["intermediate_size"] = c.intermediate_size;
+      j["heads"] = c.num_heads;
+      j["kv_heads"] = c.num_kv_heads;
+      j["head_dim"] = c.head_dim;
+      j["vocab_size"] = c.vocab_size;
+      j["tie_word_embeddings"] = c.tie_word_embeddings;
+      j["parameters"] = {{"total", p.total()}, {"embedding", p.embedding}, {"lm_head", p.lm_head},
+                         {"decoder_projections", p.decoder_projections}, {"norms_and_biases", p.other}};
+      j["dtypes"] = m.parameters_by_dtype;
+      j["files"] = m.checkpoint.files().size();
+      j["file_bytes"] = file_bytes;
+      j["bytes_bf16"] = bf16;
+      j["bytes_nf4_double_quant"] = nf4_dq;
+      j["bytes_nf4"] = nf4;
+      j["unused_tensors"] = m.unused;
+      std::cout << j.dump(2) << "\n";
+      return 0;
+    }
+    std::string dtypes;
+    for (const auto& [name, n] : m.parameters_by_dtype) dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", name, grouped(n));
+    std::string attention = c.sliding_window ? fmt::format("sliding window {}", *c.sliding_window) : "full causal";
+    if (c.qkv_bias) attention += ", q/k/v bias";
+    if (c.o_bias) attention += ", o bias";
+    if (c.qk_norm) attention += ", q/k RMSNorm";
+    fmt::print("model       {} ({})\n", *dir, c.hf_class_name());
+    fmt::print("shape       {} layers, hidden {}, ffn {}, heads {} (kv {}, head_dim {}), vocab {}\n", c.num_layers,
+               c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size);
+    fmt::print("attention   {}; rope {}\n", attention, rope_text(c));
+    fmt::print("lm_head     {}\n", c.tie_word_embeddings ? "tied to the embeddings" : "separate");
+    fmt::print("parameters  {} total: embeddings {}, lm_head {}, decoder projections {}, norms/biases {}\n",
+               grouped(p.total()), grouped(p.embedding), grouped(p.lm_head), grouped(p.decoder_projections), grouped(p.other));
+    fmt::print("dtypes      {}\n", dtypes);
+    fmt::print("files       {} safetensors file(s), {}\n", m.checkpoint.files().size(), human_bytes(static_cast<double>(file_bytes)));
+    fmt::print("memory      bf16 {}; 4-bit NF4 + double quant {} ({:.3f} bytes/param); NF4 without double quant {}\n",
+               human_bytes(bf16), human_bytes(nf4_dq), nf4_dq / static_cast<double>(p.total()), human_bytes(nf4));
+    fmt::print("            (4-bit: decoder projections at 4 bits, block 64; embeddings, lm_head and norms in bf16)\n");
+    if (!m.unused.empty()) fmt::print("unused      {} tensor(s) not used by the model, e.g. {}\n", m.unused.size(), m.unused.front());
+    return 0;
+  };
+}
+
+}  // namespace qtune

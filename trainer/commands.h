@@ -1,0 +1,16 @@
+// The qtune subcommands: each registers its options on the CLI11 app and returns the function to run.
+// Depends on: CLI11.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace qtune {
+
+using Command = std::function<int()>;  // returns the exit status
+
+Command add_init_model_command(CLI::App& app);
+Command add_inspect_command(CLI::App& app);
+
+}  // namespace qtune
