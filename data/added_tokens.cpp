@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -28,6 +29,11 @@ AddedTokens::AddedTokens(const nlohmann::json& added_tokens, const std::string& 
     tokens_.push_back(std::move(token));
   }
   for (std::size_t i = 0; i < tokens_.size(); ++i) by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
+  for (int b = 0; b < 256; ++b) {
+    if (by_first_byte_[b].empty()) continue;
+    single_first_byte_ = single_first_byte_ == -1 ? b : -2;
+  }
+  if (single_first_byte_ < 0) single_first_byte_ = -1;
   for (auto& bucket : by_first_byte_)
     std::stable_sort(bucket.begin(), bucket.end(), [&](std::size_t a, std::size_t b) { return tokens_[a].content.size() > tokens_[b].content.size(); });
 }
@@ -55,6 +61,11 @@ std::vector<AddedTokens::Piece> AddedTokens::split(std::string_view text, bool i
   std::vector<Piece> pieces;
   std::size_t plain_begin = 0;
   for (std::size_t pos = 0; pos < text.size();) {
+    if (single_first_byte_ >= 0) {  // all tokens start alike (e.g. '<'): jump between candidates
+      const void* hit = std::memchr(text.data() + pos, single_first_byte_, text.size() - pos);
+      if (hit == nullptr) break;
+      pos = static_cast<std::size_t>(static_cast<const char*>(hit) - text.data());
+    }
     const AddedToken* token = tokens_.empty() ? nullptr : match_at(text, pos, include_special);
     if (token == nullptr) {
       ++pos;

@@ -46,6 +46,7 @@ class AddedTokens {
   std::vector<AddedToken> tokens_;
   std::unordered_map<int32_t, std::size_t> by_id_;
   std::vector<std::vector<std::size_t>> by_first_byte_;  // indices into tokens_, longest first
+  int single_first_byte_ = -1;  // the one byte every token starts with, or -1
 };
 
 }  // namespace qtune

@@ -25,15 +25,20 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& where) {
   if (vocab == model.end() || !vocab->is_object()) input_error("{}: model.vocab must be an object of token -> id", where);
 
   int32_t max_id = -1;
-  token_to_id_.reserve(vocab->size());
   for (const auto& [token, id] : vocab->items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
       input_error("{}: model.vocab['{}'] must be a non-negative integer id", where, token);
-    token_to_id_.emplace(token, id.get<int32_t>());
     max_id = std::max(max_id, id.get<int32_t>());
   }
   id_to_token_.assign(static_cast<std::size_t>(max_id + 1), std::string());
-  for (const auto& [token, id] : token_to_id_) id_to_token_[id] = token;
+  for (const auto& [token, id] : vocab->items()) {
+    std::string& slot = id_to_token_[id.get<int32_t>()];
+    if (!slot.empty()) input_error("{}: model.vocab gives id {} to both '{}' and '{}'", where, id.get<int32_t>(), slot, token);
+    slot = token;
+  }
+  token_to_id_.reserve(vocab->size());
+  for (std::size_t id = 0; id < id_to_token_.size(); ++id)
+    if (!id_to_token_[id].empty()) token_to_id_.emplace(id_to_token_[id], static_cast<int32_t>(id));
 
   const auto merges = model.find("merges");
   if (merges == model.end() || !merges->is_array()) input_error("{}: model.merges must be an array", where);
@@ -69,17 +74,16 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& where) {
 }
 
 int32_t BpeModel::token_to_id(std::string_view token) const {
-  auto it = token_to_id_.find(std::string(token));
+  auto it = token_to_id_.find(token);
   return it == token_to_id_.end() ? -1 : it->second;
 }
 
 void BpeModel::initial_symbols(std::string_view word, std::vector<int32_t>& symbols, std::vector<uint32_t>& starts) const {
-  std::string character;
   bool previous_unknown = false;
   for (std::size_t pos = 0; pos < word.size();) {
     std::size_t length = utf8::valid_sequence_length(word, pos);
     if (length == 0) length = 1;  // cannot happen for validated text; keep going byte by byte
-    character.assign(word.substr(pos, length));
+    const std::string_view character = word.substr(pos, length);
     const auto start = static_cast<uint32_t>(pos);
     pos += length;
     int32_t id = token_to_id(character);

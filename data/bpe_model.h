@@ -16,6 +16,8 @@ class BpeModel {
  public:
   // `model` is tokenizer.json's "model" object; `where` names the file for errors.
   BpeModel(const nlohmann::json& model, const std::string& where);
+  BpeModel(const BpeModel&) = delete;  // token_to_id_ points into id_to_token_
+  BpeModel& operator=(const BpeModel&) = delete;
 
   // Appends the ids of one pre-tokenized word (a UTF-8 string) to `ids`, and to `starts` the byte
   // offset in `word` where each token begins.
@@ -39,7 +41,8 @@ class BpeModel {
   void initial_symbols(std::string_view word, std::vector<int32_t>& symbols, std::vector<uint32_t>& starts) const;
   void merge_all(std::vector<int32_t>& symbols, std::vector<uint32_t>& starts) const;
 
-  std::unordered_map<std::string, int32_t> token_to_id_;
+  // Views into id_to_token_'s strings, which never move after loading (so lookups need no allocation).
+  std::unordered_map<std::string_view, int32_t> token_to_id_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<uint64_t, Merge> merges_;
   int32_t unk_id_ = -1;

@@ -82,10 +82,22 @@ HfPreTokenizer regex_split(std::shared_ptr<Regex> regex, SplitBehavior behavior,
 void to_byte_level(std::vector<AlignedText>& pieces) {
   const auto& table = utf8::byte_to_char();
   for (auto& piece : pieces) {
-    AlignedText mapped = piece.empty_like();
-    mapped.text.reserve(piece.text.size() * 2);
-    for (std::size_t i = 0; i < piece.text.size(); ++i) mapped.append(table[static_cast<unsigned char>(piece.text[i])], piece.origin_at(i));
-    piece = std::move(mapped);
+    if (piece.tracking) {
+      AlignedText mapped = piece.empty_like();
+      for (std::size_t i = 0; i < piece.text.size(); ++i) mapped.append(table[static_cast<unsigned char>(piece.text[i])], piece.origin_at(i));
+      piece = std::move(mapped);
+      continue;
+    }
+    // Hot path of every byte-level tokenizer: each character is 1 or 2 bytes, written in place.
+    std::string mapped(piece.text.size() * 2, '\0');
+    std::size_t n = 0;
+    for (unsigned char b : piece.text) {
+      const std::string& c = table[b];
+      mapped[n++] = c[0];
+      if (c.size() == 2) mapped[n++] = c[1];
+    }
+    mapped.resize(n);
+    piece.text = std::move(mapped);
   }
 }
 

@@ -275,6 +275,44 @@ TEST_P(TokenizerParity, IdsMatchTransformersJs) {
   EXPECT_GE(compared, 500);
 }
 
+// decode(encode(x)) == x for random UTF-8: code points from every plane, combining marks, whitespace
+// and control characters, and fragments of special tokens.
+TEST(TokenizerRoundTrip, RandomUtf8ComesBackUnchanged) {
+  for (const char* name : {"llama3", "llama2"}) {
+    auto ref = load_reference(name);
+    if (!ref) {
+      if (test::reference_required()) FAIL() << "reference package for " << name << " missing";
+      GTEST_SKIP() << "reference package not installed";
+    }
+    auto tok = load_hf_tokenizer(ref->tokenizer_json);
+    uint64_t state = 12345;
+    auto next = [&] {  // xorshift64: a fixed, portable sequence
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      return state;
+    };
+    const char* fragments[] = {"<|", "|>", "<s>", "</s", "<|eot_id|>", "  ", "\n\n", "\t", "\r\n"};
+    for (int i = 0; i < 2000; ++i) {
+      std::string text;
+      const int length = static_cast<int>(next() % 40);
+      for (int k = 0; k < length; ++k) {
+        const uint64_t kind = next() % 10;
+        char32_t cp;
+        if (kind < 3) cp = 0x20 + next() % 0x5F;            // ASCII
+        else if (kind < 5) cp = 0x80 + next() % 0x780;      // Latin, Greek, Cyrillic, combining marks
+        else if (kind < 7) cp = 0x800 + next() % 0xD000;    // BMP incl. CJK (below the surrogates)
+        else if (kind < 8) cp = 0x10000 + next() % 0x10000; // emoji plane
+        else if (kind < 9) cp = next() % 0x20;              // control characters
+        else {
+          text += fragments[next() % (sizeof fragments / sizeof *fragments)];
+          continue;
+        }
+        utf8::append(text, cp);
+      }
+      ASSERT_EQ(tok->decode(tok->encode(text, false)), text) << name << " " << json(text).dump();
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(RealFiles, TokenizerParity, ::testing::Values("llama3", "qwen3", "llama2", "qwen2_5", "gemma"));
 
 }  // namespace

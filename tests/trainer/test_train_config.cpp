@@ -1,0 +1,80 @@
+// The YAML config: YAML 1.2 scalar typing, defaults, key=value overrides, paths relative to the config
+// file, and one-line errors naming the file and key. Depends on: trainer/train_config.h, tests/support.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "tests/support/files.h"
+#include "trainer/train_config.h"
+
+namespace qtune {
+namespace {
+
+std::string write_config(const std::string& body) {
+  const std::string dir = test::temp_dir("config");
+  test::write_file(dir + "/config.yaml", body);
+  return dir + "/config.yaml";
+}
+
+const char* kMinimal = "base_model: models/tiny\ndatasets:\n  - path: data/train.jsonl\n    type: alpaca\n";
+
+TEST(TrainConfig, ReadsTypedValuesAndResolvesPathsAgainstTheConfigFolder) {
+  const std::string path = write_config(std::string(kMinimal) +
+                                        "learning_rate: 1e-4\nlora_r: 8\nsample_packing: true\nchat_template: chatml\n"
+                                        "lora_target_modules: [q_proj, v_proj]\noutput_dir: '123'\n");
+  TrainConfig c = TrainConfig::load(path);
+  const std::string dir = path.substr(0, path.rfind('/'));
+  EXPECT_EQ(c.base_model, dir + "/models/tiny");
+  EXPECT_EQ(c.datasets.at(0).path, dir + "/data/train.jsonl");
+  EXPECT_EQ(c.datasets.at(0).type, DatasetType::alpaca);
+  EXPECT_DOUBLE_EQ(c.learning_rate, 1e-4);
+  EXPECT_EQ(c.lora_r, 8);
+  EXPECT_TRUE(c.sample_packing);
+  EXPECT_EQ(c.chat_template, "chatml");
+  EXPECT_EQ(c.lora_target_modules, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(c.output_dir, dir + "/123");  // a quoted number stays a string
+  EXPECT_EQ(c.micro_batch_size, 1);       // defaults
+  EXPECT_EQ(c.train_on_eos, "turn");
+  EXPECT_EQ(c.data_config().cache_dir, dir + "/123/prepared");
+}
+
+TEST(TrainConfig, OverridesUseYamlSyntax) {
+  TrainConfig c = TrainConfig::load(write_config(kMinimal), {"lora_r=32", "train_on_inputs=true", "seed=7", "val_set_size=0.05"});
+  EXPECT_EQ(c.lora_r, 32);
+  EXPECT_TRUE(c.train_on_inputs);
+  EXPECT_EQ(c.seed, 7);
+  EXPECT_DOUBLE_EQ(c.val_set_size, 0.05);
+  EXPECT_THROW(TrainConfig::load(write_config(kMinimal), {"lora_r"}), InputError);
+  EXPECT_THROW(TrainConfig::load(write_config(kMinimal), {"lora_r=abc"}), InputError);
+}
+
+TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
+  struct Case {
+    std::string body, message;
+  };
+  const std::vector<Case> cases = {
+      {std::string(kMinimal) + "num_epoch: 3\n", "unknown key 'num_epoch' (did you mean 'num_epochs'?)"},
+      {std::string(kMinimal) + "micro_batch_size: 0\n", "key 'micro_batch_size' must be at least 1"},
+      {std::string(kMinimal) + "bf16: maybe\n", "key 'bf16' must be true or false"},
+      {std::string(kMinimal) + "lr_scheduler: cosin\n", "did you mean 'cosine'"},
+      {std::string(kMinimal) + "train_on_eos: first\n", "train_on_eos must be turn, last, all or none"},
+      {"datasets:\n  - path: a.jsonl\n    type: alpaca\n", "key 'base_model' is required"},
+      {"base_model: m\n", "key 'datasets' is required"},
+      {"base_model: m\ndatasets:\n  - path: a.jsonl\n    type: alpacca\n", "alpaca"},
+      {"base_model: [unclosed\n", "invalid YAML"},
+      {"- just\n- a list\n", "expected a mapping"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = write_config(c.body);
+    try {
+      TrainConfig::load(path);
+      ADD_FAILURE() << "accepted: " << c.body;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(TrainConfig::load("/nonexistent/config.yaml"), InputError);
+}
+
+}  // namespace
+}  // namespace qtune
