@@ -213,10 +213,12 @@ std::optional<Reference> load_reference(const std::string& name) {
   return ref;
 }
 
-// JavaScript's \s lacks U+0085 (NEL) that Rust's tokenizers library (Oniguruma: Unicode White_Space)
-// and PCRE2 include, so transformers.js splits such text differently from the tokenizer these models
-// were trained with. qtune follows the Rust library; these strings are the known, expected difference.
-bool js_whitespace_differs(const std::string& text) { return text.find("\xC2\x85") != std::string::npos; }
+// JavaScript's \s lacks U+0085 (NEL) and has U+FEFF, unlike Rust's tokenizers library (Oniguruma:
+// Unicode White_Space) and PCRE2, so transformers.js splits such text differently from the tokenizer
+// these models were trained with. qtune follows the Rust library; these are the known differences.
+bool js_whitespace_differs(const std::string& text) {
+  return text.find("\xC2\x85") != std::string::npos || text.find("\xEF\xBB\xBF") != std::string::npos;
+}
 
 // The raw bytes a byte-level vocabulary entry stands for (a token may hold part of a character).
 std::string byte_level_bytes(const std::string& token) {
