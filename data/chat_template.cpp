@@ -53,6 +53,16 @@ struct Segments {
   void end_of_turn(std::string text, int message) { add(std::move(text), SegmentKind::EndOfTurn, message); }
 };
 
+// Qwen's tool results: consecutive tool messages share one user turn of <tool_response> blocks.
+void add_tool_response(Segments& s, const std::vector<Message>& messages, std::size_t i) {
+  const int m = static_cast<int>(i);
+  if (i == 0 || messages[i - 1].role != "tool") s.scaffold("<|im_start|>user");
+  s.scaffold("\n<tool_response>\n", m);
+  s.content(messages[i].content, m);
+  s.scaffold("\n</tool_response>", m);
+  if (i + 1 == messages.size() || messages[i + 1].role != "tool") s.scaffold("<|im_end|>\n");
+}
+
 // Templates written for strict user/assistant alternation after an optional leading system message.
 int check_alternating(const std::vector<Message>& messages, const std::string& name) {
   int first = !messages.empty() && messages[0].role == "system" ? 1 : 0;
@@ -109,11 +119,7 @@ class ChatmlTemplate final : public TemplateBase {
     for (std::size_t i = 0; i < messages.size(); ++i) {
       const int m = static_cast<int>(i);
       if (qwen_tools_ && messages[i].role == "tool") {
-        if (i == 0 || messages[i - 1].role != "tool") s.scaffold("<|im_start|>user");
-        s.scaffold("\n<tool_response>\n", m);
-        s.content(messages[i].content, m);
-        s.scaffold("\n</tool_response>", m);
-        if (i + 1 == messages.size() || messages[i + 1].role != "tool") s.scaffold("<|im_end|>\n");
+        add_tool_response(s, messages, i);
         continue;
       }
       s.scaffold("<|im_start|>" + messages[i].role + "\n", m);
@@ -181,11 +187,7 @@ class Qwen3Template final : public TemplateBase {
         s.end_of_turn("<|im_end|>", m);
         s.scaffold("\n", m);
       } else if (msg.role == "tool") {
-        if (i == 0 || messages[i - 1].role != "tool") s.scaffold("<|im_start|>user");
-        s.scaffold("\n<tool_response>\n", m);
-        s.content(msg.content, m);
-        s.scaffold("\n</tool_response>", m);
-        if (i + 1 == n || messages[i + 1].role != "tool") s.scaffold("<|im_end|>\n");
+        add_tool_response(s, messages, i);
       }
     }
     if (add_generation_prompt) s.scaffold("<|im_start|>assistant\n");

@@ -239,6 +239,21 @@ const CONVERSATIONS = [
     ],
   },
   { name: "empty_contents", agp: [true, false], messages: [U(""), A(""), U("now say something")] },
+  {
+    name: "tool_results",
+    agp: [true, false],
+    messages: [
+      U("Weather in Paris and Rome?"), A("Let me look both up."),
+      { role: "tool", content: "{\"city\": \"Paris\", \"temp\": 18}" },
+      { role: "tool", content: "{\"city\": \"Rome\", \"temp\": 24}" },
+      A("Paris is 18 degrees, Rome 24."), U("Thanks!"),
+    ],
+  },
+  {
+    name: "reasoning_content_field",
+    agp: [false],
+    messages: [U("Is 7 prime?"), { role: "assistant", content: "Yes.", reasoning_content: "\nCheck divisors 2..2: none.\n" }],
+  },
   { name: "special_tokens_in_content", agp: [false], messages: [U("Is <|eot_id|> or </s> or <|im_end|> special?"), A("They are just text here: <s> <bos>.")] },
   { name: "two_users_in_a_row", agp: [true], messages: [U("First message."), U("Second message without an answer between.")] },
   { name: "assistant_first", agp: [false], messages: [A("I speak first."), U("Okay.")] },
