@@ -1,0 +1,171 @@
+// CPU blockwise 4-bit quantization, threaded over blocks. Depends on: kernels/blockwise_quant.h,
+// core/error.h, ATen's parallel_for.
+#include "kernels/blockwise_quant.h"
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace qtune {
+namespace {
+
+// Blocks handled per parallel task: enough work to amortize the scheduling.
+int64_t grain(int64_t blocksize) { return std::max<int64_t>(1, 16384 / blocksize); }
+
+template <typename T>
+void quantize_blocks(const T* w, int64_t n, QuantType type, int64_t blocksize, uint8_t* packed, float* absmax, std::atomic<bool>& finite) {
+  const int64_t blocks = (n + blocksize - 1) / blocksize;
+  at::parallel_for(0, blocks, grain(blocksize), [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * blocksize, end = std::min(n, begin + blocksize);
+      float max = 0;
+      for (int64_t i = begin; i < end; ++i) {
+        const float v = static_cast<float>(w[i]);
+        if (!std::isfinite(v)) finite = false;
+        max = std::max(max, std::fabs(v));
+      }
+      absmax[b] = max;
+      const float scale = 1.0f / max;  // infinity for an all-zero block: codes become those of NaN
+      // Pairs (2j, 2j+1); a missing last element is quantized as 0, as bitsandbytes pads it.
+      for (int64_t i = begin; i < end; i += 2) {
+        const float a = static_cast<float>(w[i]) * scale;
+        const float c = i + 1 < end ? static_cast<float>(w[i + 1]) * scale : 0.0f * scale;
+        const uint8_t hi = type == QuantType::NF4 ? quantize_nf4(a) : quantize_fp4(a);
+        const uint8_t lo = type == QuantType::NF4 ? quantize_nf4(c) : quantize_fp4(c);
+        packed[i / 2] = static_cast<uint8_t>((hi << 4) | lo);
+      }
+    }
+  });
+}
+
+template <typename T>
+void dequantize_blocks(const uint8_t* packed, const float* absmax, const float* values, int64_t n, int64_t blocksize, T* out) {
+  const int64_t blocks = (n + blocksize - 1) / blocksize;
+  at::parallel_for(0, blocks, grain(blocksize), [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * blocksize, end = std::min(n, begin + blocksize);
+      const float scale = absmax[b];
+      for (int64_t i = begin; i < end; ++i) {
+        const uint8_t byte = packed[i / 2];
+        const uint8_t code = (i % 2 == 0) ? (byte >> 4) : (byte & 0x0F);
+        out[i] = static_cast<T>(values[code] * scale);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+int64_t Quantized4bit::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t Quantized4bit::storage_bytes() const {
+  int64_t bytes = packed.numel() + scales.absmax.numel() * static_cast<int64_t>(scales.absmax.element_size()) + code_map.numel() * 4;
+  if (scales.nested) bytes += scales.nested_absmax.numel() * 4 + scales.nested_map.numel() * 4;
+  return bytes;
+}
+
+void check_blocksize(int64_t blocksize, const std::string& where) {
+  if (blocksize < 32 || blocksize > 4096 || (blocksize & (blocksize - 1)) != 0)
+    input_error("{}: blocksize {} must be a power of two from 32 to 4096 (64 is the QLoRA default)", where, blocksize);
+}
+
+const char* quant_type_name(QuantType type) { return type == QuantType::NF4 ? "nf4" : "fp4"; }
+
+QuantType parse_quant_type(const std::string& name, const std::string& where) {
+  if (name == "nf4") return QuantType::NF4;
+  if (name == "fp4") return QuantType::FP4;
+  input_error("{}: quant type '{}' is unknown; use nf4 or fp4", where, name);
+}
+
+void quantize_blockwise_8bit(const at::Tensor& values, const at::Tensor& map, int64_t blocksize, at::Tensor& codes, at::Tensor& absmax) {
+  TORCH_CHECK(values.scalar_type() == at::kFloat && values.is_contiguous() && values.dim() == 1, "quantize_blockwise_8bit: float32 [n]");
+  TORCH_CHECK(map.scalar_type() == at::kFloat && map.numel() == 256, "quantize_blockwise_8bit: map must be float32 [256]");
+  const int64_t n = values.numel(), blocks = (n + blocksize - 1) / blocksize;
+  codes = at::empty({n}, at::kByte);
+  absmax = at::empty({blocks}, at::kFloat);
+  const float* v = values.data_ptr<float>();
+  const float* m = map.contiguous().data_ptr<float>();
+  uint8_t* q = codes.data_ptr<uint8_t>();
+  float* a = absmax.data_ptr<float>();
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t begin = b * blocksize, end = std::min(n, begin + blocksize);
+      float max = 0;
+      for (int64_t i = begin; i < end; ++i) max = std::max(max, std::fabs(v[i]));
+      a[b] = max;
+      const float scale = 1.0f / max;
+      for (int64_t i = begin; i < end; ++i) q[i] = quantize_to_map(v[i] * scale, m);
+    }
+  });
+}
+
+at::Tensor dequantize_blockwise_8bit(const at::Tensor& codes, const at::Tensor& absmax, const at::Tensor& map, int64_t blocksize) {
+  const int64_t n = codes.numel();
+  at::Tensor out = at::empty({n}, at::kFloat);
+  const uint8_t* q = codes.contiguous().data_ptr<uint8_t>();
+  const float* a = absmax.contiguous().data_ptr<float>();
+  const float* m = map.contiguous().data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) o[i] = m[q[i]] * a[i / blocksize];
+  return out;
+}
+
+Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where) {
+  check_blocksize(blocksize, where);
+  TORCH_CHECK(weight.device().is_cpu(), "quantize_4bit: the CPU implementation needs a CPU tensor");
+  const at::Tensor w = weight.contiguous();
+  Quantized4bit q;
+  q.type = type;
+  q.blocksize = blocksize;
+  q.shape = weight.sizes().vec();
+  q.dtype = weight.scalar_type();
+  q.code_map = at::from_blob(const_cast<float*>(code_values(type).data()), {16}, at::kFloat).clone();
+  const int64_t n = w.numel();
+  q.packed = at::empty({(n + 1) / 2}, at::kByte);
+  at::Tensor absmax = at::empty({(n + blocksize - 1) / blocksize}, at::kFloat);
+  std::atomic<bool> finite{true};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, w.scalar_type(), "quantize_4bit", [&] {
+    quantize_blocks<scalar_t>(w.data_ptr<scalar_t>(), n, type, blocksize, q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), finite);
+  });
+  if (!finite) input_error("{}: holds NaN or infinite values; the checkpoint is corrupt (re-download or re-export it)", where);
+  if (!double_quant) {
+    q.scales.absmax = absmax;
+    return q;
+  }
+  // The absmax, centred on its mean, in 8 bits per block of 256. The mean is summed in double so that
+  // it does not depend on a reduction order (any offset is valid: it is stored with the weight).
+  q.scales.nested = true;
+  q.scales.offset = static_cast<float>(absmax.sum(at::kDouble).item<double>() / static_cast<double>(absmax.numel()));
+  q.scales.nested_map = dynamic_map_signed().clone();
+  quantize_blockwise_8bit(absmax - q.scales.offset, q.scales.nested_map, q.scales.nested_blocksize, q.scales.absmax, q.scales.nested_absmax);
+  return q;
+}
+
+at::Tensor dequantize_absmax(const QuantizedAbsmax& scales) {
+  if (!scales.nested) return scales.absmax;
+  return dequantize_blockwise_8bit(scales.absmax, scales.nested_absmax, scales.nested_map, scales.nested_blocksize) + scales.offset;
+}
+
+at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType> dtype) {
+  const at::ScalarType out_type = dtype.value_or(q.dtype);
+  const int64_t n = q.numel();
+  TORCH_CHECK(q.packed.numel() == (n + 1) / 2, "dequantize_4bit: packed size does not match the shape");
+  at::Tensor absmax = dequantize_absmax(q.scales).contiguous();
+  TORCH_CHECK(absmax.numel() == q.blocks(), "dequantize_4bit: absmax count does not match the shape");
+  at::Tensor out = at::empty({n}, at::TensorOptions().dtype(out_type));
+  const at::Tensor packed = q.packed.contiguous(), values = q.code_map.to(at::kFloat).contiguous();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out_type, "dequantize_4bit", [&] {
+    dequantize_blocks<scalar_t>(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), values.data_ptr<float>(), n, q.blocksize,
+                                out.data_ptr<scalar_t>());
+  });
+  return out.view(q.shape);
+}
+
+}  // namespace qtune
