@@ -106,8 +106,14 @@ void quantize_blockwise_8bit(const at::Tensor& values, const at::Tensor& map, in
   });
 }
 
+// Each block's scale repeated over its elements: [n].
+static at::Tensor per_element(const at::Tensor& absmax, int64_t blocksize, int64_t n) {
+  return absmax.repeat_interleave(blocksize).slice(0, 0, n);
+}
+
 at::Tensor dequantize_blockwise_8bit(const at::Tensor& codes, const at::Tensor& absmax, const at::Tensor& map, int64_t blocksize) {
   const int64_t n = codes.numel();
+  if (!codes.is_cpu()) return map.index_select(0, codes.to(at::kLong)) * per_element(absmax, blocksize, n);
   at::Tensor out = at::empty({n}, at::kFloat);
   const uint8_t* q = codes.contiguous().data_ptr<uint8_t>();
   const float* a = absmax.contiguous().data_ptr<float>();
@@ -153,8 +159,23 @@ at::Tensor dequantize_absmax(const QuantizedAbsmax& scales) {
   return dequantize_blockwise_8bit(scales.absmax, scales.nested_absmax, scales.nested_map, scales.nested_blocksize) + scales.offset;
 }
 
+at::Tensor dequantize_4bit_aten(const Quantized4bit& q, at::ScalarType dtype) {
+  const int64_t n = q.numel();
+  const at::Tensor codes = at::stack({q.packed.__rshift__(4), q.packed.bitwise_and(15)}, 1).view({-1}).slice(0, 0, n).to(at::kLong);
+  const at::Tensor values = q.code_map.to(q.packed.device(), at::kFloat).index_select(0, codes);
+  return (values * per_element(dequantize_absmax(q.scales), q.blocksize, n)).to(dtype).view(q.shape);
+}
+
+Quantized4bit to_device(const Quantized4bit& q, const at::Device& device) {
+  Quantized4bit out = q;
+  for (at::Tensor* t : {&out.packed, &out.code_map, &out.scales.absmax, &out.scales.nested_absmax, &out.scales.nested_map})
+    if (t->defined()) *t = t->to(device);
+  return out;
+}
+
 at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType> dtype) {
   const at::ScalarType out_type = dtype.value_or(q.dtype);
+  if (!q.packed.is_cpu()) return dequantize_4bit_aten(q, out_type);
   const int64_t n = q.numel();
   TORCH_CHECK(q.packed.numel() == (n + 1) / 2, "dequantize_4bit: packed size does not match the shape");
   at::Tensor absmax = dequantize_absmax(q.scales).contiguous();

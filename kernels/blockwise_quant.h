@@ -52,8 +52,14 @@ Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t bl
 // The per-block absmax as float32 (undoing double quantization).
 at::Tensor dequantize_absmax(const QuantizedAbsmax& scales);
 
-// The weight in `dtype` (default: the original dtype), shaped as the original.
+// The weight in `dtype` (default: the original dtype), shaped as the original, on q.packed's device:
+// a threaded loop on CPU, ATen ops elsewhere (until the CUDA kernels land).
 at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType> dtype = c10::nullopt);
+// The same with ATen ops only (any device); bit-identical to the CPU loop.
+at::Tensor dequantize_4bit_aten(const Quantized4bit& q, at::ScalarType dtype);
+
+// q with every tensor moved to `device`.
+Quantized4bit to_device(const Quantized4bit& q, const at::Device& device);
 
 // 8-bit blockwise quantization against a sorted 256-value map (used for the nested absmax).
 void quantize_blockwise_8bit(const at::Tensor& values /* float32 [n] */, const at::Tensor& map, int64_t blocksize, at::Tensor& codes,

@@ -1,0 +1,31 @@
+// QuantizedWeight: a frozen [out, in] projection stored in 4 bits (NF4/FP4, bitsandbytes layout), used
+// through the FrozenWeight interface, and Linear4bitFunction, its autograd function.
+// Depends on: models/frozen_linear.h, kernels/blockwise_quant.h.
+//
+// Forward:  y = x · deq(W)ᵀ                     x [..., in], deq(W) [out, in] in x's dtype
+// Backward: grad_x = grad_y · deq(W)            no gradient for W (it is frozen)
+// The autograd graph keeps only the packed codes and the scales; deq(W) is rebuilt in backward.
+#pragma once
+
+#include "core/torch.h"
+#include "kernels/blockwise_quant.h"
+#include "models/frozen_linear.h"
+
+namespace qtune {
+
+class QuantizedWeight final : public FrozenWeight {
+ public:
+  explicit QuantizedWeight(Quantized4bit q);  // q.shape = [out, in]
+  int64_t in_features() const override { return q_.shape[1]; }
+  int64_t out_features() const override { return q_.shape[0]; }
+  torch::Tensor matmul(const torch::Tensor& x) const override;
+  torch::Tensor dequantize() const override { return dequantize_4bit(q_); }
+  std::string format() const override;  // "nf4", "fp4", "nf4-dq" (double-quantized absmax)
+  int64_t storage_bytes() const override { return q_.storage_bytes(); }
+  const Quantized4bit& quantized() const { return q_; }
+
+ private:
+  Quantized4bit q_;
+};
+
+}  // namespace qtune
