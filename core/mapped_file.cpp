@@ -41,6 +41,12 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
 MappedFile::MappedFile(std::string path, std::uint8_t* data, std::size_t size)
     : path_(std::move(path)), data_(data), size_(size) {}
 
+void MappedFile::release(std::size_t offset, std::size_t length) const {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t begin = (offset + page - 1) / page * page, end = std::min(size_, offset + length) / page * page;
+  if (data_ != nullptr && end > begin) ::madvise(data_ + begin, end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(data_, size_);
 }

@@ -21,6 +21,9 @@ class MappedFile {
   const std::string& path() const { return path_; }
   std::size_t size() const { return size_; }
   std::uint8_t* data() const { return data_; }
+  // Drops the pages fully inside [offset, offset + length) from memory (they are read again from the
+  // file if touched): keeps host RSS low while a large checkpoint is converted tensor by tensor.
+  void release(std::size_t offset, std::size_t length) const;
 
  private:
   MappedFile(std::string path, std::uint8_t* data, std::size_t size);

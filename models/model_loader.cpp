@@ -2,9 +2,12 @@
 // memory holds the model in its compute dtype plus one tensor. Depends on: models/model_loader.h.
 #include "models/model_loader.h"
 
+#include <filesystem>
 #include <set>
 
 #include "core/error.h"
+#include "core/json_file.h"
+#include "models/linear4bit.h"
 
 namespace qtune {
 namespace {
@@ -23,10 +26,18 @@ at::ScalarType parse_dtype(const std::string& name, const std::string& where) {
 }
 
 CheckedCheckpoint check_checkpoint(const std::string& dir) {
-  CheckedCheckpoint out{ModelConfig::load(dir), Checkpoint::open(dir), {}, {}, {}};
+  CheckedCheckpoint out{ModelConfig::load(dir), Checkpoint::open(dir), {}, {}, {}, {}};
+  const std::string config_path = (std::filesystem::path(dir) / "config.json").string();
+  out.bnb = read_bnb_config(read_json_file(config_path), config_path);
   out.specs = hf_weight_specs(out.config);
   std::set<std::string> used;
   for (const auto& spec : out.specs) {
+    if (out.bnb && spec.decoder_projection) {
+      Quantized4bit q = read_bnb_weight(out.checkpoint, spec.name, spec.shape);  // validates every field
+      out.parameters_by_dtype[quant_type_name(q.type)] += q.numel();
+      used.insert(spec.name);
+      continue;
+    }
     if (!out.checkpoint.contains(spec.name))
       input_error("{}: tensor '{}' required by config.json ({}) is missing from the safetensors files", dir, spec.name,
                   out.config.hf_class_name());
@@ -41,7 +52,7 @@ CheckedCheckpoint check_checkpoint(const std::string& dir) {
     used.insert(spec.name);
   }
   for (const auto& name : out.checkpoint.names())
-    if (!used.count(name)) out.unused.push_back(name);
+    if (!used.count(name) && !(out.bnb && is_bnb_aux_tensor(name))) out.unused.push_back(name);
   return out;
 }
 
@@ -49,10 +60,21 @@ CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options) {
   CheckedCheckpoint checked = check_checkpoint(dir);
   ModelWeights weights;
   for (const auto& spec : checked.specs) {
+    const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
+    if (spec.decoder_projection && (checked.bnb || options.quantize)) {
+      // Pre-quantized: the stored codes (zero-copy views on CPU). Otherwise quantized from the mapping,
+      // whose pages are dropped right after, so the 16-bit model is never resident as a whole.
+      Quantized4bit q = checked.bnb ? read_bnb_weight(checked.checkpoint, spec.name, spec.shape)
+                                    : quantize_4bit(checked.checkpoint.view(spec.name), options.quantize->type, options.quantize->blocksize,
+                                                    options.quantize->double_quant, checked.checkpoint.file_of(spec.name) + ": tensor '" + spec.name + "'");
+      if (!checked.bnb || !options.device.is_cpu()) checked.checkpoint.release(spec.name);
+      weights.projections[module] = std::make_shared<QuantizedWeight>(to_device(q, options.device));
+      continue;
+    }
     torch::Tensor t = checked.checkpoint.view(spec.name).to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
+    checked.checkpoint.release(spec.name);
     const bool projection = spec.decoder_projection || spec.name == "lm_head.weight";
     if (projection) {
-      const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
       weights.projections[module] = std::make_shared<DenseWeight>(t);
     } else {
       weights.tensors[spec.name] = t;

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/blockwise_quant.h"
 #include "models/architecture.h"
+#include "models/bnb_format.h"
 #include "models/model_config.h"
 #include "models/safetensors.h"
 #include "models/transformer.h"
@@ -22,14 +24,25 @@ struct CheckedCheckpoint {
   std::vector<WeightSpec> specs;
   std::map<std::string, int64_t> parameters_by_dtype;  // "bf16" -> count
   std::vector<std::string> unused;                     // tensors in the files the model does not use
+  std::optional<BnbConfig> bnb;                        // set for a pre-quantized bitsandbytes 4-bit checkpoint
 };
 
 // InputError naming the file and tensor on a missing tensor, a wrong shape or a non-float dtype.
 CheckedCheckpoint check_checkpoint(const std::string& dir);
 
+// Load-time 4-bit quantization of the decoder projections (config: load_in_4bit, bnb_4bit_*).
+struct QuantizeOptions {
+  QuantType type = QuantType::NF4;
+  int64_t blocksize = 64;
+  bool double_quant = true;
+};
+
 struct LoadOptions {
   at::ScalarType dtype = at::kFloat;  // compute dtype: f32 or bf16 (f16 also works)
   torch::Device device = torch::kCPU;
+  // Quantize the decoder projections while loading (tensor by tensor from the mapped files, so host
+  // memory peaks at the quantized model plus one tensor). A pre-quantized checkpoint loads as it is.
+  std::optional<QuantizeOptions> quantize;
 };
 
 CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options = {});

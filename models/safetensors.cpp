@@ -237,6 +237,8 @@ torch::Tensor Checkpoint::view(const std::string& name) const {
   return files_[location_.at(name)]->view(i);
 }
 
+void Checkpoint::release(const std::string& name) const { files_[location_.at(name)]->release(info(name)); }
+
 const std::string& Checkpoint::file_of(const std::string& name) const {
   info(name);
   return files_[location_.at(name)]->path();

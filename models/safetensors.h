@@ -41,6 +41,8 @@ class SafetensorsFile {
   // A CPU tensor over the mapped bytes (copied only if misaligned for its dtype); it keeps the mapping alive.
   torch::Tensor view(const TensorInfo& info) const;
   torch::Tensor view(const std::string& name) const;
+  // Drops the tensor's pages from memory once it has been converted (see MappedFile::release).
+  void release(const TensorInfo& info) const { file_->release(info.begin, info.bytes()); }
 
  private:
   std::shared_ptr<MappedFile> file_;
@@ -59,6 +61,7 @@ class Checkpoint {
   bool contains(const std::string& name) const { return location_.count(name) > 0; }
   const TensorInfo& info(const std::string& name) const;  // InputError naming the checkpoint if missing
   torch::Tensor view(const std::string& name) const;
+  void release(const std::string& name) const;
   const std::string& file_of(const std::string& name) const;
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
 

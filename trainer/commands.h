@@ -13,6 +13,7 @@ using Command = std::function<int()>;  // returns the exit status
 Command add_init_model_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
+Command add_quantize_command(CLI::App& app);
 Command add_validate_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
 

@@ -1,0 +1,87 @@
+// Quantizing a checkpoint: projections are quantized one by one from the mapped files (pages dropped
+// after each), kept packed in memory, then everything is streamed out. Depends on: models/quantize_model.h.
+#include "models/quantize_model.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace qtune {
+
+QuantizeModelReport write_quantized_model(const QuantizeModelOptions& o) {
+  namespace fs = std::filesystem;
+  if (fs::exists(o.out_dir) && fs::equivalent(o.out_dir, o.model_dir)) input_error("{}: --out must differ from --model", o.out_dir);
+  CheckedCheckpoint checked = check_checkpoint(o.model_dir);
+  std::error_code ec;
+  fs::create_directories(o.out_dir, ec);
+  if (ec) input_error("{}: cannot create the output folder ({})", o.out_dir, ec.message());
+  if (!o.force && (fs::exists(fs::path(o.out_dir) / "config.json") || fs::exists(fs::path(o.out_dir) / "model.safetensors") ||
+                   fs::exists(fs::path(o.out_dir) / "model.safetensors.index.json")))
+    input_error("{}: already holds a model; choose another --out or pass --force to overwrite it", o.out_dir);
+
+  // Phase 1: the 4-bit projections (already 4-bit ones are taken as stored).
+  BnbConfig bnb = checked.bnb.value_or(BnbConfig{true, o.quantize.type, o.quantize.double_quant, o.compute_dtype});
+  std::map<std::string, Quantized4bit> quantized;
+  for (const auto& spec : checked.specs) {
+    if (!spec.decoder_projection) continue;
+    if (checked.bnb) {
+      quantized.emplace(spec.name, read_bnb_weight(checked.checkpoint, spec.name, spec.shape));
+    } else {
+      quantized.emplace(spec.name, quantize_4bit(checked.checkpoint.view(spec.name), o.quantize.type, o.quantize.blocksize, o.quantize.double_quant,
+                                                 checked.checkpoint.file_of(spec.name) + ": tensor '" + spec.name + "'"));
+      checked.checkpoint.release(spec.name);
+    }
+  }
+
+  // Phase 2: the tensor list in the model's order, then stream it out.
+  QuantizeModelReport report;
+  report.format = bnb;
+  report.blocksize = quantized.empty() ? o.quantize.blocksize : quantized.begin()->second.blocksize;
+  std::vector<TensorSpec> specs;
+  std::vector<std::pair<std::string, at::Tensor>> bnb_parts;  // only for the 4-bit weights
+  for (const auto& spec : checked.specs) {
+    if (spec.decoder_projection) {
+      const Quantized4bit& q = quantized.at(spec.name);
+      report.quantized_parameters += q.numel();
+      for (auto& [name, tensor] : bnb_tensors(spec.name, q)) {
+        specs.push_back({name, tensor.scalar_type(), tensor.sizes().vec()});
+        report.quantized_bytes += static_cast<int64_t>(specs.back().bytes());
+        bnb_parts.emplace_back(name, tensor);
+      }
+    } else {
+      const TensorInfo& info = checked.checkpoint.info(spec.name);
+      specs.push_back({spec.name, info.dtype, info.shape});
+      report.other_parameters += info.numel();
+      report.other_bytes += static_cast<int64_t>(info.bytes());
+    }
+  }
+  ShardedWriter writer(o.out_dir, specs, o.max_shard_bytes, {{"format", "pt"}});
+  std::size_t next_part = 0;
+  for (const auto& spec : specs) {
+    if (next_part < bnb_parts.size() && bnb_parts[next_part].first == spec.name) {
+      writer.write(spec.name, bnb_parts[next_part++].second);
+    } else {
+      writer.write(spec.name, checked.checkpoint.view(spec.name));
+      checked.checkpoint.release(spec.name);
+    }
+  }
+  writer.finish();
+
+  // Tokenizer and generation files travel with the model; config.json (with quantization_config) last.
+  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                           "chat_template.jinja"}) {
+    const fs::path from = fs::path(o.model_dir) / name;
+    if (fs::exists(from)) fs::copy_file(from, fs::path(o.out_dir) / name, fs::copy_options::overwrite_existing);
+  }
+  // Parsed as ordered JSON so that the keys keep the input's order (re-writing is then byte-identical).
+  const std::string config_path = (fs::path(o.model_dir) / "config.json").string();
+  std::ifstream config_in(config_path, std::ios::binary);
+  nlohmann::ordered_json config = nlohmann::ordered_json::parse(config_in);
+  config["quantization_config"] = bnb_quantization_config(bnb);
+  AtomicFile::write_all((fs::path(o.out_dir) / "config.json").string(), config.dump(2) + "\n");
+  return report;
+}
+
+}  // namespace qtune
