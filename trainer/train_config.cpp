@@ -114,6 +114,10 @@ const std::vector<Key>& keys() {
       field("base_model", &TrainConfig::base_model),
       field("tokenizer", &TrainConfig::tokenizer),
       field("load_in_4bit", &TrainConfig::load_in_4bit),
+      field("bnb_4bit_quant_type", &TrainConfig::bnb_4bit_quant_type),
+      field("bnb_4bit_use_double_quant", &TrainConfig::bnb_4bit_use_double_quant),
+      field("bnb_4bit_compute_dtype", &TrainConfig::bnb_4bit_compute_dtype),
+      field("bnb_4bit_blocksize", &TrainConfig::bnb_4bit_blocksize),
       field("adapter", &TrainConfig::adapter),
       field("lora_r", &TrainConfig::lora_r),
       field("lora_alpha", &TrainConfig::lora_alpha),
@@ -187,6 +191,9 @@ void check(TrainConfig& c, const std::string& where) {
   if (c.base_model.empty()) input_error("{}: key 'base_model' is required (a folder with config.json and *.safetensors)", where);
   if (c.datasets.empty()) input_error("{}: key 'datasets' is required (a list of {{path, type}})", where);
   require_one_of(c.adapter, {"lora", "qlora"}, where, "adapter");
+  require_one_of(c.bnb_4bit_quant_type, {"nf4", "fp4"}, where, "bnb_4bit_quant_type");
+  require_one_of(c.bnb_4bit_compute_dtype, {"bfloat16", "float16", "float32"}, where, "bnb_4bit_compute_dtype");
+  check_blocksize(c.bnb_4bit_blocksize, where_key(where, "bnb_4bit_blocksize"));
   require_one_of(c.overlong_samples, {"truncate", "drop"}, where, "overlong_samples");
   require_one_of(c.lr_scheduler, {"cosine", "linear", "constant", "constant_with_warmup"}, where, "lr_scheduler");
   require_one_of(c.optimizer, {"adamw", "adamw_torch", "paged_adamw_8bit", "adamw_8bit", "sgd"}, where, "optimizer");
@@ -256,6 +263,14 @@ TrainConfig TrainConfig::load(const std::string& path, const std::vector<std::st
     if (document.is_object()) document[item.substr(0, eq)] = value;
   }
   return from_json(document, path, fs::absolute(path).parent_path().string());
+}
+
+LoadOptions TrainConfig::load_options() const {
+  LoadOptions options;
+  options.dtype = parse_dtype(bnb_4bit_compute_dtype, source);
+  if (load_in_4bit)
+    options.quantize = QuantizeOptions{parse_quant_type(bnb_4bit_quant_type, source), bnb_4bit_blocksize, bnb_4bit_use_double_quant};
+  return options;
 }
 
 DataConfig TrainConfig::data_config() const {

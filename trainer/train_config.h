@@ -1,6 +1,6 @@
 // qtune::TrainConfig: the YAML file a user writes (Axolotl's key names), validated key by key: unknown
 // keys get a "did you mean" hint, wrong types name the key; `key=value` overrides from the command line.
-// Depends on: data/dataset_spec.h, data/sample_encoder.h.
+// Depends on: data/dataset_spec.h, data/prepare_data.h, models/model_loader.h.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 
 #include "data/dataset_spec.h"
 #include "data/prepare_data.h"
+#include "models/model_loader.h"
 
 namespace qtune {
 
@@ -21,6 +22,10 @@ struct TrainConfig {
   std::string base_model;  // a folder in HF layout
   std::string tokenizer;   // tokenizer folder; empty = base_model
   bool load_in_4bit = true;
+  std::string bnb_4bit_quant_type = "nf4";        // nf4 | fp4
+  bool bnb_4bit_use_double_quant = true;          // QLoRA's double quantization of the absmax
+  std::string bnb_4bit_compute_dtype = "bfloat16";
+  int64_t bnb_4bit_blocksize = 64;
   std::string adapter = "qlora";  // lora | qlora
   int64_t lora_r = 16;
   double lora_alpha = 32;
@@ -82,6 +87,8 @@ struct TrainConfig {
   // The data part, for prepare_data().
   DataConfig data_config() const;
   std::string tokenizer_dir() const { return tokenizer.empty() ? base_model : tokenizer; }
+  // How to load the base model (quantize set when load_in_4bit).
+  LoadOptions load_options() const;
 };
 
 // YAML text -> JSON (plain scalars become bool/int/float/null where YAML 1.2 says so; quoted stay

@@ -35,6 +35,14 @@ TEST(TrainConfig, ReadsTypedValuesAndResolvesPathsAgainstTheConfigFolder) {
   EXPECT_EQ(c.micro_batch_size, 1);       // defaults
   EXPECT_EQ(c.train_on_eos, "turn");
   EXPECT_EQ(c.data_config().cache_dir, dir + "/123/prepared");
+  // QLoRA defaults: NF4, double quantization, block 64, bf16 compute.
+  LoadOptions load = c.load_options();
+  ASSERT_TRUE(load.quantize.has_value());
+  EXPECT_EQ(load.quantize->type, QuantType::NF4);
+  EXPECT_TRUE(load.quantize->double_quant);
+  EXPECT_EQ(load.quantize->blocksize, 64);
+  EXPECT_EQ(load.dtype, at::kBFloat16);
+  EXPECT_FALSE(TrainConfig::load(path, {"load_in_4bit=false"}).load_options().quantize.has_value());
 }
 
 TEST(TrainConfig, OverridesUseYamlSyntax) {
@@ -57,6 +65,8 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
       {std::string(kMinimal) + "bf16: maybe\n", "key 'bf16' must be true or false"},
       {std::string(kMinimal) + "lr_scheduler: cosin\n", "did you mean 'cosine'"},
       {std::string(kMinimal) + "train_on_eos: first\n", "train_on_eos must be turn, last, all or none"},
+      {std::string(kMinimal) + "bnb_4bit_quant_type: int4\n", "key 'bnb_4bit_quant_type' is 'int4'; use one of: nf4, fp4"},
+      {std::string(kMinimal) + "bnb_4bit_blocksize: 100\n", "key 'bnb_4bit_blocksize': blocksize 100 must be a power of two"},
       {"datasets:\n  - path: a.jsonl\n    type: alpaca\n", "key 'base_model' is required"},
       {"base_model: m\n", "key 'datasets' is required"},
       {"base_model: m\ndatasets:\n  - path: a.jsonl\n    type: alpacca\n", "alpaca"},
