@@ -1,5 +1,8 @@
-# Decides whether the CUDA parts of qtune are built (QTUNE_CUDA=AUTO|ON|OFF) and sets
-# QTUNE_WITH_CUDA. Depends on: the Torch package found by the top-level CMakeLists.
+# Decides what of qtune's CUDA code is built. QTUNE_WITH_CUDA (QTUNE_CUDA=AUTO|ON|OFF): the CUDA kernels
+# linked into qtune, which needs a LibTorch with CUDA. QTUNE_NVCC_FOUND: nvcc exists, so the kernels are at
+# least compiled (a build check on machines without a CUDA LibTorch or a GPU).
+# Depends on: the Torch package found by the top-level CMakeLists.
+include(CheckLanguage)
 set(QTUNE_WITH_CUDA OFF)
 set(_torch_has_cuda OFF)
 if(CAFFE2_USE_CUDA OR TORCH_CUDA_LIBRARIES)
@@ -16,7 +19,21 @@ elseif(QTUNE_CUDA STREQUAL "AUTO")
 elseif(NOT QTUNE_CUDA STREQUAL "OFF")
   message(FATAL_ERROR "QTUNE_CUDA must be AUTO, ON or OFF (got '${QTUNE_CUDA}')")
 endif()
-if(QTUNE_WITH_CUDA)
-  enable_language(CUDA)
+
+set(QTUNE_CUDA_ARCHITECTURES "80;90" CACHE STRING "GPU architectures of the CUDA kernels (A100: 80, H100/H200: 90)")
+if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+  set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
 endif()
-message(STATUS "qtune: LibTorch ${Torch_VERSION} from ${Torch_DIR}; CUDA kernels: ${QTUNE_WITH_CUDA}")
+set(QTUNE_NVCC_FOUND OFF)
+if(NOT QTUNE_CUDA STREQUAL "OFF")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(QTUNE_NVCC_FOUND ON)
+  endif()
+endif()
+if(QTUNE_WITH_CUDA AND NOT QTUNE_NVCC_FOUND)
+  message(FATAL_ERROR "LibTorch has CUDA but no nvcc was found: set CUDACXX or -DQTUNE_CUDA=OFF")
+endif()
+message(STATUS "qtune: LibTorch ${Torch_VERSION} from ${Torch_DIR}; CUDA kernels compiled: ${QTUNE_NVCC_FOUND}, linked: ${QTUNE_WITH_CUDA}")

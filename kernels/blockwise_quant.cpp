@@ -125,7 +125,10 @@ at::Tensor dequantize_blockwise_8bit(const at::Tensor& codes, const at::Tensor& 
 
 Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where) {
   check_blocksize(blocksize, where);
-  TORCH_CHECK(weight.device().is_cpu(), "quantize_4bit: the CPU implementation needs a CPU tensor");
+#ifdef QTUNE_WITH_CUDA
+  if (weight.is_cuda()) return quantize_4bit_cuda(weight, type, blocksize, double_quant, where);
+#endif
+  TORCH_CHECK(weight.device().is_cpu(), "quantize_4bit: this build quantizes CPU tensors only");
   const at::Tensor w = weight.contiguous();
   Quantized4bit q;
   q.type = type;
@@ -175,6 +178,9 @@ Quantized4bit to_device(const Quantized4bit& q, const at::Device& device) {
 
 at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType> dtype) {
   const at::ScalarType out_type = dtype.value_or(q.dtype);
+#ifdef QTUNE_WITH_CUDA
+  if (q.packed.is_cuda()) return dequantize_4bit_cuda(q, out_type);
+#endif
   if (!q.packed.is_cpu()) return dequantize_4bit_aten(q, out_type);
   const int64_t n = q.numel();
   TORCH_CHECK(q.packed.numel() == (n + 1) / 2, "dequantize_4bit: packed size does not match the shape");

@@ -45,7 +45,7 @@ struct Quantized4bit {
 // Valid block sizes: powers of two from 32 to 4096 (bitsandbytes: 64 and up on CUDA; 32 on CPU).
 void check_blocksize(int64_t blocksize, const std::string& where);
 
-// Quantizes `weight` (any float dtype, any shape, CPU). InputError naming `where` when it holds NaN or
+// Quantizes `weight` (any float dtype, any shape; CPU, or CUDA when built with it). InputError naming `where` when it holds NaN or
 // infinity (a corrupt checkpoint), or the block size is invalid.
 Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where);
 
@@ -53,7 +53,7 @@ Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t bl
 at::Tensor dequantize_absmax(const QuantizedAbsmax& scales);
 
 // The weight in `dtype` (default: the original dtype), shaped as the original, on q.packed's device:
-// a threaded loop on CPU, ATen ops elsewhere (until the CUDA kernels land).
+// a threaded loop on CPU, the CUDA kernels on CUDA (when built with them), ATen ops elsewhere.
 at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType> dtype = c10::nullopt);
 // The same with ATen ops only (any device); bit-identical to the CPU loop.
 at::Tensor dequantize_4bit_aten(const Quantized4bit& q, at::ScalarType dtype);
@@ -65,6 +65,14 @@ Quantized4bit to_device(const Quantized4bit& q, const at::Device& device);
 void quantize_blockwise_8bit(const at::Tensor& values /* float32 [n] */, const at::Tensor& map, int64_t blocksize, at::Tensor& codes,
                              at::Tensor& absmax);
 at::Tensor dequantize_blockwise_8bit(const at::Tensor& codes, const at::Tensor& absmax, const at::Tensor& map, int64_t blocksize);
+
+#ifdef QTUNE_WITH_CUDA
+// The CUDA kernels behind quantize_4bit / dequantize_4bit for CUDA tensors (kernels/cuda/).
+Quantized4bit quantize_4bit_cuda(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where);
+at::Tensor dequantize_4bit_cuda(const Quantized4bit& q, at::ScalarType dtype);
+// y [out] = deq(W) · x for one token x [in] (decoding): reads the 4-bit codes once, no dequantized copy.
+at::Tensor gemv_4bit_cuda(const at::Tensor& x, const Quantized4bit& q);
+#endif
 
 const char* quant_type_name(QuantType type);  // "nf4" / "fp4"
 QuantType parse_quant_type(const std::string& name, const std::string& where);

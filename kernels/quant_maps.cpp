@@ -1,5 +1,7 @@
-// The 4-bit tables, their boundaries and the dynamic map. Depends on: kernels/quant_maps.h.
+// The 4-bit tables and the dynamic map. Depends on: kernels/quant_maps.h, kernels/quant_codes.h.
 #include "kernels/quant_maps.h"
+
+#include "kernels/quant_codes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -30,27 +32,9 @@ const std::array<float, 16>& fp4_values() {
   return values;
 }
 
-uint8_t quantize_nf4(float x) {
-  // Boundaries between neighbouring NF4 values (their midpoints), ascending, as bitsandbytes writes them.
-  static const float boundaries[15] = {-0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
-                                       -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
-                                       0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
-                                       0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
-  uint8_t code = 0;
-  for (float boundary : boundaries) code += x > boundary;  // NaN compares false everywhere: code 0
-  return code;
-}
+uint8_t quantize_nf4(float x) { return codes::nf4_code(x); }
 
-uint8_t quantize_fp4(float x) {
-  // Magnitude boundaries as bitsandbytes writes them, and the code of each magnitude interval.
-  static const float boundaries[7] = {0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f, 0.4166667f, 0.583333f, 0.8333333f};
-  static const uint8_t codes[8] = {0b000, 0b001, 0b110, 0b111, 0b100, 0b101, 0b010, 0b011};
-  const uint8_t sign = x < 0 ? 0b1000 : 0;
-  const float magnitude = std::fabs(x);
-  int interval = 0;
-  for (float boundary : boundaries) interval += magnitude > boundary;
-  return static_cast<uint8_t>(codes[interval] + sign);
-}
+uint8_t quantize_fp4(float x) { return codes::fp4_code(x); }
 
 const at::Tensor& dynamic_map_signed() {
   // Exponent i = 0..6 covers magnitudes 10^(i-6) * (0.1 .. 1) with 2^i linear steps (bin means); plus 0

@@ -64,7 +64,17 @@ QuantizedWeight::QuantizedWeight(Quantized4bit q) : q_(std::move(q)) {
   TORCH_CHECK(q_.shape.size() == 2, "QuantizedWeight expects an [out, in] weight");
 }
 
-torch::Tensor QuantizedWeight::matmul(const torch::Tensor& x) const { return Linear4bitFunction::apply(x, &q_); }
+torch::Tensor QuantizedWeight::matmul(const torch::Tensor& x) const {
+#ifdef QTUNE_WITH_CUDA
+  // One token without gradient (generation): the GEMV kernel reads the codes directly.
+  if (x.is_cuda() && !x.requires_grad() && x.numel() == in_features() && q_.packed.is_cuda()) {
+    auto shape = x.sizes().vec();
+    shape.back() = out_features();
+    return gemv_4bit_cuda(x.reshape({-1}), q_).view(shape);
+  }
+#endif
+  return Linear4bitFunction::apply(x, &q_);
+}
 
 std::string QuantizedWeight::format() const {
   return std::string(quant_type_name(q_.type)) + (q_.scales.nested ? "-dq" : "");

@@ -64,9 +64,14 @@ CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options) {
     if (spec.decoder_projection && (checked.bnb || options.quantize)) {
       // Pre-quantized: the stored codes (zero-copy views on CPU). Otherwise quantized from the mapping,
       // whose pages are dropped right after, so the 16-bit model is never resident as a whole.
+      // On a GPU the 16-bit tensor is sent over first and quantized there.
+      at::Tensor source = checked.bnb ? at::Tensor() : checked.checkpoint.view(spec.name);
+#ifdef QTUNE_WITH_CUDA
+      if (source.defined() && options.device.is_cuda()) source = source.to(options.device);
+#endif
       Quantized4bit q = checked.bnb ? read_bnb_weight(checked.checkpoint, spec.name, spec.shape)
-                                    : quantize_4bit(checked.checkpoint.view(spec.name), options.quantize->type, options.quantize->blocksize,
-                                                    options.quantize->double_quant, checked.checkpoint.file_of(spec.name) + ": tensor '" + spec.name + "'");
+                                    : quantize_4bit(source, options.quantize->type, options.quantize->blocksize, options.quantize->double_quant,
+                                                    checked.checkpoint.file_of(spec.name) + ": tensor '" + spec.name + "'");
       if (!checked.bnb || !options.device.is_cpu()) checked.checkpoint.release(spec.name);
       weights.projections[module] = std::make_shared<QuantizedWeight>(to_device(q, options.device));
       continue;

@@ -1,0 +1,97 @@
+// ATen glue of the 4-bit CUDA kernels: tensor checks, output allocation, the current stream. Built only
+// against a CUDA LibTorch (QTUNE_WITH_CUDA). Depends on: kernels/cuda/quant4_kernels.cuh,
+// kernels/blockwise_quant.h, ATen CUDA.
+#include <ATen/cuda/CUDAContext.h>
+
+#include "core/error.h"
+#include "kernels/blockwise_quant.h"
+#include "kernels/cuda/quant4_kernels.cuh"
+
+namespace qtune {
+namespace {
+
+cuda::ElementType element_type(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat: return cuda::ElementType::F32;
+    case at::kBFloat16: return cuda::ElementType::BF16;
+    case at::kHalf: return cuda::ElementType::F16;
+    default: TORCH_CHECK(false, "4-bit CUDA kernels support f32, bf16 and f16, not ", dtype);
+  }
+}
+
+cuda::Format format_of(QuantType type) { return type == QuantType::NF4 ? cuda::Format::NF4 : cuda::Format::FP4; }
+
+void check(cudaError_t status, const char* what) { TORCH_CHECK(status == cudaSuccess, what, ": ", cudaGetErrorString(status)); }
+
+}  // namespace
+
+Quantized4bit quantize_4bit_cuda(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where) {
+  TORCH_CHECK(weight.is_cuda(), "quantize_4bit_cuda: a CUDA tensor is required");
+  const at::Tensor w = weight.contiguous();
+  Quantized4bit q;
+  q.type = type;
+  q.blocksize = blocksize;
+  q.shape = weight.sizes().vec();
+  q.dtype = weight.scalar_type();
+  q.code_map = at::from_blob(const_cast<float*>(code_values(type).data()), {16}, at::kFloat).to(w.device());
+  const int64_t n = w.numel();
+  const auto on_device = [&](at::ScalarType t) { return at::TensorOptions().dtype(t).device(w.device()); };
+  q.packed = at::empty({(n + 1) / 2}, on_device(at::kByte));
+  at::Tensor absmax = at::empty({(n + blocksize - 1) / blocksize}, on_device(at::kFloat));
+  at::Tensor nonfinite = at::zeros({1}, on_device(at::kInt));
+  check(cuda::quantize_4bit(w.data_ptr(), element_type(w.scalar_type()), n, static_cast<int>(blocksize), format_of(type), q.packed.data_ptr<uint8_t>(),
+                            absmax.data_ptr<float>(), nonfinite.data_ptr<int>(), at::cuda::getCurrentCUDAStream()),
+        "quantize_4bit");
+  if (nonfinite.item<int>() != 0) input_error("{}: holds NaN or infinite values; the checkpoint is corrupt (re-download or re-export it)", where);
+  if (!double_quant) {
+    q.scales.absmax = absmax;
+    return q;
+  }
+  // The second level is small (one value per block): done on the CPU, exactly as the CPU path does it.
+  const at::Tensor host_absmax = absmax.cpu();
+  q.scales.nested = true;
+  q.scales.offset = static_cast<float>(host_absmax.sum(at::kDouble).item<double>() / static_cast<double>(host_absmax.numel()));
+  q.scales.nested_map = dynamic_map_signed().clone();
+  at::Tensor codes, nested_absmax;
+  quantize_blockwise_8bit(host_absmax - q.scales.offset, q.scales.nested_map, q.scales.nested_blocksize, codes, nested_absmax);
+  q.scales.absmax = codes.to(w.device());
+  q.scales.nested_absmax = nested_absmax.to(w.device());
+  q.scales.nested_map = q.scales.nested_map.to(w.device());
+  return q;
+}
+
+// The absmax of every block as float32 on the device (undoing double quantization with the kernel).
+static at::Tensor device_absmax(const Quantized4bit& q) {
+  if (!q.scales.nested) return q.scales.absmax.contiguous();
+  at::Tensor absmax = at::empty({q.blocks()}, q.packed.options().dtype(at::kFloat));
+  check(cuda::dequantize_absmax(q.scales.absmax.data_ptr<uint8_t>(), q.scales.nested_absmax.data_ptr<float>(), q.scales.nested_map.data_ptr<float>(),
+                                q.blocks(), static_cast<int>(q.scales.nested_blocksize), q.scales.offset, absmax.data_ptr<float>(),
+                                at::cuda::getCurrentCUDAStream()),
+        "dequantize_absmax");
+  return absmax;
+}
+
+at::Tensor gemv_4bit_cuda(const at::Tensor& x, const Quantized4bit& q) {
+  TORCH_CHECK(x.is_cuda() && q.packed.is_cuda() && q.shape.size() == 2 && x.numel() == q.shape[1], "gemv_4bit_cuda: x [in] and W [out, in] on CUDA");
+  const at::Tensor input = x.contiguous();
+  at::Tensor y = at::empty({q.shape[0]}, input.options());
+  const at::Tensor absmax = device_absmax(q);
+  check(cuda::gemv_4bit(input.data_ptr(), q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), q.code_map.contiguous().data_ptr<float>(), q.shape[0],
+                        q.shape[1], static_cast<int>(q.blocksize), element_type(input.scalar_type()), y.data_ptr(), at::cuda::getCurrentCUDAStream()),
+        "gemv_4bit");
+  return y;
+}
+
+at::Tensor dequantize_4bit_cuda(const Quantized4bit& q, at::ScalarType dtype) {
+  TORCH_CHECK(q.packed.is_cuda(), "dequantize_4bit_cuda: the codes must be on a CUDA device");
+  const int64_t n = q.numel();
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  const at::Tensor absmax = device_absmax(q);
+  at::Tensor out = at::empty(q.shape, q.packed.options().dtype(dtype));
+  check(cuda::dequantize_4bit(q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), q.code_map.contiguous().data_ptr<float>(), n,
+                              static_cast<int>(q.blocksize), element_type(dtype), out.data_ptr(), stream),
+        "dequantize_4bit");
+  return out;
+}
+
+}  // namespace qtune
