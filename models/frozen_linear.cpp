@@ -30,7 +30,23 @@ FrozenLinearImpl::FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::
 
 torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = weight_->matmul(x);
-  return bias_.defined() ? y + bias_ : y;
+  if (bias_.defined()) y = y + bias_;
+  if (adapter_ && !AdaptersDisabled::active()) y = y + adapter_->delta(x);
+  return y;
 }
+
+void FrozenLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter) {
+  if (adapter_) unregister_module("adapter");
+  adapter_ = std::move(adapter);
+  if (adapter_) register_module("adapter", adapter_);
+}
+
+namespace {
+thread_local bool adapters_disabled = false;
+}
+
+AdaptersDisabled::AdaptersDisabled() : previous_(adapters_disabled) { adapters_disabled = true; }
+AdaptersDisabled::~AdaptersDisabled() { adapters_disabled = previous_; }
+bool AdaptersDisabled::active() { return adapters_disabled; }
 
 }  // namespace qtune

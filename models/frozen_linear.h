@@ -39,21 +39,47 @@ class DenseWeight final : public FrozenWeight {
   torch::Tensor weight_;  // [out, in], requires_grad = false
 };
 
+// A trainable addition to a frozen projection (LoRA lives in adapters/): forward adds delta(x).
+class LinearAdapter : public torch::nn::Module {
+ public:
+  virtual torch::Tensor delta(const torch::Tensor& x) = 0;  // [..., in] -> [..., out], x's dtype
+};
+
 class FrozenLinearImpl : public torch::nn::Module {
  public:
   FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::Tensor bias /* [out] or undefined */);
-  torch::Tensor forward(const torch::Tensor& x);  // [..., in] -> [..., out]
+  // x·Wᵀ (+ b) (+ adapter delta, unless adapters are disabled): [..., in] -> [..., out]
+  torch::Tensor forward(const torch::Tensor& x);
 
   const FrozenWeight& weight() const { return *weight_; }
   const std::shared_ptr<FrozenWeight>& weight_ptr() const { return weight_; }
   const torch::Tensor& bias() const { return bias_; }
 
+  // Registers `adapter` as the submodule "adapter" (its parameters become this module's); nullptr removes it.
+  void set_adapter(std::shared_ptr<LinearAdapter> adapter);
+  const std::shared_ptr<LinearAdapter>& adapter() const { return adapter_; }
+
  private:
   std::shared_ptr<FrozenWeight> weight_;
   torch::Tensor bias_;  // [out] or undefined; a buffer (frozen)
+  std::shared_ptr<LinearAdapter> adapter_;
 };
 TORCH_MODULE(FrozenLinear);
 
 std::string dtype_short_name(at::ScalarType dtype);  // "f32", "bf16", "f16", ...
+
+// While alive, every FrozenLinear skips its adapter (the base model alone: DPO's reference model).
+// Scoped to the current thread.
+class AdaptersDisabled {
+ public:
+  AdaptersDisabled();
+  ~AdaptersDisabled();
+  AdaptersDisabled(const AdaptersDisabled&) = delete;
+  AdaptersDisabled& operator=(const AdaptersDisabled&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
 
 }  // namespace qtune

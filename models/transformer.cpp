@@ -2,6 +2,8 @@
 // (softmax in fp32, GQA by sharing each kv head across H/KV query heads). Depends on: models/transformer.h.
 #include "models/transformer.h"
 
+#include "models/layer_checkpoint.h"
+
 #include <cmath>
 
 namespace qtune {
@@ -139,7 +141,11 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
     context.visible_window = attention_visibility(layout.segment_ids, key_segments, offset, config_.sliding_window);
 
   torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
-  for (const auto& layer : *layers) h = layer->as<DecoderLayer>()->forward(h, context, cache);
+  const bool checkpoint = gradient_checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
+  for (const auto& layer : *layers) {
+    DecoderLayerImpl* decoder = layer->as<DecoderLayer>();
+    h = checkpoint ? checkpointed_layer(*decoder, h, context) : decoder->forward(h, context, cache);
+  }
   return norm->forward(h);
 }
 

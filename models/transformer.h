@@ -92,6 +92,8 @@ class CausalLMImpl : public torch::nn::Module {
   // Every projection by HF module name ("model.layers.0.self_attn.q_proj"), lm_head excluded.
   std::vector<std::pair<std::string, FrozenLinear>> projections();
   const ModelConfig& config() const { return config_; }
+  // Recompute each decoder layer in the backward instead of keeping its activations (training).
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
   at::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
   torch::Device device() const { return embed_tokens_.device(); }
 
@@ -103,6 +105,7 @@ class CausalLMImpl : public torch::nn::Module {
   ModelConfig config_;
   torch::Tensor embed_tokens_;  // [V, D]
   torch::Tensor inv_freq_;      // [Dh/2] fp32
+  bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(CausalLM);
 

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "models/init_model.h"
 #include "models/model_loader.h"
+#include "data/byte_tokenizer.h"
 #include "trainer/commands.h"
 
 namespace qtune {
@@ -15,7 +16,7 @@ Command add_init_model_command(CLI::App& app) {
     std::uint64_t seed = 0;
     int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
     int64_t sliding_window = 0;
-    bool tie = false, untie = false, force = false;
+    bool tie = false, untie = false, force = false, byte_tokenizer = false;
     double max_shard_gb = 5.0, init_std = 0.02;
   };
   auto args = std::make_shared<Args>();
@@ -37,6 +38,8 @@ Command add_init_model_command(CLI::App& app) {
   sub->add_flag("--untie", args->untie, "separate lm_head (qwen2 ties by default)");
   sub->add_option("--max-shard-gb", args->max_shard_gb, "shard the safetensors above this size (GB)")->capture_default_str();
   sub->add_flag("--force", args->force, "overwrite a model already in --out");
+  sub->add_flag("--byte-tokenizer", args->byte_tokenizer,
+                "also write qtune's byte-level tokenizer (256 bytes + ChatML tokens; vocab at least 259)");
 
   return [args]() {
     InitModelOptions o;
@@ -52,6 +55,12 @@ Command add_init_model_command(CLI::App& app) {
     if (args->layers > 0) c.num_layers = args->layers;
     if (args->intermediate > 0) c.intermediate_size = args->intermediate;
     if (args->vocab > 0) c.vocab_size = args->vocab;
+    if (args->byte_tokenizer) {
+      if (args->vocab > 0 && args->vocab < kByteTokenizerVocab) input_error("--vocab {} is below the byte tokenizer's {} ids", args->vocab, kByteTokenizerVocab);
+      if (args->vocab == 0) c.vocab_size = kByteTokenizerVocab;
+      c.bos_token_id.reset();
+      c.eos_token_ids = {258};  // <|im_end|>
+    }
     if (!(args->init_std > 0)) input_error("--init-std must be > 0");
     c.initializer_range = args->init_std;
     if (args->tie) c.tie_word_embeddings = true;
@@ -71,6 +80,7 @@ Command add_init_model_command(CLI::App& app) {
     if (!(args->max_shard_gb > 0)) input_error("--max-shard-gb must be > 0");
     o.max_shard_bytes = static_cast<std::uint64_t>(args->max_shard_gb * 1e9);
     write_random_model(o);
+    if (args->byte_tokenizer) write_byte_tokenizer(o.out_dir);
     std::cout << "wrote " << c.hf_class_name() << " to " << o.out_dir << " (run: qtune inspect " << o.out_dir << ")\n";
     return 0;
   };

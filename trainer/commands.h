@@ -14,6 +14,7 @@ Command add_init_model_command(CLI::App& app);
 Command add_inspect_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 Command add_quantize_command(CLI::App& app);
+Command add_train_command(CLI::App& app);
 Command add_validate_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add(qtune::add_inspect_command);
   add(qtune::add_tokenize_command);
   add(qtune::add_quantize_command);
+  add(qtune::add_train_command);
   add(qtune::add_validate_command);
   add(qtune::add_data_command);
 

@@ -126,6 +126,7 @@ const std::vector<Key>& keys() {
       field("lora_target_linear", &TrainConfig::lora_target_linear),
       field("peft_use_rslora", &TrainConfig::peft_use_rslora),
       field("peft_use_dora", &TrainConfig::peft_use_dora),
+      field("lora_init", &TrainConfig::lora_init),
       {"datasets",
        [](TrainConfig& c, const json& v, const std::string& where) {
          if (!v.is_array() || v.empty()) input_error("{} must be a non-empty list of datasets", where_key(where, "datasets"));
@@ -154,14 +155,22 @@ const std::vector<Key>& keys() {
       field("warmup_steps", &TrainConfig::warmup_steps),
       field("warmup_ratio", &TrainConfig::warmup_ratio),
       field("optimizer", &TrainConfig::optimizer),
+      field("adam_beta1", &TrainConfig::adam_beta1),
+      field("adam_beta2", &TrainConfig::adam_beta2),
+      field("adam_epsilon", &TrainConfig::adam_epsilon),
+      field("cosine_min_lr_ratio", &TrainConfig::cosine_min_lr_ratio),
       field("weight_decay", &TrainConfig::weight_decay),
       field("max_grad_norm", &TrainConfig::max_grad_norm),
       field("bf16", &TrainConfig::bf16),
       field("gradient_checkpointing", &TrainConfig::gradient_checkpointing),
+      field("skip_nonfinite_steps", &TrainConfig::skip_nonfinite_steps),
+      field("device", &TrainConfig::device),
       field("output_dir", &TrainConfig::output_dir),
       field("resume_from_checkpoint", &TrainConfig::resume_from_checkpoint),
       field("logging_steps", &TrainConfig::logging_steps),
       field("save_steps", &TrainConfig::save_steps),
+      field("save_total_limit", &TrainConfig::save_total_limit),
+      field("stop_after_steps", &TrainConfig::stop_after_steps),
       field("eval_steps", &TrainConfig::eval_steps),
       field("rl", &TrainConfig::rl),
       field("rl_beta", &TrainConfig::rl_beta),
@@ -195,8 +204,14 @@ void check(TrainConfig& c, const std::string& where) {
   require_one_of(c.bnb_4bit_compute_dtype, {"bfloat16", "float16", "float32"}, where, "bnb_4bit_compute_dtype");
   check_blocksize(c.bnb_4bit_blocksize, where_key(where, "bnb_4bit_blocksize"));
   require_one_of(c.overlong_samples, {"truncate", "drop"}, where, "overlong_samples");
+  require_one_of(c.lora_init, {"kaiming", "gaussian"}, where, "lora_init");
+  require_one_of(c.device, {"auto", "cpu", "cuda"}, where, "device");
+  if (c.peft_use_dora) input_error("{}: key 'peft_use_dora': DoRA is not supported yet; remove the key", where);
+  if (c.adam_beta1 < 0 || c.adam_beta1 >= 1 || c.adam_beta2 < 0 || c.adam_beta2 >= 1)
+    input_error("{}: keys 'adam_beta1' and 'adam_beta2' must be in [0, 1)", where);
+  if (c.cosine_min_lr_ratio < 0 || c.cosine_min_lr_ratio > 1) input_error("{} must be in [0, 1]", where_key(where, "cosine_min_lr_ratio"));
   require_one_of(c.lr_scheduler, {"cosine", "linear", "constant", "constant_with_warmup"}, where, "lr_scheduler");
-  require_one_of(c.optimizer, {"adamw", "adamw_torch", "paged_adamw_8bit", "adamw_8bit", "sgd"}, where, "optimizer");
+  require_one_of(c.optimizer, {"adamw", "adamw_torch"}, where, "optimizer");
   if (!c.rl.empty()) require_one_of(c.rl, {"dpo", "ipo", "orpo", "simpo"}, where, "rl");
   if (c.chat_template != "tokenizer_default") {
     auto names = chat_template_names();
@@ -243,7 +258,7 @@ TrainConfig TrainConfig::from_json(const json& document, const std::string& wher
   resolve(config.tokenizer, base_dir);
   resolve(config.output_dir, base_dir);
   resolve(config.dataset_prepared_path, base_dir);
-  resolve(config.resume_from_checkpoint, base_dir);
+  if (config.resume_from_checkpoint != "auto") resolve(config.resume_from_checkpoint, base_dir);
   for (auto& dataset : config.datasets) resolve(dataset.path, base_dir);
   return config;
 }

@@ -34,6 +34,7 @@ struct TrainConfig {
   bool lora_target_linear = false;
   bool peft_use_rslora = false;
   bool peft_use_dora = false;
+  std::string lora_init = "kaiming";  // kaiming (PEFT's default) | gaussian
 
   // Data.
   std::vector<DatasetSpec> datasets;
@@ -61,17 +62,23 @@ struct TrainConfig {
   int64_t warmup_steps = 0;
   double warmup_ratio = 0;
   std::string optimizer = "adamw";
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
+  double cosine_min_lr_ratio = 0;
   double weight_decay = 0;
   double max_grad_norm = 1.0;
   bool bf16 = true;
   bool gradient_checkpointing = false;
+  bool skip_nonfinite_steps = false;  // skip (and log) a step whose loss or gradients are not finite
+  std::string device = "auto";        // auto (CUDA when present) | cpu | cuda
 
   // Outputs.
   std::string output_dir = "./outputs";
   std::string resume_from_checkpoint;
   int64_t logging_steps = 1;
   int64_t save_steps = 0;
+  int64_t save_total_limit = 0;  // keep at most this many checkpoints (0: all)
   int64_t eval_steps = 0;
+  int64_t stop_after_steps = 0;  // act as if interrupted (SIGTERM) after this many steps: for resume tests
 
   // Preference training.
   std::string rl;  // empty (SFT) | dpo | ipo | orpo | simpo

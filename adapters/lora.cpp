@@ -1,0 +1,137 @@
+// LoRA adapter, option checks and injection. Depends on: adapters/lora.h, models/architecture.h, core/{hash,error}.h.
+#include "adapters/lora.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "models/architecture.h"
+
+namespace qtune {
+namespace {
+
+std::string last_component(const std::string& module) {
+  const auto dot = module.rfind('.');
+  return dot == std::string::npos ? module : module.substr(dot + 1);
+}
+
+bool is_float(at::ScalarType t) { return t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf; }
+
+}  // namespace
+
+double lora_scale(const LoraOptions& options) {
+  const double r = static_cast<double>(options.r);
+  return options.rslora ? options.alpha / std::sqrt(r) : options.alpha / r;
+}
+
+const std::vector<std::string>& lora_projection_names() {
+  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  return names;
+}
+
+void validate_lora_options(const LoraOptions& o) {
+  if (o.r <= 0) input_error("lora_r: must be a positive integer, got {}", o.r);
+  if (!(o.alpha >= 0) || !std::isfinite(o.alpha)) input_error("lora_alpha: must be a finite number >= 0, got {}", o.alpha);
+  if (!(o.dropout >= 0 && o.dropout < 1)) input_error("lora_dropout: must be in [0, 1), got {}", o.dropout);
+  if (o.init != "kaiming" && o.init != "gaussian") input_error("lora_init: '{}' is not supported (use kaiming or gaussian)", o.init);
+  if (!is_float(o.dtype)) input_error("LoRA weights must have a floating-point dtype, got {}", c10::toString(o.dtype));
+  const auto& valid = lora_projection_names();
+  if (!o.target_linear && o.target_modules.empty())
+    input_error("lora_target_modules: no target modules; list some of {} or set lora_target_linear: true", fmt::join(valid, " "));
+  for (const auto& t : o.target_modules)
+    if (t != "all-linear" && std::find(valid.begin(), valid.end(), t) == valid.end())
+      input_error("lora_target_modules: unknown module '{}' (valid: {}, or all-linear)", t, fmt::join(valid, " "));
+}
+
+std::vector<std::string> lora_target_names(const LoraOptions& o) {
+  validate_lora_options(o);
+  const bool all = o.target_linear || std::find(o.target_modules.begin(), o.target_modules.end(), "all-linear") != o.target_modules.end();
+  std::vector<std::string> names = all ? lora_projection_names() : o.target_modules;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+std::vector<std::string> lora_target_modules(const ModelConfig& config, const LoraOptions& options) {
+  const auto targets = lora_target_names(options);
+  std::vector<std::string> modules;
+  for (const auto& spec : hf_weight_specs(config)) {
+    if (!spec.decoder_projection) continue;
+    const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
+    if (std::binary_search(targets.begin(), targets.end(), last_component(module))) modules.push_back(module);
+  }
+  return modules;
+}
+
+LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, const LoraOptions& options, uint64_t seed,
+                                 const std::string& module_name, const torch::Device& device)
+    : scale_(lora_scale(options)), dropout_(options.dropout) {
+  validate_lora_options(options);
+  const int64_t R = options.r;
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(Fnv1a64().add_u64(seed).add(module_name).value());
+  torch::Tensor a;  // [R, in] drawn in float32 (the same values whatever the master dtype), then cast
+  if (options.init == "gaussian") {
+    // PEFT "gaussian": nn.init.normal_(A, std=1/R).
+    a = at::normal(0.0, 1.0 / static_cast<double>(R), {R, in_features}, generator);
+  } else {
+    // PEFT default: nn.init.kaiming_uniform_(A, a=sqrt(5)) (= nn.Linear's default weight init), fan_in = in:
+    //   gain = sqrt(2 / (1 + a²)) = sqrt(1/3),  std = gain / sqrt(fan_in),  bound = sqrt(3)·std = 1 / sqrt(in).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+    a = torch::empty({R, in_features}, torch::kFloat).uniform_(-bound, bound, generator);
+  }
+  auto to = torch::TensorOptions().dtype(options.dtype).device(device);
+  lora_A = register_parameter("lora_A", a.to(to));
+  lora_B = register_parameter("lora_B", torch::zeros({out_features, R}, to));
+}
+
+torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) {
+  const at::ScalarType dtype = x.scalar_type();
+  const torch::Tensor h = (dropout_ > 0 && is_training()) ? at::dropout(x, dropout_, /*train=*/true) : x;  // [..., in]
+  const torch::Tensor low = torch::matmul(h, lora_A.to(dtype).t());                                          // [..., R]
+  return torch::matmul(low, lora_B.to(dtype).t()) * scale_;                                                  // [..., out]
+}
+
+torch::Tensor LoraAdapterImpl::delta_weight() const {
+  torch::NoGradGuard no_grad;
+  return torch::matmul(lora_B.to(torch::kFloat), lora_A.to(torch::kFloat)) * scale_;  // [out, in]
+}
+
+std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options, uint64_t seed) {
+  const auto targets = lora_target_names(options);
+  std::vector<std::string> adapted;
+  for (auto& [name, linear] : model->projections()) {
+    if (!std::binary_search(targets.begin(), targets.end(), last_component(name))) continue;
+    TORCH_CHECK(!linear->adapter(), name, " already has an adapter; call remove_lora first");
+    LoraAdapter adapter(linear->weight().in_features(), linear->weight().out_features(), options, seed, name, model->device());
+    adapter->train(model->is_training());  // a new module starts in training mode; follow the model's
+    linear->set_adapter(adapter.ptr());
+    adapted.push_back(name);
+  }
+  return adapted;
+}
+
+void remove_lora(CausalLM& model) {
+  for (auto& [name, linear] : model->projections()) linear->set_adapter(nullptr);
+}
+
+LoraAdapterImpl* lora_of(const FrozenLinear& linear) { return dynamic_cast<LoraAdapterImpl*>(linear->adapter().get()); }
+
+std::string peft_tensor_name(const std::string& module, char which) {
+  return "base_model.model." + module + ".lora_" + std::string(1, which) + ".weight";
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> lora_state(CausalLM& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  for (auto& [name, linear] : model->projections()) {
+    LoraAdapterImpl* lora = lora_of(linear);
+    if (lora == nullptr) continue;
+    state.emplace_back(peft_tensor_name(name, 'A'), lora->lora_A);
+    state.emplace_back(peft_tensor_name(name, 'B'), lora->lora_B);
+  }
+  return state;
+}
+
+}  // namespace qtune

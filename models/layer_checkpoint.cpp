@@ -1,0 +1,70 @@
+// The checkpointing autograd function. Depends on: models/layer_checkpoint.h.
+#include "models/layer_checkpoint.h"
+
+#include <ATen/Context.h>
+
+namespace qtune {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Generator generator_for(const torch::Tensor& x) { return at::globalContext().defaultGenerator(x.device()); }
+
+torch::Tensor generator_state(const torch::Tensor& x) {
+  at::Generator g = generator_for(x);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(const torch::Tensor& x, const torch::Tensor& state) {
+  at::Generator g = generator_for(x);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+}
+
+struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, DecoderLayerImpl* layer, const AttentionContext* context) {
+    auto& d = ctx->saved_data;
+    d["layer"] = reinterpret_cast<int64_t>(layer);  // the module outlives the graph (it belongs to the model)
+    d["rng"] = generator_state(x);
+    d["cos"] = context->rope.cos;
+    d["sin"] = context->rope.sin;
+    d["visible_full"] = context->visible_full;
+    if (context->visible_window.defined()) d["visible_window"] = context->visible_window;
+    ctx->save_for_backward({x});
+    torch::NoGradGuard no_grad;
+    return layer->forward(x, *context, nullptr);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
+    auto& d = ctx->saved_data;
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(d["layer"].toInt());
+    AttentionContext context;
+    context.rope = {d["cos"].toTensor(), d["sin"].toTensor()};
+    context.visible_full = d["visible_full"].toTensor();
+    if (d.find("visible_window") != d.end()) context.visible_window = d["visible_window"].toTensor();
+    const torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    // Replay the forward's random numbers, then put the generator back where the backward found it.
+    const torch::Tensor now = generator_state(x);
+    set_generator_state(x, d["rng"].toTensor());
+    torch::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = layer->forward(x, context, nullptr);
+    }
+    set_generator_state(x, now);
+    torch::autograd::backward({y}, {grad_output[0]});  // accumulates into the layer's trainable parameters
+    return {x.grad(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context) {
+  // The first layer's input (frozen embeddings) needs no gradient, but the function's output must be part
+  // of the graph for the backward to reach the adapters inside: enter it as a leaf that requires one.
+  return CheckpointFunction::apply(x.requires_grad() ? x : x.detach().requires_grad_(true), &layer, &context);
+}
+
+}  // namespace qtune

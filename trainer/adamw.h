@@ -1,0 +1,42 @@
+// qtune::AdamW: decoupled weight decay Adam (Loshchilov & Hutter), the update torch.optim.AdamW makes,
+// with fp32 moments kept per parameter so that they can be checkpointed and restored exactly.
+// Depends on: LibTorch.
+//
+//   p <- p - lr·wd·p;  m <- b1·m + (1-b1)·g;  v <- b2·v + (1-b2)·g²
+//   p <- p - lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps)
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/torch.h"
+
+namespace qtune {
+
+struct AdamWOptions {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+
+class AdamW {
+ public:
+  AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, AdamWOptions options);
+  void step(double lr);  // uses each parameter's .grad()
+  void zero_grad();
+  int64_t steps_taken() const { return step_; }
+
+  // Moments by "<name>.exp_avg" / "<name>.exp_avg_sq", and the step count, for checkpoints.
+  std::vector<std::pair<std::string, torch::Tensor>> state() const;
+  void load_state(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, int64_t steps_taken, const std::string& where);
+
+ private:
+  struct Slot {
+    std::string name;
+    torch::Tensor param, exp_avg, exp_avg_sq;  // moments in fp32
+  };
+  std::vector<Slot> slots_;
+  AdamWOptions options_;
+  int64_t step_ = 0;
+};
+
+}  // namespace qtune

@@ -1,0 +1,118 @@
+// Checkpoint writing and reading. Depends on: trainer/checkpoint.h, adapters/peft_format.h,
+// models/safetensors.h, core/atomic_file.h, core/json_file.h.
+#include "trainer/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "adapters/peft_format.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/json_file.h"
+#include "models/safetensors.h"
+
+namespace qtune {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr const char* kStateFormat = "qtune-trainer-state";
+constexpr int kStateVersion = 1;
+
+int64_t step_of(const fs::path& dir) {
+  const std::string name = dir.filename().string();
+  if (name.rfind("checkpoint-", 0) != 0) return -1;
+  try {
+    return std::stoll(name.substr(11));
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+std::vector<fs::path> checkpoints_by_step(const std::string& output_dir) {
+  std::vector<fs::path> found;
+  if (!fs::is_directory(output_dir)) return found;
+  for (const auto& entry : fs::directory_iterator(output_dir))
+    if (entry.is_directory() && step_of(entry.path()) >= 0 && fs::exists(entry.path() / "trainer_state.json")) found.push_back(entry.path());
+  std::sort(found.begin(), found.end(), [](const fs::path& a, const fs::path& b) { return step_of(a) < step_of(b); });
+  return found;
+}
+
+// The CPU generator (dropout) state as a tensor, and back.
+at::Tensor rng_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_rng_state(const at::Tensor& state) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& output_dir, CheckpointContents c, const TrainerState& state) {
+  const fs::path final_dir = fs::path(output_dir) / ("checkpoint-" + std::to_string(state.step));
+  const fs::path tmp = fs::path(output_dir) / (".checkpoint-" + std::to_string(state.step) + ".tmp." + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_peft_adapter(c.model, c.lora, tmp.string(), c.base_model);
+  auto optimizer_state = c.optimizer.state();
+  optimizer_state.emplace_back("rng.cpu", rng_state());
+  save_safetensors((tmp / "optimizer.safetensors").string(), optimizer_state, {{"format", "qtune-optimizer"}});
+  nlohmann::ordered_json json = {{"format", kStateFormat},          {"version", kStateVersion},
+                                 {"step", state.step},              {"micro_batch", state.micro_batch},
+                                 {"optimizer_steps", c.optimizer.steps_taken()}, {"last_loss", state.last_loss}};
+  AtomicFile::write_all((tmp / "trainer_state.json").string(), json.dump(2) + "\n");
+  AtomicFile::write_all((tmp / "config.json").string(), c.config_json);
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  return final_dir.string();
+}
+
+TrainerState load_checkpoint(const std::string& dir, CheckpointContents c) {
+  const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
+  nlohmann::json json = read_json_file(state_path);
+  if (json.value("format", "") != kStateFormat || json.value("version", 0) != kStateVersion)
+    input_error("{}: not a qtune trainer state of version {}", state_path, kStateVersion);
+  // Adapter weights into the live parameters.
+  const std::string adapter_path = (fs::path(dir) / "adapter_model.safetensors").string();
+  auto adapter = SafetensorsFile::open(adapter_path);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, parameter] : lora_state(c.model)) {
+    const TensorInfo* info = adapter->find(name);
+    if (info == nullptr) input_error("{}: tensor '{}' is missing (was the checkpoint made with another LoRA config?)", adapter_path, name);
+    if (info->shape != parameter.sizes().vec()) input_error("{}: tensor '{}' has another shape than this config's adapter", adapter_path, name);
+    parameter.copy_(adapter->view(*info));
+  }
+  // Optimizer moments and the RNG.
+  const std::string optimizer_path = (fs::path(dir) / "optimizer.safetensors").string();
+  auto optimizer_file = SafetensorsFile::open(optimizer_path);
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& info : optimizer_file->tensors()) tensors.emplace_back(info.name, optimizer_file->view(info).clone());
+  c.optimizer.load_state(tensors, json.value("optimizer_steps", int64_t(0)), optimizer_path);
+  if (const TensorInfo* rng = optimizer_file->find("rng.cpu")) set_rng_state(optimizer_file->view(*rng).clone());
+  TrainerState state;
+  state.step = json.value("step", int64_t(0));
+  state.micro_batch = json.value("micro_batch", int64_t(0));
+  state.last_loss = json.value("last_loss", 0.0);
+  return state;
+}
+
+std::string latest_checkpoint(const std::string& output_dir) {
+  auto found = checkpoints_by_step(output_dir);
+  return found.empty() ? std::string() : found.back().string();
+}
+
+void prune_checkpoints(const std::string& output_dir, int64_t limit) {
+  if (limit <= 0) return;
+  auto found = checkpoints_by_step(output_dir);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(limit) < found.size(); ++i) fs::remove_all(found[i]);
+}
+
+}  // namespace qtune

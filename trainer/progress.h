@@ -1,0 +1,49 @@
+// Training progress: a live bar on a terminal (loss, lr, grad norm, tokens/s, memory, ETA), plain lines
+// otherwise, and every logged value in output_dir/metrics.jsonl. Depends on: trainer/train_config.h.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <string>
+
+#include "core/torch.h"
+#include "data/packing.h"
+#include "trainer/train_config.h"
+
+namespace qtune {
+
+struct StepRecord {
+  int64_t step = 0;
+  double epoch = 0;
+  double loss = 0;
+  double lr = 0;
+  double grad_norm = 0;
+  int64_t trained_tokens = 0, tokens = 0;
+  bool skipped = false;  // non-finite, skipped (skip_nonfinite_steps)
+  double eval_loss = std::nan("");
+};
+
+class Progress {
+ public:
+  // `start_step` > 0 on resume: metrics.jsonl lines after it (from a run that went further than its last
+  // checkpoint) are dropped so the file holds each step once.
+  Progress(const TrainConfig& config, int64_t total_steps, int64_t start_step, std::size_t adapted_modules, const PackingReport& data,
+           torch::Device device);
+  void step(const StepRecord& record);
+  void finish(const std::string& message);
+
+ private:
+  void write_metrics(const StepRecord& record);
+  const TrainConfig& config_;
+  int64_t total_steps_, start_step_;
+  bool tty_;
+  std::ofstream metrics_;
+  std::chrono::steady_clock::time_point start_;
+  int64_t tokens_since_start_ = 0;
+};
+
+// Resident host memory of this process in bytes (from /proc/self/statm).
+int64_t resident_bytes();
+
+}  // namespace qtune
