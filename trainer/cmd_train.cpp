@@ -20,7 +20,8 @@ Command add_train_command(CLI::App& app) {
     std::stringstream text;
     text << in.rdbuf();
     std::string resolved = text.str();
-    for (const auto& o : *overrides) resolved += "\n# override: " + o;
+    // Overrides are appended as YAML keys (a later key wins when the file is read back).
+    for (const auto& o : *overrides) resolved += "\n" + o.substr(0, o.find('=')) + ": " + o.substr(o.find('=') + 1);
     run_sft(config, resolved + "\n");
     return 0;
   };

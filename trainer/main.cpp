@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   add(qtune::add_tokenize_command);
   add(qtune::add_quantize_command);
   add(qtune::add_train_command);
+  add(qtune::add_merge_command);
+  add(qtune::add_generate_command);
   add(qtune::add_validate_command);
   add(qtune::add_data_command);
 

@@ -165,7 +165,11 @@ TrainSummary run_sft(const TrainConfig& config, const std::string& config_text) 
   LrSchedule schedule{config.lr_scheduler, warmup_steps_for(config.warmup_steps, config.warmup_ratio, total_steps), total_steps, config.cosine_min_lr_ratio};
 
   fs::create_directories(config.output_dir);
-  CheckpointContents contents{model, lora, optimizer, config.base_model, config_text};
+  // Saved with every adapter: the config, plus the compute dtype this run used (merge and generate
+  // rebuild the same dequantized weights from it).
+  const std::string saved_config = config_text + "\nbnb_4bit_compute_dtype: " +
+                                   (load.dtype == torch::kBFloat16 ? "bfloat16" : load.dtype == torch::kHalf ? "float16" : "float32") + "\n";
+  CheckpointContents contents{model, lora, optimizer, config.base_model, saved_config};
   TrainerState state;
   if (!config.resume_from_checkpoint.empty()) {
     const std::string dir = config.resume_from_checkpoint == "auto" ? latest_checkpoint(config.output_dir) : config.resume_from_checkpoint;
@@ -244,7 +248,7 @@ TrainSummary run_sft(const TrainConfig& config, const std::string& config_text) 
   // Outputs: the adapter in PEFT format, the resolved config, the tokenizer files.
   const double final_eval = evaluate(model, data, config, device);
   save_peft_adapter(model, lora, config.output_dir, config.base_model);
-  AtomicFile::write_all((fs::path(config.output_dir) / "qtune_config.json").string(), config_text);
+  AtomicFile::write_all((fs::path(config.output_dir) / kTrainingConfigFile).string(), saved_config);
   copy_tokenizer_files(config.tokenizer_dir(), config.output_dir);
   progress.finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}", state.step, summary.final_loss,
                               std::isnan(final_eval) ? "" : fmt::format(", eval loss {:.4f}", final_eval), config.output_dir));

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -67,7 +68,28 @@ struct Key {
 template <typename T>
 Key field(const char* name, T TrainConfig::*member);
 
-std::string where_key(const std::string& where, const std::string& key) { return where + ": key '" + key + "'"; }
+// Line of each top-level key in the YAML being read (for messages); empty for documents not from YAML.
+thread_local const std::map<std::string, int>* current_key_lines = nullptr;
+
+std::string where_key(const std::string& where, const std::string& key) {
+  if (current_key_lines != nullptr) {
+    auto it = current_key_lines->find(key);
+    if (it != current_key_lines->end()) return fmt::format("{}:{}: key '{}'", where, it->second, key);
+  }
+  return where + ": key '" + key + "'";
+}
+
+// Top-level key -> 1-based line in the YAML text.
+std::map<std::string, int> top_level_key_lines(const std::string& yaml_text) {
+  std::map<std::string, int> lines;
+  try {
+    const YAML::Node root = YAML::Load(yaml_text);
+    if (root.IsMap())
+      for (const auto& item : root) lines[item.first.as<std::string>()] = item.first.Mark().line + 1;
+  } catch (const YAML::Exception&) {
+  }
+  return lines;
+}
 
 template <>
 Key field<std::string>(const char* name, std::string TrainConfig::*member) {
@@ -249,7 +271,11 @@ TrainConfig TrainConfig::from_json(const json& document, const std::string& wher
   const auto names = key_names();
   for (const auto& [name, value] : document.items()) {
     auto key = std::find_if(keys().begin(), keys().end(), [&](const Key& k) { return k.name == name; });
-    if (key == keys().end()) input_error("{}: unknown key '{}'{}", where, name, did_you_mean(name, names));
+    if (key == keys().end()) {
+      const auto line = current_key_lines ? current_key_lines->find(name) : std::map<std::string, int>::const_iterator();
+      const std::string at = current_key_lines && line != current_key_lines->end() ? fmt::format("{}:{}", where, line->second) : where;
+      input_error("{}: unknown key '{}'{}", at, name, did_you_mean(name, names));
+    }
     if (value.is_null()) continue;  // "key:" with no value keeps the default
     key->read(config, value, where);
   }
@@ -271,6 +297,11 @@ TrainConfig TrainConfig::load(const std::string& path, const std::vector<std::st
   text << in.rdbuf();
   json document = yaml_to_json(text.str(), path);
   if (document.is_null()) document = json::object();
+  const std::map<std::string, int> key_lines = top_level_key_lines(text.str());
+  struct LinesScope {  // errors below name the key's line
+    explicit LinesScope(const std::map<std::string, int>* lines) { current_key_lines = lines; }
+    ~LinesScope() { current_key_lines = nullptr; }
+  } scope(&key_lines);
   for (const auto& item : overrides) {
     auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0) input_error("override '{}' must be key=value", item);
@@ -286,6 +317,24 @@ LoadOptions TrainConfig::load_options() const {
   if (load_in_4bit)
     options.quantize = QuantizeOptions{parse_quant_type(bnb_4bit_quant_type, source), bnb_4bit_blocksize, bnb_4bit_use_double_quant};
   return options;
+}
+
+TrainingBase training_base(const std::string& adapter_dir) {
+  TrainingBase base;
+  const fs::path path = fs::path(adapter_dir) / kTrainingConfigFile;
+  if (!fs::exists(path)) return base;
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  json document = yaml_to_json(text.str(), path.string());
+  const json defaults = json::object();
+  const json& c = document.is_object() ? document : defaults;
+  if (c.contains("bnb_4bit_compute_dtype") && c["bnb_4bit_compute_dtype"].is_string())
+    base.compute_dtype = parse_dtype(c["bnb_4bit_compute_dtype"].get<std::string>(), path.string());
+  if (c.value("load_in_4bit", true))
+    base.quantize = QuantizeOptions{parse_quant_type(c.value("bnb_4bit_quant_type", "nf4"), path.string()), c.value("bnb_4bit_blocksize", int64_t(64)),
+                                    c.value("bnb_4bit_use_double_quant", true)};
+  return base;
 }
 
 DataConfig TrainConfig::data_config() const {

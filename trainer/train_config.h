@@ -98,6 +98,17 @@ struct TrainConfig {
   LoadOptions load_options() const;
 };
 
+// The training config as run (the user's YAML plus overrides), saved next to every adapter qtune writes.
+inline constexpr const char* kTrainingConfigFile = "qtune_training.yaml";
+
+// How an adapter's base ran during training, from the kTrainingConfigFile saved with it: the load-time
+// quantization (none for a 16-bit base) and the compute dtype (what deq(W) was rounded to).
+struct TrainingBase {
+  std::optional<QuantizeOptions> quantize;
+  std::optional<at::ScalarType> compute_dtype;
+};
+TrainingBase training_base(const std::string& adapter_dir);
+
 // YAML text -> JSON (plain scalars become bool/int/float/null where YAML 1.2 says so; quoted stay
 // strings). Throws InputError naming `where` and the line on a syntax error.
 nlohmann::json yaml_to_json(const std::string& yaml_text, const std::string& where);

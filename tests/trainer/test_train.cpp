@@ -61,6 +61,17 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   EXPECT_EQ(adapter["r"], 4);
   EXPECT_TRUE(fs::exists(out + "/tokenizer.json"));
   EXPECT_NE(r.out.find("done: 20 steps"), std::string::npos) << r.out;
+
+  // Generation with the adapter equals generation with the merged model (greedy, f32).
+  const std::string dir = fs::path(config).parent_path();
+  auto with_adapter = test::run_qtune("generate --model " + dir + "/model --adapter " + out + " --prompt 'say dog' --chat --max-new-tokens 8");
+  ASSERT_EQ(with_adapter.exit_code, 0) << with_adapter.out;
+  auto merged = test::run_qtune("merge --base " + dir + "/model --adapter " + out + " --out " + dir + "/merged --dtype f32");
+  ASSERT_EQ(merged.exit_code, 0) << merged.out;
+  EXPECT_NE(merged.out.find("4-bit base was dequantized to f32"), std::string::npos) << merged.out;  // as trained: load_in_4bit, CPU
+  auto from_merged = test::run_qtune("generate --model " + dir + "/merged --prompt 'say dog' --chat --max-new-tokens 8");
+  ASSERT_EQ(from_merged.exit_code, 0) << from_merged.out;
+  EXPECT_EQ(with_adapter.out, from_merged.out);
 }
 
 TEST(Train, StoppedAndResumedEqualsUninterrupted) {

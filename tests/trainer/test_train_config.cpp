@@ -60,8 +60,8 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
     std::string body, message;
   };
   const std::vector<Case> cases = {
-      {std::string(kMinimal) + "num_epoch: 3\n", "unknown key 'num_epoch' (did you mean 'num_epochs'?)"},
-      {std::string(kMinimal) + "micro_batch_size: 0\n", "key 'micro_batch_size' must be at least 1"},
+      {std::string(kMinimal) + "num_epoch: 3\n", ":5: unknown key 'num_epoch' (did you mean 'num_epochs'?)"},
+      {std::string(kMinimal) + "micro_batch_size: 0\n", ":5: key 'micro_batch_size' must be at least 1"},  // with its YAML line
       {std::string(kMinimal) + "bf16: maybe\n", "key 'bf16' must be true or false"},
       {std::string(kMinimal) + "lr_scheduler: cosin\n", "did you mean 'cosine'"},
       {std::string(kMinimal) + "train_on_eos: first\n", "train_on_eos must be turn, last, all or none"},
