@@ -1,5 +1,5 @@
 // LoRA merge, in memory and streamed between checkpoint folders. Depends on: adapters/merge.h,
-// adapters/peft_format.h, models/{linear4bit,bnb_format,architecture}.h, core/{atomic_file,error}.h.
+// adapters/peft_format.h, models/{linear4bit,bnb_format,architecture,model_files}.h, core/{atomic_file,error}.h.
 #include "adapters/merge.h"
 
 #include <filesystem>
@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/peft_format.h"
+#include "models/model_files.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "models/bnb_format.h"
@@ -73,12 +74,7 @@ MergeReport write_merged_model(const MergeOptions& o) {
                             : checked.bnb   ? parse_dtype(checked.bnb->compute_dtype, o.base_dir + "/config.json: bnb_4bit_compute_dtype")
                                             : at::kBFloat16;
 
-  std::error_code ec;
-  fs::create_directories(o.out_dir, ec);
-  if (ec) input_error("{}: cannot create the output folder ({})", o.out_dir, ec.message());
-  if (!o.force && (fs::exists(fs::path(o.out_dir) / "config.json") || fs::exists(fs::path(o.out_dir) / "model.safetensors") ||
-                   fs::exists(fs::path(o.out_dir) / "model.safetensors.index.json")))
-    input_error("{}: already holds a model; choose another --out or pass --force to overwrite it", o.out_dir);
+  prepare_model_output_dir(o.out_dir, o.force);
 
   std::vector<TensorSpec> specs;
   for (const auto& spec : checked.specs) specs.push_back({spec.name, o.out_dtype, spec.shape});
@@ -112,11 +108,8 @@ MergeReport write_merged_model(const MergeOptions& o) {
   writer.finish();
   report.shards = writer.shard_count();
 
-  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                           "chat_template.jinja", "added_tokens.json", "vocab.json", "merges.txt"}) {
-    const fs::path from = fs::path(o.base_dir) / name;
-    if (fs::exists(from)) fs::copy_file(from, fs::path(o.out_dir) / name, fs::copy_options::overwrite_existing);
-  }
+  copy_tokenizer_files(o.base_dir, o.out_dir);
+
   // config.json last (a folder with a config.json is a complete model); ordered, so other keys keep their place.
   const std::string config_path = (fs::path(o.base_dir) / "config.json").string();
   std::ifstream config_in(config_path, std::ios::binary);

@@ -8,6 +8,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "models/model_files.h"
 #include "models/architecture.h"
 #include "models/safetensors.h"
 
@@ -46,12 +47,7 @@ torch::Tensor random_tensor(const WeightSpec& spec, const InitModelOptions& o) {
 void write_random_model(const InitModelOptions& o) {
   namespace fs = std::filesystem;
   o.config.validate("init-model");
-  std::error_code ec;
-  fs::create_directories(o.out_dir, ec);
-  if (ec) input_error("{}: cannot create the output folder ({})", o.out_dir, ec.message());
-  if (!o.force && (fs::exists(fs::path(o.out_dir) / "config.json") || fs::exists(fs::path(o.out_dir) / "model.safetensors") ||
-                   fs::exists(fs::path(o.out_dir) / "model.safetensors.index.json")))
-    input_error("{}: already holds a model; choose another --out or pass --force to overwrite it", o.out_dir);
+  prepare_model_output_dir(o.out_dir, o.force);
 
   ModelConfig config = o.config;
   config.torch_dtype = o.dtype == at::kFloat ? "float32" : o.dtype == at::kHalf ? "float16" : "bfloat16";

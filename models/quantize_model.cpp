@@ -7,6 +7,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "models/model_files.h"
 
 namespace qtune {
 
@@ -14,12 +15,7 @@ QuantizeModelReport write_quantized_model(const QuantizeModelOptions& o) {
   namespace fs = std::filesystem;
   if (fs::exists(o.out_dir) && fs::equivalent(o.out_dir, o.model_dir)) input_error("{}: --out must differ from --model", o.out_dir);
   CheckedCheckpoint checked = check_checkpoint(o.model_dir);
-  std::error_code ec;
-  fs::create_directories(o.out_dir, ec);
-  if (ec) input_error("{}: cannot create the output folder ({})", o.out_dir, ec.message());
-  if (!o.force && (fs::exists(fs::path(o.out_dir) / "config.json") || fs::exists(fs::path(o.out_dir) / "model.safetensors") ||
-                   fs::exists(fs::path(o.out_dir) / "model.safetensors.index.json")))
-    input_error("{}: already holds a model; choose another --out or pass --force to overwrite it", o.out_dir);
+  prepare_model_output_dir(o.out_dir, o.force);
 
   // Phase 1: the 4-bit projections (already 4-bit ones are taken as stored).
   BnbConfig bnb = checked.bnb.value_or(BnbConfig{true, o.quantize.type, o.quantize.double_quant, o.compute_dtype});
@@ -70,11 +66,8 @@ QuantizeModelReport write_quantized_model(const QuantizeModelOptions& o) {
   writer.finish();
 
   // Tokenizer and generation files travel with the model; config.json (with quantization_config) last.
-  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                           "chat_template.jinja"}) {
-    const fs::path from = fs::path(o.model_dir) / name;
-    if (fs::exists(from)) fs::copy_file(from, fs::path(o.out_dir) / name, fs::copy_options::overwrite_existing);
-  }
+  copy_tokenizer_files(o.model_dir, o.out_dir);
+
   // Parsed as ordered JSON so that the keys keep the input's order (re-writing is then byte-identical).
   const std::string config_path = (fs::path(o.model_dir) / "config.json").string();
   std::ifstream config_in(config_path, std::ios::binary);

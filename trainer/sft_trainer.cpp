@@ -16,6 +16,7 @@
 #include "adapters/peft_format.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "models/model_files.h"
 #include "trainer/adamw.h"
 #include "trainer/checkpoint.h"
 #include "trainer/data_report.h"
@@ -126,12 +127,6 @@ double evaluate(CausalLM& model, const PreparedData& data, const TrainConfig& co
   return count > 0 ? sum / static_cast<double>(count) : std::nan("");
 }
 
-void copy_tokenizer_files(const std::string& from, const std::string& to) {
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
-    const fs::path source = fs::path(from) / name;
-    if (fs::exists(source)) fs::copy_file(source, fs::path(to) / name, fs::copy_options::overwrite_existing);
-  }
-}
 
 }  // namespace
 
@@ -249,7 +244,7 @@ TrainSummary run_sft(const TrainConfig& config, const std::string& config_text) 
   const double final_eval = evaluate(model, data, config, device);
   save_peft_adapter(model, lora, config.output_dir, config.base_model);
   AtomicFile::write_all((fs::path(config.output_dir) / kTrainingConfigFile).string(), saved_config);
-  copy_tokenizer_files(config.tokenizer_dir(), config.output_dir);
+  copy_tokenizer_files(config.tokenizer_dir(), config.output_dir, /*generation_config=*/false);
   progress.finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}", state.step, summary.final_loss,
                               std::isnan(final_eval) ? "" : fmt::format(", eval loss {:.4f}", final_eval), config.output_dir));
   return summary;
