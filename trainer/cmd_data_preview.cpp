@@ -49,6 +49,7 @@ Command add_data_command(CLI::App& app) {
   preview->add_option("--n", *count, "how many samples (default 3)");
   return [config_path, overrides, count]() {
     TrainConfig config = TrainConfig::load(*config_path, *overrides);
+    config.check_paths();
     PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
     auto tokenizer = load_tokenizer(config.tokenizer_dir());
     const bool color = ::isatty(STDOUT_FILENO) != 0;

@@ -16,6 +16,7 @@ Command add_train_command(CLI::App& app) {
   cmd->add_option("overrides", *overrides, "key=value overrides (YAML values)");
   return [config_path, overrides]() {
     TrainConfig config = TrainConfig::load(*config_path, *overrides);
+    config.check_paths();
     std::ifstream in(*config_path);
     std::stringstream text;
     text << in.rdbuf();

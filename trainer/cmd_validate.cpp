@@ -21,6 +21,7 @@ Command add_validate_command(CLI::App& app) {
   cmd->add_option("overrides", *overrides, "key=value overrides");
   return [config_path, overrides]() {
     TrainConfig config = TrainConfig::load(*config_path, *overrides);
+    config.check_paths();
     CheckedCheckpoint model = check_checkpoint(config.base_model);
     // The report is printed only when every check passed, so a failure is exactly one error line.
     std::ostringstream report;

@@ -297,7 +297,7 @@ TrainConfig TrainConfig::load(const std::string& path, const std::vector<std::st
   text << in.rdbuf();
   json document = yaml_to_json(text.str(), path);
   if (document.is_null()) document = json::object();
-  const std::map<std::string, int> key_lines = top_level_key_lines(text.str());
+  std::map<std::string, int> key_lines = top_level_key_lines(text.str());
   struct LinesScope {  // errors below name the key's line
     explicit LinesScope(const std::map<std::string, int>* lines) { current_key_lines = lines; }
     ~LinesScope() { current_key_lines = nullptr; }
@@ -307,8 +307,17 @@ TrainConfig TrainConfig::load(const std::string& path, const std::vector<std::st
     if (eq == std::string::npos || eq == 0) input_error("override '{}' must be key=value", item);
     json value = yaml_to_json(item.substr(eq + 1), "override " + item);
     if (document.is_object()) document[item.substr(0, eq)] = value;
+    key_lines.erase(item.substr(0, eq));  // the value no longer comes from the file
   }
   return from_json(document, path, fs::absolute(path).parent_path().string());
+}
+
+void TrainConfig::check_paths() const {
+  if (!fs::is_directory(base_model))
+    input_error("{}: key 'base_model': no model folder at {} (a folder with config.json and *.safetensors)", source, base_model);
+  if (!tokenizer.empty() && !fs::exists(tokenizer)) input_error("{}: key 'tokenizer': no tokenizer file or folder at {}", source, tokenizer);
+  for (std::size_t i = 0; i < datasets.size(); ++i)
+    if (!fs::exists(datasets[i].path)) input_error("{}: datasets[{}]: no such file or folder: {}", source, i, datasets[i].path);
 }
 
 LoadOptions TrainConfig::load_options() const {

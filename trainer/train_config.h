@@ -91,6 +91,9 @@ struct TrainConfig {
   // The same from an already converted document (tests); `where` names it.
   static TrainConfig from_json(const nlohmann::json& document, const std::string& where, const std::string& base_dir);
 
+  // InputError naming the key when base_model, tokenizer or a dataset path does not exist.
+  void check_paths() const;
+
   // The data part, for prepare_data().
   DataConfig data_config() const;
   std::string tokenizer_dir() const { return tokenizer.empty() ? base_model : tokenizer; }

@@ -125,6 +125,11 @@ TEST_F(DataCommands, BadConfigsNameTheFileAndKey) {
   expect_error("config.yaml", "use one of: llama3");
   write_config("", "    feild_messages: conversations\n");
   expect_error("config.yaml", "did you mean 'field_messages'");
+  write_config("base_model: no/such/model\n");
+  expect_error("config.yaml", "key 'base_model': no model folder at");
+  write_config("sequence_len: 64\n");  // an override's value is named without the file's line
+  auto r = qtune("validate " + config() + " micro_batch_size=0");
+  EXPECT_NE(r.out.find("config.yaml: key 'micro_batch_size' must be at least 1"), std::string::npos) << r.out;
 }
 
 TEST_F(DataCommands, BadDatasetsNameFileAndLine) {
