@@ -53,6 +53,14 @@ struct Segments {
   void end_of_turn(std::string text, int message) { add(std::move(text), SegmentKind::EndOfTurn, message); }
 };
 
+// One ChatML turn: <|im_start|>role\ncontent<|im_end|>\n, the content and <|im_end|> marked as such.
+void add_chatml_turn(Segments& s, const std::string& role, std::string content, int message) {
+  s.scaffold("<|im_start|>" + role + "\n", message);
+  s.content(std::move(content), message);
+  s.end_of_turn("<|im_end|>", message);
+  s.scaffold("\n", message);
+}
+
 // Qwen's tool results: consecutive tool messages share one user turn of <tool_response> blocks.
 void add_tool_response(Segments& s, const std::vector<Message>& messages, std::size_t i) {
   const int m = static_cast<int>(i);
@@ -122,10 +130,7 @@ class ChatmlTemplate final : public TemplateBase {
         add_tool_response(s, messages, i);
         continue;
       }
-      s.scaffold("<|im_start|>" + messages[i].role + "\n", m);
-      s.content(messages[i].content, m);
-      s.end_of_turn("<|im_end|>", m);
-      s.scaffold("\n", m);
+      add_chatml_turn(s, messages[i].role, messages[i].content, m);
     }
     if (add_generation_prompt) s.scaffold("<|im_start|>assistant\n");
     return s.list;
@@ -146,10 +151,7 @@ class Qwen3Template final : public TemplateBase {
     Segments s;
     const std::size_t n = messages.size();
     if (n > 0 && messages[0].role == "system") {
-      s.scaffold("<|im_start|>system\n", 0);
-      s.content(messages[0].content, 0);
-      s.end_of_turn("<|im_end|>", 0);
-      s.scaffold("\n", 0);
+      add_chatml_turn(s, "system", messages[0].content, 0);
     }
     // The last user message that is not a wrapped tool response.
     std::size_t last_query = n == 0 ? 0 : n - 1;
@@ -165,27 +167,22 @@ class Qwen3Template final : public TemplateBase {
       const Message& msg = messages[i];
       const int m = static_cast<int>(i);
       if (msg.role == "user" || (msg.role == "system" && i > 0)) {
-        s.scaffold("<|im_start|>" + msg.role + "\n", m);
-        s.content(msg.content, m);
-        s.end_of_turn("<|im_end|>", m);
-        s.scaffold("\n", m);
+        add_chatml_turn(s, msg.role, msg.content, m);
       } else if (msg.role == "assistant") {
         std::string content = msg.content, reasoning;
         if (msg.reasoning) {
           reasoning = *msg.reasoning;
         } else if (std::size_t close = content.find("</think>"); close != std::string::npos) {
-          std::string before = content.substr(0, content.find("</think>"));
+          std::string before = content.substr(0, close);
           content = strip_chars(content.substr(content.rfind("</think>") + 8), '\n', true, false);
           std::size_t open = before.rfind("<think>");
           reasoning = strip_chars(strip_chars(open == std::string::npos ? before : before.substr(open + 7), '\n', false, true), '\n', true, false);
         }
-        s.scaffold("<|im_start|>assistant\n", m);
-        if (i > last_query && (i + 1 == n || !reasoning.empty()))
-          s.content("<think>\n" + strip_chars(reasoning, '\n', true, true) + "\n</think>\n\n" + strip_chars(content, '\n', true, false), m);
-        else
-          s.content(content, m);
-        s.end_of_turn("<|im_end|>", m);
-        s.scaffold("\n", m);
+        const bool show_thinking = i > last_query && (i + 1 == n || !reasoning.empty());
+        add_chatml_turn(s, "assistant",
+                        show_thinking ? "<think>\n" + strip_chars(reasoning, '\n', true, true) + "\n</think>\n\n" + strip_chars(content, '\n', true, false)
+                                      : content,
+                        m);
       } else if (msg.role == "tool") {
         add_tool_response(s, messages, i);
       }

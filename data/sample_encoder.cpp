@@ -23,14 +23,18 @@ SampleEncoder::SampleEncoder(const Tokenizer& tokenizer, const ChatTemplate& cha
                              TokenId eos_id, bool add_bos)
     : tokenizer_(tokenizer), chat_(chat), options_(std::move(options)), bos_id_(bos_id), eos_id_(eos_id), add_bos_(add_bos) {}
 
+bool SampleEncoder::message_trained(const Message& message) const {
+  const auto& roles = options_.roles_to_train;
+  return message.train.value_or(std::find(roles.begin(), roles.end(), message.role) != roles.end());
+}
+
 bool SampleEncoder::segment_trained(const TemplateSegment& segment, const std::vector<Message>& messages, std::size_t trained_from,
                                     int last_trained_message) const {
   if (options_.train_on_inputs && trained_from == 0) return true;
   if (segment.kind == SegmentKind::Scaffold || segment.message < 0) return false;
   if (static_cast<std::size_t>(segment.message) < trained_from) return false;
   const Message& message = messages[segment.message];
-  const auto& roles = options_.roles_to_train;
-  const bool role_trained = message.train.value_or(std::find(roles.begin(), roles.end(), message.role) != roles.end());
+  const bool role_trained = message_trained(message);
   if (segment.kind == SegmentKind::Content) return role_trained;
   switch (options_.train_on_eos) {
     case TrainOnEos::Turn: return role_trained;
@@ -47,9 +51,7 @@ TokenizedSample SampleEncoder::encode_messages(const std::vector<Message>& messa
   int last_trained_message = -1;
   for (const auto& s : segments)
     if (s.kind == SegmentKind::EndOfTurn && s.message >= static_cast<int>(trained_from)) {
-      const auto& roles = options_.roles_to_train;
-      const Message& m = messages[s.message];
-      if (m.train.value_or(std::find(roles.begin(), roles.end(), m.role) != roles.end())) last_trained_message = s.message;
+      if (message_trained(messages[s.message])) last_trained_message = s.message;
     }
 
   // Byte ranges of the trained segments in the rendered text.

@@ -57,6 +57,8 @@ class SampleEncoder {
   TokenizedSample encode_messages(const std::vector<Message>& messages, std::size_t trained_from) const;
 
  private:
+  // Its per-message "train" flag, else whether its role is in roles_to_train.
+  bool message_trained(const Message& message) const;
   bool segment_trained(const TemplateSegment& segment, const std::vector<Message>& messages, std::size_t trained_from,
                        int last_trained_message) const;
 

@@ -130,31 +130,51 @@ Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t bl
 #endif
   TORCH_CHECK(weight.device().is_cpu(), "quantize_4bit: this build quantizes CPU tensors only");
   const at::Tensor w = weight.contiguous();
+  Quantized4bit q = describe_4bit(w, type, blocksize);
+  const int64_t n = w.numel();
+  q.packed = at::empty({(n + 1) / 2}, at::kByte);
+  at::Tensor absmax = at::empty({q.blocks()}, at::kFloat);
+  std::atomic<bool> finite{true};
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, w.scalar_type(), "quantize_4bit", [&] {
+    quantize_blocks<scalar_t>(w.data_ptr<scalar_t>(), n, type, blocksize, q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), finite);
+  });
+  require_finite_weight(finite, where);
+  q.scales = make_scales(absmax, double_quant);
+  return q;
+}
+
+Quantized4bit describe_4bit(const at::Tensor& weight, QuantType type, int64_t blocksize) {
   Quantized4bit q;
   q.type = type;
   q.blocksize = blocksize;
   q.shape = weight.sizes().vec();
   q.dtype = weight.scalar_type();
-  q.code_map = at::from_blob(const_cast<float*>(code_values(type).data()), {16}, at::kFloat).clone();
-  const int64_t n = w.numel();
-  q.packed = at::empty({(n + 1) / 2}, at::kByte);
-  at::Tensor absmax = at::empty({(n + blocksize - 1) / blocksize}, at::kFloat);
-  std::atomic<bool> finite{true};
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, w.scalar_type(), "quantize_4bit", [&] {
-    quantize_blocks<scalar_t>(w.data_ptr<scalar_t>(), n, type, blocksize, q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), finite);
-  });
-  if (!finite) input_error("{}: holds NaN or infinite values; the checkpoint is corrupt (re-download or re-export it)", where);
+  q.code_map = at::from_blob(const_cast<float*>(code_values(type).data()), {16}, at::kFloat).to(weight.device(), /*non_blocking=*/false,
+                                                                                                  /*copy=*/true);
+  return q;
+}
+
+QuantizedAbsmax make_scales(const at::Tensor& absmax, bool double_quant) {
+  QuantizedAbsmax scales;
   if (!double_quant) {
-    q.scales.absmax = absmax;
-    return q;
+    scales.absmax = absmax;
+    return scales;
   }
   // The absmax, centred on its mean, in 8 bits per block of 256. The mean is summed in double so that
   // it does not depend on a reduction order (any offset is valid: it is stored with the weight).
-  q.scales.nested = true;
-  q.scales.offset = static_cast<float>(absmax.sum(at::kDouble).item<double>() / static_cast<double>(absmax.numel()));
-  q.scales.nested_map = dynamic_map_signed().clone();
-  quantize_blockwise_8bit(absmax - q.scales.offset, q.scales.nested_map, q.scales.nested_blocksize, q.scales.absmax, q.scales.nested_absmax);
-  return q;
+  const at::Tensor host = absmax.cpu();
+  scales.nested = true;
+  scales.offset = static_cast<float>(host.sum(at::kDouble).item<double>() / static_cast<double>(host.numel()));
+  at::Tensor codes, nested_absmax;
+  quantize_blockwise_8bit(host - scales.offset, dynamic_map_signed(), scales.nested_blocksize, codes, nested_absmax);
+  scales.absmax = codes.to(absmax.device());
+  scales.nested_absmax = nested_absmax.to(absmax.device());
+  scales.nested_map = dynamic_map_signed().to(absmax.device(), /*non_blocking=*/false, /*copy=*/true);
+  return scales;
+}
+
+void require_finite_weight(bool finite, const std::string& where) {
+  if (!finite) input_error("{}: holds NaN or infinite values; the checkpoint is corrupt (re-download or re-export it)", where);
 }
 
 at::Tensor dequantize_absmax(const QuantizedAbsmax& scales) {

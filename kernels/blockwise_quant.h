@@ -49,6 +49,15 @@ void check_blocksize(int64_t blocksize, const std::string& where);
 // infinity (a corrupt checkpoint), or the block size is invalid.
 Quantized4bit quantize_4bit(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where);
 
+// Pieces shared by the CPU and CUDA implementations of quantize_4bit:
+// q with the weight's description (type, blocksize, shape, dtype, code map on the weight's device) and no data.
+Quantized4bit describe_4bit(const at::Tensor& weight, QuantType type, int64_t blocksize);
+// The scales of a weight from its float32 absmax [blocks]: as they are, or double-quantized (offset =
+// mean, 8-bit codes in blocks of 256, computed on the CPU) and returned on the absmax's device.
+QuantizedAbsmax make_scales(const at::Tensor& absmax, bool double_quant);
+// InputError naming `where` unless the weight was finite.
+void require_finite_weight(bool finite, const std::string& where);
+
 // The per-block absmax as float32 (undoing double quantization).
 at::Tensor dequantize_absmax(const QuantizedAbsmax& scales);
 

@@ -4,30 +4,29 @@
 #include <ATen/Context.h>
 
 namespace qtune {
+
+torch::Tensor generator_state(const torch::Device& device) {
+  at::Generator g = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(const torch::Device& device, const torch::Tensor& state) {
+  at::Generator g = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+}
+
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-at::Generator generator_for(const torch::Tensor& x) { return at::globalContext().defaultGenerator(x.device()); }
-
-torch::Tensor generator_state(const torch::Tensor& x) {
-  at::Generator g = generator_for(x);
-  std::lock_guard<std::mutex> lock(g.mutex());
-  return g.get_state();
-}
-
-void set_generator_state(const torch::Tensor& x, const torch::Tensor& state) {
-  at::Generator g = generator_for(x);
-  std::lock_guard<std::mutex> lock(g.mutex());
-  g.set_state(state);
-}
-
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, DecoderLayerImpl* layer, const AttentionContext* context) {
     auto& d = ctx->saved_data;
     d["layer"] = reinterpret_cast<int64_t>(layer);  // the module outlives the graph (it belongs to the model)
-    d["rng"] = generator_state(x);
+    d["rng"] = generator_state(x.device());
     d["cos"] = context->rope.cos;
     d["sin"] = context->rope.sin;
     d["visible_full"] = context->visible_full;
@@ -46,14 +45,14 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     if (d.find("visible_window") != d.end()) context.visible_window = d["visible_window"].toTensor();
     const torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     // Replay the forward's random numbers, then put the generator back where the backward found it.
-    const torch::Tensor now = generator_state(x);
-    set_generator_state(x, d["rng"].toTensor());
+    const torch::Tensor now = generator_state(x.device());
+    set_generator_state(x.device(), d["rng"].toTensor());
     torch::Tensor y;
     {
       torch::AutoGradMode enable(true);
       y = layer->forward(x, context, nullptr);
     }
-    set_generator_state(x, now);
+    set_generator_state(x.device(), now);
     torch::autograd::backward({y}, {grad_output[0]});  // accumulates into the layer's trainable parameters
     return {x.grad(), torch::Tensor(), torch::Tensor()};
   }

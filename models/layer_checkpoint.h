@@ -11,6 +11,11 @@
 
 namespace qtune {
 
+// The state of the default random generator of `device` (dropout draws from it), and restoring it; used
+// here to replay dropout and by training checkpoints to resume exactly.
+torch::Tensor generator_state(const torch::Device& device);
+void set_generator_state(const torch::Device& device, const torch::Tensor& state);
+
 // layer(x, context) under checkpointing; x [B, T, D]. No KV cache (training only).
 torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context);
 

@@ -7,12 +7,11 @@
 #include <algorithm>
 #include <filesystem>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "adapters/peft_format.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
+#include "models/layer_checkpoint.h"
 #include "models/safetensors.h"
 #include "trainer/train_config.h"
 
@@ -42,19 +41,6 @@ std::vector<fs::path> checkpoints_by_step(const std::string& output_dir) {
   return found;
 }
 
-// The CPU generator (dropout) state as a tensor, and back.
-at::Tensor rng_state() {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_rng_state(const at::Tensor& state) {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
-}
-
 }  // namespace
 
 std::string save_checkpoint(const std::string& output_dir, CheckpointContents c, const TrainerState& state) {
@@ -64,7 +50,8 @@ std::string save_checkpoint(const std::string& output_dir, CheckpointContents c,
   fs::create_directories(tmp);
   save_peft_adapter(c.model, c.lora, tmp.string(), c.base_model);
   auto optimizer_state = c.optimizer.state();
-  optimizer_state.emplace_back("rng.cpu", rng_state());
+  optimizer_state.emplace_back("rng.cpu", generator_state(torch::kCPU));
+  if (c.model->device().is_cuda()) optimizer_state.emplace_back("rng.cuda", generator_state(c.model->device()).cpu());  // dropout on the GPU
   save_safetensors((tmp / "optimizer.safetensors").string(), optimizer_state, {{"format", "qtune-optimizer"}});
   nlohmann::ordered_json json = {{"format", kStateFormat},          {"version", kStateVersion},
                                  {"step", state.step},              {"micro_batch", state.micro_batch},
@@ -97,7 +84,9 @@ TrainerState load_checkpoint(const std::string& dir, CheckpointContents c) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   for (const auto& info : optimizer_file->tensors()) tensors.emplace_back(info.name, optimizer_file->view(info).clone());
   c.optimizer.load_state(tensors, json.value("optimizer_steps", int64_t(0)), optimizer_path);
-  if (const TensorInfo* rng = optimizer_file->find("rng.cpu")) set_rng_state(optimizer_file->view(*rng).clone());
+  if (const TensorInfo* rng = optimizer_file->find("rng.cpu")) set_generator_state(torch::kCPU, optimizer_file->view(*rng).clone());
+  if (const TensorInfo* rng = optimizer_file->find("rng.cuda"); rng && c.model->device().is_cuda())
+    set_generator_state(c.model->device(), optimizer_file->view(*rng).clone());
   TrainerState state;
   state.step = json.value("step", int64_t(0));
   state.micro_batch = json.value("micro_batch", int64_t(0));

@@ -3,7 +3,6 @@
 // kernels/blockwise_quant.h, ATen CUDA.
 #include <ATen/cuda/CUDAContext.h>
 
-#include "core/error.h"
 #include "kernels/blockwise_quant.h"
 #include "kernels/cuda/quant4_kernels.cuh"
 
@@ -28,35 +27,17 @@ void check(cudaError_t status, const char* what) { TORCH_CHECK(status == cudaSuc
 Quantized4bit quantize_4bit_cuda(const at::Tensor& weight, QuantType type, int64_t blocksize, bool double_quant, const std::string& where) {
   TORCH_CHECK(weight.is_cuda(), "quantize_4bit_cuda: a CUDA tensor is required");
   const at::Tensor w = weight.contiguous();
-  Quantized4bit q;
-  q.type = type;
-  q.blocksize = blocksize;
-  q.shape = weight.sizes().vec();
-  q.dtype = weight.scalar_type();
-  q.code_map = at::from_blob(const_cast<float*>(code_values(type).data()), {16}, at::kFloat).to(w.device());
+  Quantized4bit q = describe_4bit(w, type, blocksize);
   const int64_t n = w.numel();
   const auto on_device = [&](at::ScalarType t) { return at::TensorOptions().dtype(t).device(w.device()); };
   q.packed = at::empty({(n + 1) / 2}, on_device(at::kByte));
-  at::Tensor absmax = at::empty({(n + blocksize - 1) / blocksize}, on_device(at::kFloat));
+  at::Tensor absmax = at::empty({q.blocks()}, on_device(at::kFloat));
   at::Tensor nonfinite = at::zeros({1}, on_device(at::kInt));
   check(cuda::quantize_4bit(w.data_ptr(), element_type(w.scalar_type()), n, static_cast<int>(blocksize), format_of(type), q.packed.data_ptr<uint8_t>(),
                             absmax.data_ptr<float>(), nonfinite.data_ptr<int>(), at::cuda::getCurrentCUDAStream()),
         "quantize_4bit");
-  if (nonfinite.item<int>() != 0) input_error("{}: holds NaN or infinite values; the checkpoint is corrupt (re-download or re-export it)", where);
-  if (!double_quant) {
-    q.scales.absmax = absmax;
-    return q;
-  }
-  // The second level is small (one value per block): done on the CPU, exactly as the CPU path does it.
-  const at::Tensor host_absmax = absmax.cpu();
-  q.scales.nested = true;
-  q.scales.offset = static_cast<float>(host_absmax.sum(at::kDouble).item<double>() / static_cast<double>(host_absmax.numel()));
-  q.scales.nested_map = dynamic_map_signed().clone();
-  at::Tensor codes, nested_absmax;
-  quantize_blockwise_8bit(host_absmax - q.scales.offset, q.scales.nested_map, q.scales.nested_blocksize, codes, nested_absmax);
-  q.scales.absmax = codes.to(w.device());
-  q.scales.nested_absmax = nested_absmax.to(w.device());
-  q.scales.nested_map = q.scales.nested_map.to(w.device());
+  require_finite_weight(nonfinite.item<int>() == 0, where);
+  q.scales = make_scales(absmax, double_quant);  // the second level is small: on the CPU, as the CPU path does it
   return q;
 }
 
