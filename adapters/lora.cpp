@@ -94,6 +94,18 @@ torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) {
   return torch::matmul(low, lora_B.to(dtype).t()) * scale_;                                                  // [..., out]
 }
 
+void LoraAdapterImpl::keep_reference_copy() {
+  torch::NoGradGuard no_grad;
+  reference_A = register_buffer("reference_A", lora_A.detach().clone());
+  reference_B = register_buffer("reference_B", lora_B.detach().clone());
+}
+
+torch::Tensor LoraAdapterImpl::reference_delta(const torch::Tensor& x) {
+  if (!reference_A.defined()) return {};
+  const at::ScalarType dtype = x.scalar_type();
+  return torch::matmul(torch::matmul(x, reference_A.to(dtype).t()), reference_B.to(dtype).t()) * scale_;
+}
+
 torch::Tensor LoraAdapterImpl::delta_weight() const {
   torch::NoGradGuard no_grad;
   return torch::matmul(lora_B.to(torch::kFloat), lora_A.to(torch::kFloat)) * scale_;  // [out, in]
@@ -115,6 +127,11 @@ std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options
 
 void remove_lora(CausalLM& model) {
   for (auto& [name, linear] : model->projections()) linear->set_adapter(nullptr);
+}
+
+void keep_reference_copies(CausalLM& model) {
+  for (auto& [name, linear] : model->projections())
+    if (LoraAdapterImpl* lora = lora_of(linear)) lora->keep_reference_copy();
 }
 
 LoraAdapterImpl* lora_of(const FrozenLinear& linear) { return dynamic_cast<LoraAdapterImpl*>(linear->adapter().get()); }

@@ -61,6 +61,12 @@ class LoraAdapterImpl : public LinearAdapter {
   // s · B · A : [out, in] in float32 (what a merge adds to the base weight).
   torch::Tensor delta_weight() const;
 
+  // Freezes a copy of the current A and B as this adapter's reference: under ReferenceModel the layer
+  // adds the copy's delta (no dropout) instead of nothing. DPO started from an SFT adapter uses it so
+  // its reference model is base + that adapter while the trained copy moves.
+  void keep_reference_copy();
+  torch::Tensor reference_delta(const torch::Tensor& x) override;
+
   double scale() const { return scale_; }
   int64_t rank() const { return lora_A.size(0); }
   int64_t in_features() const { return lora_A.size(1); }
@@ -68,6 +74,7 @@ class LoraAdapterImpl : public LinearAdapter {
 
   torch::Tensor lora_A;  // [R, in], parameter "lora_A"
   torch::Tensor lora_B;  // [out, R], parameter "lora_B"
+  torch::Tensor reference_A, reference_B;  // frozen buffers after keep_reference_copy(), else undefined
 
  private:
   double scale_;
@@ -83,6 +90,9 @@ std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options
 
 // Removes every adapter from `model`.
 void remove_lora(CausalLM& model);
+
+// keep_reference_copy() on every adapter of `model`.
+void keep_reference_copies(CausalLM& model);
 
 // The LoRA adapter of `linear`, or nullptr.
 LoraAdapterImpl* lora_of(const FrozenLinear& linear);

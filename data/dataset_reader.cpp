@@ -249,8 +249,6 @@ std::vector<Message> split_shared_prompt(std::vector<Message>& chosen, std::vect
                                          const std::string& chosen_name, const std::string& rejected_name) {
   std::size_t shared = 0;
   while (shared < chosen.size() && shared < rejected.size() && same_message(chosen[shared], rejected[shared])) ++shared;
-  if (shared == chosen.size() && shared == rejected.size())
-    bad("fields '{}' and '{}' are identical, so there is no preference to learn", chosen_name, rejected_name);
   while (shared > 0 && chosen[shared - 1].role != "user") --shared;
   if (shared == 0)
     bad("fields '{}' and '{}' share no prompt (no common leading messages ending with a user message); add a "
@@ -264,10 +262,20 @@ std::vector<Message> split_shared_prompt(std::vector<Message>& chosen, std::vect
 
 void check_answer(const std::vector<Message>& answer, const std::string& name) {
   if (answer.empty()) bad("field '{}' has no assistant answer", name);
-  for (std::size_t i = 0; i < answer.size(); ++i)
+  for (std::size_t i = 0; i < answer.size(); ++i) {
     if (answer[i].role != "assistant")
       bad("field '{}' must hold only assistant messages after the prompt, but message {} is {}", name, i,
           answer[i].role);
+    // An empty side is a degenerate preference: DPO would learn "prefer (or avoid) saying nothing".
+    if (answer[i].content.empty()) bad("field '{}' has an empty answer; remove the pair or fill it", name);
+  }
+}
+
+// Checked on the answers, after any prompt split, so that it holds for every way a pair can be written.
+void check_answers_differ(const std::vector<Message>& chosen, const std::vector<Message>& rejected,
+                          const std::string& chosen_name, const std::string& rejected_name) {
+  if (std::equal(chosen.begin(), chosen.end(), rejected.begin(), rejected.end(), same_message))
+    bad("fields '{}' and '{}' are identical, so there is no preference to learn", chosen_name, rejected_name);
 }
 
 PreferencePair read_preference(json& object, const Fields& fields) {
@@ -306,6 +314,7 @@ PreferencePair read_preference(json& object, const Fields& fields) {
         pair.prompt[first].role);
   check_answer(pair.chosen, spec.field_chosen);
   check_answer(pair.rejected, spec.field_rejected);
+  check_answers_differ(pair.chosen, pair.rejected, spec.field_chosen, spec.field_rejected);
   return pair;
 }
 

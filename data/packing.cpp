@@ -1,4 +1,5 @@
-// Packing plan (drop/truncate, first-fit-decreasing bins), per-epoch batch order and collation.
+// Packing plan (drop/truncate, first-fit-decreasing bins), per-epoch batch order and collation; the same
+// for preference pairs, one row each.
 // Depends on: data/packing.h, data/dataset_mix.h (SplitMix64, shuffled_indices), core/error.h.
 #include "data/packing.h"
 
@@ -33,6 +34,61 @@ std::vector<std::vector<std::size_t>> chunk(const std::vector<std::size_t>& orde
   for (std::size_t begin = 0; begin < order.size(); begin += size)
     chunks.emplace_back(order.begin() + begin, order.begin() + std::min(order.size(), begin + size));
   return chunks;
+}
+
+// Counts why a sample (or pair) is left out; true when it is kept.
+bool passes_drop_rules(PackingReport& report, bool overlong, std::size_t trained_tokens, const PackingOptions& options) {
+  if (overlong && options.overlong == OverlongPolicy::Drop) {
+    ++report.dropped_overlong;
+    return false;
+  }
+  if (trained_tokens == 0) {  // nothing to learn from; would only dilute the batch
+    ++report.dropped_untrained;
+    return false;
+  }
+  return true;
+}
+
+// The rows of the kept samples (`lengths` already cut to sequence_len): bins, or one row each.
+void make_rows(RowPlan& plan, const std::vector<std::size_t>& kept, const std::vector<std::size_t>& lengths,
+               bool packed, std::size_t sequence_len) {
+  if (packed) {
+    for (const auto& bin : first_fit_decreasing(lengths, sequence_len)) {
+      std::vector<std::size_t>& row = plan.rows.emplace_back();
+      std::size_t length = 0;
+      for (std::size_t k : bin) {
+        row.push_back(kept[k]);
+        length += lengths[k];
+      }
+      plan.row_lengths.push_back(length);
+    }
+  } else {
+    for (std::size_t k = 0; k < kept.size(); ++k) {
+      plan.rows.push_back({kept[k]});
+      plan.row_lengths.push_back(lengths[k]);
+    }
+  }
+  plan.report.rows = plan.rows.size();
+}
+
+// Batch count, padding and fill ratio when entry r of a batch is `rows_per_entry` rows of the batch's width
+// holding tokens[r] real tokens together.
+void account(PackingReport& report, const std::vector<std::vector<std::size_t>>& batches,
+             const std::vector<std::size_t>& widths, const std::vector<std::size_t>& tokens, std::size_t rows_per_entry,
+             const PackingOptions& options) {
+  std::size_t real = 0, padding = 0;
+  for (const auto& batch : batches) {
+    std::size_t width = options.pad_to_sequence_len ? options.sequence_len : 0, sum = 0;
+    for (std::size_t r : batch) {
+      width = std::max(width, widths[r]);
+      sum += tokens[r];
+    }
+    real += sum;
+    padding += width * rows_per_entry * batch.size() - sum;
+  }
+  report.batches = batches.size();
+  report.padding_tokens = padding;
+  report.fill_ratio = real + padding == 0 ? 0.0 : static_cast<double>(real) / static_cast<double>(real + padding);
 }
 
 }  // namespace
@@ -95,38 +151,14 @@ RowPlan plan_rows(const std::vector<SampleShape>& samples, const PackingOptions&
   for (std::size_t i = 0; i < samples.size(); ++i) {
     const SampleShape& s = samples[i];
     const bool overlong = s.length > options.sequence_len;
-    if (overlong && options.overlong == OverlongPolicy::Drop) {
-      ++report.dropped_overlong;
-      continue;
-    }
-    if (s.trained_tokens == 0) {  // nothing to learn from; would only dilute the batch
-      ++report.dropped_untrained;
-      continue;
-    }
+    if (!passes_drop_rules(report, overlong, s.trained_tokens, options)) continue;
     report.truncated += overlong;
     kept.push_back(i);
     kept_lengths.push_back(std::min(s.length, options.sequence_len));
     report.tokens += kept_lengths.back();
     report.trained_tokens += s.trained_tokens;
   }
-
-  if (options.sample_packing) {
-    for (const auto& bin : first_fit_decreasing(kept_lengths, options.sequence_len)) {
-      std::vector<std::size_t>& row = plan.rows.emplace_back();
-      std::size_t length = 0;
-      for (std::size_t k : bin) {
-        row.push_back(kept[k]);
-        length += kept_lengths[k];
-      }
-      plan.row_lengths.push_back(length);
-    }
-  } else {
-    for (std::size_t k = 0; k < kept.size(); ++k) {
-      plan.rows.push_back({kept[k]});
-      plan.row_lengths.push_back(kept_lengths[k]);
-    }
-  }
-  report.rows = plan.rows.size();
+  make_rows(plan, kept, kept_lengths, options.sample_packing, options.sequence_len);
   return plan;
 }
 
@@ -157,19 +189,7 @@ std::vector<std::vector<std::size_t>> plan_batches(const std::vector<std::size_t
 
 void account_batches(PackingReport& report, const std::vector<std::vector<std::size_t>>& batches,
                      const std::vector<std::size_t>& row_lengths, const PackingOptions& options) {
-  std::size_t tokens = 0, padding = 0;
-  for (const auto& batch : batches) {
-    std::size_t width = options.pad_to_sequence_len ? options.sequence_len : 0, sum = 0;
-    for (std::size_t r : batch) {
-      width = std::max(width, row_lengths[r]);
-      sum += row_lengths[r];
-    }
-    tokens += sum;
-    padding += width * batch.size() - sum;
-  }
-  report.batches = batches.size();
-  report.padding_tokens = padding;
-  report.fill_ratio = tokens + padding == 0 ? 0.0 : static_cast<double>(tokens) / static_cast<double>(tokens + padding);
+  account(report, batches, row_lengths, row_lengths, 1, options);
 }
 
 Batch collate(const std::vector<std::vector<std::size_t>>& rows, const std::vector<std::size_t>& batch,
@@ -217,6 +237,65 @@ Batch collate(const std::vector<std::vector<std::size_t>>& rows, const std::vect
   out.trained_tokens = static_cast<std::size_t>(
       std::count_if(out.labels.begin(), out.labels.end(), [](TokenId l) { return l != kIgnoreLabel; }));
   return out;
+}
+
+// ---- preference pairs ----
+
+RowPlan plan_pair_rows(std::size_t count, const PairSource& pair_at, const PackingOptions& options) {
+  check_options(options);
+  const std::size_t seq = options.sequence_len;
+  RowPlan plan;
+  PackingReport& report = plan.report;
+  report.samples_in = count;
+  std::vector<std::size_t> kept, kept_lengths;
+  for (std::size_t i = 0; i < count; ++i) {
+    const SampleView chosen = pair_at(i, 0), rejected = pair_at(i, 1);
+    const SampleShape c = shape_of(chosen, seq), r = shape_of(rejected, seq);
+    const bool overlong = c.length > seq || r.length > seq;
+    if (!passes_drop_rules(report, overlong, std::min(c.trained_tokens, r.trained_tokens), options)) continue;
+    const std::size_t chosen_kept = std::min(c.length, seq), rejected_kept = std::min(r.length, seq);
+    // Different answers can become one sequence when the cut falls before they part: no preference left.
+    if (chosen_kept == rejected_kept && std::equal(chosen.ids, chosen.ids + chosen_kept, rejected.ids)) {
+      ++report.dropped_identical;
+      continue;
+    }
+    report.truncated += overlong;
+    report.tokens += chosen_kept + rejected_kept;
+    report.trained_tokens += c.trained_tokens + r.trained_tokens;
+    kept.push_back(i);
+    kept_lengths.push_back(std::max(chosen_kept, rejected_kept));
+    plan.pair_tokens.push_back(chosen_kept + rejected_kept);
+  }
+  make_rows(plan, kept, kept_lengths, /*packed=*/false, seq);
+  return plan;
+}
+
+void account_pair_batches(PackingReport& report, const std::vector<std::vector<std::size_t>>& batches,
+                          const RowPlan& plan, const PackingOptions& options) {
+  if (plan.pair_tokens.size() != plan.row_lengths.size())
+    throw std::logic_error("account_pair_batches: the plan has " + std::to_string(plan.pair_tokens.size()) +
+                           " pair token counts for " + std::to_string(plan.row_lengths.size()) +
+                           " rows (not made by plan_pair_rows)");
+  account(report, batches, plan.row_lengths, plan.pair_tokens, 2, options);
+}
+
+Batch collate_pairs(const std::vector<std::vector<std::size_t>>& rows, const std::vector<std::size_t>& batch,
+                    const PairSource& pair_at, TokenId pad_id, const PackingOptions& options) {
+  // collate() over one local row per side: side 2p + part is part `part` of pair p.
+  const std::size_t pairs = batch.size();
+  std::vector<std::vector<std::size_t>> sides(2 * pairs);
+  for (std::size_t b = 0; b < pairs; ++b) {
+    const std::vector<std::size_t>& row = rows.at(batch[b]);
+    if (row.size() != 1)
+      throw std::logic_error("collate_pairs: row " + std::to_string(batch[b]) + " holds " + std::to_string(row.size()) +
+                             " pairs, not 1 (rows not made by plan_pair_rows)");
+    sides[b] = {2 * row[0]};
+    sides[pairs + b] = {2 * row[0] + 1};
+  }
+  std::vector<std::size_t> all(sides.size());
+  std::iota(all.begin(), all.end(), std::size_t{0});
+  return collate(sides, all, [&](std::size_t side) { return pair_at(side / 2, static_cast<int>(side % 2)); }, pad_id,
+                 options);
 }
 
 }  // namespace qtune

@@ -1,5 +1,6 @@
-// SFT sample packing and batching without torch: which samples share a row (first-fit-decreasing bins),
-// which rows share a micro-batch (shuffled, or grouped by length), and the padded row-major batch itself.
+// Sample packing and batching without torch: which samples share a row (first-fit-decreasing bins),
+// which rows share a micro-batch (shuffled, or grouped by length), and the padded row-major batch itself;
+// for preference (DPO/ORPO) pairs, one row per pair collated to a chosen and a rejected row.
 // Depends on: data/sample_encoder.h (TokenId, kIgnoreLabel), data/dataset_mix.h (SplitMix64 shuffles), core/error.h.
 //
 // Label convention: labels are NOT shifted here; the loss predicts labels[t + 1] from position t. So the
@@ -32,15 +33,17 @@ struct PackingOptions {
   bool pad_to_sequence_len = false;     // every batch sequence_len wide (static shapes)
 };
 
+// For pairs (plan_pair_rows) the counts are of pairs, and a pair is dropped or truncated when either side is.
 struct PackingReport {
   std::size_t samples_in = 0;
   std::size_t truncated = 0;          // kept samples cut to sequence_len
   std::size_t dropped_overlong = 0;   // longer than sequence_len under OverlongPolicy::Drop
   std::size_t dropped_untrained = 0;  // no trained token at all, or none left after truncation
+  std::size_t dropped_identical = 0;  // pairs whose chosen and rejected are the same once cut to sequence_len
   std::size_t rows = 0, batches = 0;
-  std::size_t tokens = 0;             // real (non-padding) tokens in all rows
+  std::size_t tokens = 0;             // real (non-padding) tokens in all rows (pairs: both sides)
   std::size_t trained_tokens = 0;     // loss terms, after the first-token rule above
-  std::size_t padding_tokens = 0;     // filled by account_batches()
+  std::size_t padding_tokens = 0;     // filled by account_batches() or account_pair_batches()
   double fill_ratio = 0;              // tokens / (tokens + padding_tokens)
 };
 
@@ -58,6 +61,7 @@ SampleShape shape_of(const SampleView& sample, std::size_t sequence_len);
 struct RowPlan {
   std::vector<std::vector<std::size_t>> rows;  // sample indices per row, in row order
   std::vector<std::size_t> row_lengths;        // tokens per row after truncation, each <= sequence_len
+  std::vector<std::size_t> pair_tokens;        // plan_pair_rows() only: chosen + rejected tokens per row
   PackingReport report;                        // samples_in .. trained_tokens filled
 };
 
@@ -95,5 +99,30 @@ struct Batch {
 // logic_error when a row holds more than sequence_len tokens (rows not made by plan_rows).
 Batch collate(const std::vector<std::vector<std::size_t>>& rows, const std::vector<std::size_t>& batch,
               const SampleSource& sample_at, TokenId pad_id, const PackingOptions& options);
+
+// ---- preference pairs (DPO/ORPO) ----
+// Side `part` of pair `pair`: part 0 the chosen answer, 1 the rejected one (SampleSet::get(pair, part)).
+using PairSource = std::function<SampleView(std::size_t pair, int part)>;
+
+// One row per kept pair, rows[k] = {pair index} in index order, never packed (sample_packing is ignored: the
+// loss compares whole sequences). Row length: the longer side cut to sequence_len. A pair is dropped when
+// either side is longer than sequence_len under OverlongPolicy::Drop (dropped_overlong), when either side
+// keeps no trained token, e.g. a prompt that fills sequence_len (dropped_untrained), or when both sides'
+// ids are equal once cut (dropped_identical: no preference left). samples_in counts pairs; tokens and
+// trained_tokens both sides. Fills pair_tokens. InputError when sequence_len or micro_batch_size is 0.
+// plan_batches() then takes row_lengths as they are; with sample_packing off it groups pairs by length.
+RowPlan plan_pair_rows(std::size_t count, const PairSource& pair_at, const PackingOptions& options);
+
+// account_batches() for a plan_pair_rows() plan: each row collates to two batch rows (chosen, rejected)
+// of the batch's width. logic_error when `plan` has no pair_tokens for its rows.
+void account_pair_batches(PackingReport& report, const std::vector<std::vector<std::size_t>>& batches,
+                          const RowPlan& plan, const PackingOptions& options);
+
+// The 2·B rows of a batch of B pairs: the chosen sides in batch order, then the rejected sides in the same
+// order, so rows b and B + b are one pair. Made by collate(), so one width for all (the longest side, or
+// sequence_len with pad_to_sequence_len), each side cut to sequence_len, the same padding and labels.
+// logic_error when a row of `rows` holds other than one pair (rows not made by plan_pair_rows).
+Batch collate_pairs(const std::vector<std::vector<std::size_t>>& rows, const std::vector<std::size_t>& batch,
+                    const PairSource& pair_at, TokenId pad_id, const PackingOptions& options);
 
 }  // namespace qtune

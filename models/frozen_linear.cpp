@@ -31,7 +31,10 @@ FrozenLinearImpl::FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::
 torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = weight_->matmul(x);
   if (bias_.defined()) y = y + bias_;
-  if (adapter_ && !AdaptersDisabled::active()) y = y + adapter_->delta(x);
+  if (!adapter_) return y;
+  if (!ReferenceModel::active()) return y + adapter_->delta(x);
+  torch::Tensor reference = adapter_->reference_delta(x);
+  return reference.defined() ? y + reference : y;
   return y;
 }
 
@@ -42,11 +45,11 @@ void FrozenLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter) {
 }
 
 namespace {
-thread_local bool adapters_disabled = false;
+thread_local bool reference_model = false;
 }
 
-AdaptersDisabled::AdaptersDisabled() : previous_(adapters_disabled) { adapters_disabled = true; }
-AdaptersDisabled::~AdaptersDisabled() { adapters_disabled = previous_; }
-bool AdaptersDisabled::active() { return adapters_disabled; }
+ReferenceModel::ReferenceModel() : previous_(reference_model) { reference_model = true; }
+ReferenceModel::~ReferenceModel() { reference_model = previous_; }
+bool ReferenceModel::active() { return reference_model; }
 
 }  // namespace qtune

@@ -43,12 +43,14 @@ class DenseWeight final : public FrozenWeight {
 class LinearAdapter : public torch::nn::Module {
  public:
   virtual torch::Tensor delta(const torch::Tensor& x) = 0;  // [..., in] -> [..., out], x's dtype
+  // What the reference model adds (see ReferenceModel): undefined for none, the default.
+  virtual torch::Tensor reference_delta(const torch::Tensor& /*x*/) { return {}; }
 };
 
 class FrozenLinearImpl : public torch::nn::Module {
  public:
   FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::Tensor bias /* [out] or undefined */);
-  // x·Wᵀ (+ b) (+ adapter delta, unless adapters are disabled): [..., in] -> [..., out]
+  // x·Wᵀ (+ b) (+ the adapter's delta, or its reference_delta under ReferenceModel): [..., in] -> [..., out]
   torch::Tensor forward(const torch::Tensor& x);
 
   const FrozenWeight& weight() const { return *weight_; }
@@ -68,14 +70,16 @@ TORCH_MODULE(FrozenLinear);
 
 std::string dtype_short_name(at::ScalarType dtype);  // "f32", "bf16", "f16", ...
 
-// While alive, every FrozenLinear skips its adapter (the base model alone: DPO's reference model).
-// Scoped to the current thread.
-class AdaptersDisabled {
+// While alive, the model computes as DPO's reference model: every FrozenLinear adds its adapter's
+// reference_delta instead of delta, so adapters without a frozen reference copy drop out (the base
+// alone). Scoped to the current thread (the reference pass runs without autograd, so no backward
+// thread ever needs it).
+class ReferenceModel {
  public:
-  AdaptersDisabled();
-  ~AdaptersDisabled();
-  AdaptersDisabled(const AdaptersDisabled&) = delete;
-  AdaptersDisabled& operator=(const AdaptersDisabled&) = delete;
+  ReferenceModel();
+  ~ReferenceModel();
+  ReferenceModel(const ReferenceModel&) = delete;
+  ReferenceModel& operator=(const ReferenceModel&) = delete;
   static bool active();
 
  private:

@@ -1,10 +1,10 @@
 // qtune train CONFIG.yaml [key=value ...]: fine-tune as the config says. Depends on: trainer/commands.h,
-// trainer/sft_trainer.h.
+// trainer/trainer.h.
 #include <fstream>
 #include <sstream>
 
 #include "trainer/commands.h"
-#include "trainer/sft_trainer.h"
+#include "trainer/trainer.h"
 
 namespace qtune {
 
@@ -23,7 +23,7 @@ Command add_train_command(CLI::App& app) {
     std::string resolved = text.str();
     // Overrides are appended as YAML keys (a later key wins when the file is read back).
     for (const auto& o : *overrides) resolved += "\n" + o.substr(0, o.find('=')) + ": " + o.substr(o.find('=') + 1);
-    run_sft(config, resolved + "\n");
+    run_training(config, resolved + "\n");
     return 0;
   };
 }

@@ -27,10 +27,6 @@ Command add_validate_command(CLI::App& app) {
     std::ostringstream report;
     report << fmt::format("config      {}: ok ({})\n", config.source, config.rl.empty() ? "sft" : config.rl);
     report << fmt::format("model       {}: {}, vocab {}\n", config.base_model, model.config.hf_class_name(), model.config.vocab_size);
-    if (!config.rl.empty() && config.datasets[0].type != DatasetType::preference)
-      input_error("{}: rl: {} needs preference datasets (type: preference)", config.source, config.rl);
-    if (config.rl.empty() && config.datasets[0].type == DatasetType::preference)
-      input_error("{}: preference datasets need rl: dpo, ipo, orpo or simpo", config.source);
     PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
     // Every token id must have an embedding row.
     for (std::size_t i = 0; i < data.train.size(); ++i) {
@@ -44,8 +40,9 @@ Command add_validate_command(CLI::App& app) {
     }
     RowPlan plan = plan_training_rows(data, config);
     if (plan.rows.empty())
-      input_error("{}: no training sample is left: {} longer than sequence_len {} were dropped, {} had nothing to train", config.source,
-                  plan.report.dropped_overlong, config.sequence_len, plan.report.dropped_untrained);
+      input_error("{}: no training sample is left: {} longer than sequence_len {} were dropped, {} had nothing to train, {} pairs were "
+                  "identical within sequence_len", config.source, plan.report.dropped_overlong, config.sequence_len, plan.report.dropped_untrained,
+                  plan.report.dropped_identical);
     print_data_report(report, data, plan, config);
     std::cout << report.str() << "ok\n";
     return 0;

@@ -18,6 +18,7 @@ PackingOptions packing_options(const TrainConfig& config) {
 
 RowPlan plan_training_rows(const PreparedData& data, const TrainConfig& config) {
   const SampleSet& train = data.train;
+  if (data.pairs) return plan_pair_rows(train.size(), [&](std::size_t i, int part) { return train.get(i, part); }, packing_options(config));
   return plan_rows(train.size(), [&](std::size_t i) { return train.get(i); }, packing_options(config));
 }
 
@@ -31,6 +32,14 @@ void print_data_report(std::ostream& out, const PreparedData& data, const RowPla
   }
   out << fmt::format("split       train {}, validation {}\n", data.train.size(), data.validation.size());
   const PackingReport& r = plan.report;
+  if (data.pairs) {
+    out << fmt::format("pairs       {} pairs, each a chosen and a rejected row of up to {} tokens, {} tokens, {} answer tokens\n", r.rows,
+                       config.sequence_len, r.tokens, r.trained_tokens);
+    out << fmt::format("long/same   {} truncated, {} dropped as longer than sequence_len, {} dropped as the prompt fills sequence_len, "
+                       "{} dropped as identical within sequence_len\n",
+                       r.truncated, r.dropped_overlong, r.dropped_untrained, r.dropped_identical);
+    return;
+  }
   out << fmt::format("rows        {} rows of up to {} tokens ({}), {} tokens, {} trained\n", r.rows, config.sequence_len,
                      config.sample_packing ? "packed" : "one sample per row", r.tokens, r.trained_tokens);
   out << fmt::format("long/empty  {} truncated, {} dropped as longer than sequence_len, {} dropped with nothing to train\n", r.truncated,

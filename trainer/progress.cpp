@@ -37,6 +37,12 @@ void truncate_metrics(const std::string& path, int64_t step) {
 
 }  // namespace
 
+double metric_or_nan(const Metrics& metrics, const std::string& name) {
+  for (const auto& [key, value] : metrics)
+    if (key == name) return value;
+  return std::nan("");
+}
+
 int64_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t size = 0, resident = 0;
@@ -60,7 +66,8 @@ void Progress::write_metrics(const StepRecord& r) {
   nlohmann::ordered_json line = {{"step", r.step},     {"epoch", r.epoch},        {"loss", r.loss},         {"lr", r.lr},
                                  {"grad_norm", r.grad_norm}, {"trained_tokens", r.trained_tokens}, {"tokens", r.tokens}};
   if (r.skipped) line["skipped_nonfinite"] = true;
-  if (!std::isnan(r.eval_loss)) line["eval_loss"] = r.eval_loss;
+  for (const auto& [name, value] : r.metrics) line[name] = value;
+  for (const auto& [name, value] : r.eval) line[name] = value;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   line["elapsed_s"] = elapsed;
   line["tokens_per_s"] = elapsed > 0 ? static_cast<double>(tokens_since_start_) / elapsed : 0.0;
@@ -71,7 +78,7 @@ void Progress::write_metrics(const StepRecord& r) {
 
 void Progress::step(const StepRecord& r) {
   tokens_since_start_ += r.tokens;
-  const bool logged = config_.logging_steps <= 1 || r.step % config_.logging_steps == 0 || r.step == total_steps_ || !std::isnan(r.eval_loss);
+  const bool logged = config_.logging_steps <= 1 || r.step % config_.logging_steps == 0 || r.step == total_steps_ || !r.eval.empty();
   if (!logged) return;
   write_metrics(r);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -79,12 +86,17 @@ void Progress::step(const StepRecord& r) {
   const double eta = per_step * static_cast<double>(total_steps_ - r.step);
   std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  grad {:.3f}  {:.0f} tok/s  mem {:.2f} GB  eta {}", r.step, total_steps_, r.loss,
                                  r.lr, r.grad_norm, elapsed > 0 ? tokens_since_start_ / elapsed : 0.0, resident_bytes() / 1e9, clock_text(eta));
-  if (!std::isnan(r.eval_loss)) text += fmt::format("  eval {:.4f}", r.eval_loss);
+  // Preference runs: the pair accuracy and reward margin, the numbers DPO users watch.
+  const double accuracy = metric_or_nan(r.metrics, "rewards/accuracies"), margin = metric_or_nan(r.metrics, "rewards/margins");
+  if (!std::isnan(accuracy)) text += fmt::format("  acc {:.2f}  margin {:.3f}", accuracy, margin);
+  const double eval_loss = metric_or_nan(r.eval, "eval_loss"), eval_accuracy = metric_or_nan(r.eval, "eval_rewards/accuracies");
+  if (!std::isnan(eval_loss)) text += fmt::format("  eval {:.4f}", eval_loss);
+  if (!std::isnan(eval_accuracy)) text += fmt::format("  eval acc {:.2f}", eval_accuracy);
   if (r.skipped) text += "  (non-finite: skipped)";
   if (tty_) {
     const int width = 20, filled = static_cast<int>(width * r.step / std::max<int64_t>(1, total_steps_));
     std::cout << "\r\033[K[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << text << std::flush;
-    if (!std::isnan(r.eval_loss)) std::cout << "\n";
+    if (!r.eval.empty()) std::cout << "\n";
   } else {
     std::cout << text << "\n";
   }

@@ -6,12 +6,18 @@
 #include <cmath>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/torch.h"
 #include "data/packing.h"
 #include "trainer/train_config.h"
 
 namespace qtune {
+
+// Named values in the order they are logged ("rewards/accuracies", "eval_loss", ...).
+using Metrics = std::vector<std::pair<std::string, double>>;
+double metric_or_nan(const Metrics& metrics, const std::string& name);
 
 struct StepRecord {
   int64_t step = 0;
@@ -21,7 +27,8 @@ struct StepRecord {
   double grad_norm = 0;
   int64_t trained_tokens = 0, tokens = 0;
   bool skipped = false;  // non-finite, skipped (skip_nonfinite_steps)
-  double eval_loss = std::nan("");
+  Metrics metrics;       // the recipe's (preference rewards, ...)
+  Metrics eval;          // validation metrics when evaluated this step ("eval_loss", ...)
 };
 
 class Progress {

@@ -149,6 +149,7 @@ const std::vector<Key>& keys() {
       field("peft_use_rslora", &TrainConfig::peft_use_rslora),
       field("peft_use_dora", &TrainConfig::peft_use_dora),
       field("lora_init", &TrainConfig::lora_init),
+      field("lora_model_dir", &TrainConfig::lora_model_dir),
       {"datasets",
        [](TrainConfig& c, const json& v, const std::string& where) {
          if (!v.is_array() || v.empty()) input_error("{} must be a non-empty list of datasets", where_key(where, "datasets"));
@@ -196,6 +197,11 @@ const std::vector<Key>& keys() {
       field("eval_steps", &TrainConfig::eval_steps),
       field("rl", &TrainConfig::rl),
       field("rl_beta", &TrainConfig::rl_beta),
+      field("dpo_loss_type", &TrainConfig::dpo_loss_type),
+      field("dpo_label_smoothing", &TrainConfig::dpo_label_smoothing),
+      field("precompute_ref_log_probs", &TrainConfig::precompute_ref_log_probs),
+      field("simpo_gamma", &TrainConfig::simpo_gamma),
+      field("cpo_alpha", &TrainConfig::cpo_alpha),
       field("orpo_alpha", &TrainConfig::orpo_alpha),
   };
   return table;
@@ -218,6 +224,20 @@ void resolve(std::string& path, const std::string& base_dir) {
   if (!path.empty() && fs::path(path).is_relative()) path = (fs::path(base_dir) / path).lexically_normal().string();
 }
 
+void check_preference_keys(TrainConfig& c, const std::string& where) {
+  require_one_of(c.rl, {"dpo", "ipo", "orpo", "simpo"}, where, "rl");
+  require_one_of(c.dpo_loss_type, {"sigmoid", "ipo", "robust", "hinge"}, where, "dpo_loss_type");
+  if (c.rl == "ipo") c.rl = "dpo", c.dpo_loss_type = "ipo";  // Axolotl's spelling of IPO
+  if (!(c.rl_beta > 0) || !std::isfinite(c.rl_beta)) input_error("{} must be a positive number (got {})", where_key(where, "rl_beta"), c.rl_beta);
+  if (!(c.dpo_label_smoothing >= 0 && c.dpo_label_smoothing < 0.5))
+    input_error("{} must be in [0, 0.5) (got {})", where_key(where, "dpo_label_smoothing"), c.dpo_label_smoothing);
+  if (!(c.orpo_alpha >= 0) || !std::isfinite(c.orpo_alpha)) input_error("{} must be a number >= 0", where_key(where, "orpo_alpha"));
+  if (!(c.cpo_alpha >= 0) || !std::isfinite(c.cpo_alpha)) input_error("{} must be a number >= 0", where_key(where, "cpo_alpha"));
+  if (!std::isfinite(c.simpo_gamma)) input_error("{} must be a finite number", where_key(where, "simpo_gamma"));
+  if (c.sample_packing)
+    input_error("{}: sample_packing does not apply to rl: {} (each pair is one chosen and one rejected row); set sample_packing: false", where, c.rl);
+}
+
 void check(TrainConfig& c, const std::string& where) {
   if (c.base_model.empty()) input_error("{}: key 'base_model' is required (a folder with config.json and *.safetensors)", where);
   if (c.datasets.empty()) input_error("{}: key 'datasets' is required (a list of {{path, type}})", where);
@@ -234,7 +254,11 @@ void check(TrainConfig& c, const std::string& where) {
   if (c.cosine_min_lr_ratio < 0 || c.cosine_min_lr_ratio > 1) input_error("{} must be in [0, 1]", where_key(where, "cosine_min_lr_ratio"));
   require_one_of(c.lr_scheduler, {"cosine", "linear", "constant", "constant_with_warmup"}, where, "lr_scheduler");
   require_one_of(c.optimizer, {"adamw", "adamw_torch"}, where, "optimizer");
-  if (!c.rl.empty()) require_one_of(c.rl, {"dpo", "ipo", "orpo", "simpo"}, where, "rl");
+  if (!c.rl.empty()) check_preference_keys(c, where);
+  // prepare_data() checks that all datasets are of one kind; the first tells which.
+  const bool pairs = c.datasets[0].type == DatasetType::preference;
+  if (!c.rl.empty() && !pairs) input_error("{}: rl: {} needs preference datasets (type: preference)", where, c.rl);
+  if (c.rl.empty() && pairs) input_error("{}: preference datasets (type: preference) need rl: dpo, ipo, orpo or simpo", where);
   if (c.chat_template != "tokenizer_default") {
     auto names = chat_template_names();
     names.push_back("tokenizer_default");
@@ -282,6 +306,7 @@ TrainConfig TrainConfig::from_json(const json& document, const std::string& wher
   check(config, where);
   resolve(config.base_model, base_dir);
   resolve(config.tokenizer, base_dir);
+  resolve(config.lora_model_dir, base_dir);
   resolve(config.output_dir, base_dir);
   resolve(config.dataset_prepared_path, base_dir);
   if (config.resume_from_checkpoint != "auto") resolve(config.resume_from_checkpoint, base_dir);
@@ -316,6 +341,8 @@ void TrainConfig::check_paths() const {
   if (!fs::is_directory(base_model))
     input_error("{}: key 'base_model': no model folder at {} (a folder with config.json and *.safetensors)", source, base_model);
   if (!tokenizer.empty() && !fs::exists(tokenizer)) input_error("{}: key 'tokenizer': no tokenizer file or folder at {}", source, tokenizer);
+  if (!lora_model_dir.empty() && !fs::exists(fs::path(lora_model_dir) / "adapter_config.json"))
+    input_error("{}: key 'lora_model_dir': no PEFT adapter (adapter_config.json) in {}", source, lora_model_dir);
   for (std::size_t i = 0; i < datasets.size(); ++i)
     if (!fs::exists(datasets[i].path)) input_error("{}: datasets[{}]: no such file or folder: {}", source, i, datasets[i].path);
 }

@@ -35,6 +35,7 @@ struct TrainConfig {
   bool peft_use_rslora = false;
   bool peft_use_dora = false;
   std::string lora_init = "kaiming";  // kaiming (PEFT's default) | gaussian
+  std::string lora_model_dir;         // start from this PEFT adapter (for DPO it is also the frozen reference)
 
   // Data.
   std::vector<DatasetSpec> datasets;
@@ -81,9 +82,14 @@ struct TrainConfig {
   int64_t stop_after_steps = 0;  // act as if interrupted (SIGTERM) after this many steps: for resume tests
 
   // Preference training.
-  std::string rl;  // empty (SFT) | dpo | ipo | orpo | simpo
-  double rl_beta = 0.1;
-  double orpo_alpha = 0.1;
+  std::string rl;  // empty (SFT) | dpo | ipo (= dpo with dpo_loss_type: ipo) | orpo | simpo
+  double rl_beta = 0.1;                   // DPO/IPO β, SimPO β
+  std::string dpo_loss_type = "sigmoid";  // sigmoid (DPO) | ipo | robust | hinge
+  double dpo_label_smoothing = 0;         // ε of cDPO / robust DPO, in [0, 0.5)
+  bool precompute_ref_log_probs = false;  // reference log-probs once before training instead of every step
+  double simpo_gamma = 0.5;               // SimPO's target reward margin γ
+  double cpo_alpha = 0;                   // SimPO: weight of an added NLL term on the chosen answers (CPO)
+  double orpo_alpha = 0.1;                // ORPO's λ
 
   // Reads and validates `path`, then applies `overrides` ("key=value", value in YAML syntax).
   // Throws InputError naming the file and key.

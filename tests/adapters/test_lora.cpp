@@ -1,5 +1,5 @@
 // LoRA adapters: gradients against central finite differences (float64), the B = 0 identity at init,
-// the AdaptersDisabled guard, PEFT's init, rsLoRA scale, target selection and its errors.
+// the ReferenceModel guard (base alone, or base + a frozen reference copy), PEFT's init, rsLoRA scale, target selection and its errors.
 // Depends on: adapters/lora.h, models/model_loader.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
@@ -117,7 +117,7 @@ TEST(LoraAdapter, ModelGradientsMatchFiniteDifferences) {
   EXPECT_LE(err, kModelFdTolerance) << "max relative difference " << err;
 }
 
-TEST(LoraAdapter, ZeroBLeavesTheModelUnchangedAndTheGuardDisablesAdapters) {
+TEST(LoraAdapter, ZeroBLeavesTheModelUnchangedAndTheReferenceGuardDropsAdapters) {
   const std::string dir = test::make_tiny_model("llama");
   CausalLM model = load_causal_lm(dir);
   const torch::Tensor ids = token_batch();
@@ -131,10 +131,21 @@ TEST(LoraAdapter, ZeroBLeavesTheModelUnchangedAndTheGuardDisablesAdapters) {
   const torch::Tensor adapted_logits = model->forward(ids);
   EXPECT_GT((adapted_logits - base).abs().max().item<double>(), 1e-3);
   {
-    AdaptersDisabled off;
+    ReferenceModel reference;  // no reference copies: the base alone
     EXPECT_TRUE(model->forward(ids).equal(base));
   }
   EXPECT_TRUE(model->forward(ids).equal(adapted_logits));
+
+  // With frozen copies the reference is base + the adapters as they were, whatever training does next.
+  keep_reference_copies(model);
+  randomize_adapters(model, 0.05, 2);
+  const torch::Tensor moved = model->forward(ids);
+  EXPECT_GT((moved - adapted_logits).abs().max().item<double>(), 1e-3);
+  {
+    ReferenceModel reference;
+    EXPECT_LT((model->forward(ids) - adapted_logits).abs().max().item<double>(), 1e-5);
+  }
+  EXPECT_TRUE(model->forward(ids).equal(moved));
   remove_lora(model);
   EXPECT_TRUE(model->parameters().empty());
   EXPECT_TRUE(model->forward(ids).equal(base));

@@ -235,6 +235,31 @@ std::string good_line(const std::string& type) {
   return R"({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})";
 }
 
+// `c.line` written after a good line: read_dataset names file:2 and every wanted part, or skips and counts it.
+void expect_bad_line(const BadCase& c, const json& extra = json::object()) {
+  SCOPED_TRACE(c.name);
+  const auto dir = test::temp_dir(c.name);
+  const auto path = dir + "/bad.jsonl";
+  test::write_file(path, good_line(c.type) + "\n" + c.line + "\n");
+
+  const std::string message = read_error(spec_for(path, c.type, extra));
+  EXPECT_NE(message.find(path + ":2: "), std::string::npos) << message;
+  for (const auto& want : c.want) EXPECT_NE(message.find(want), std::string::npos) << "want '" << want << "' in: " << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  EXPECT_NE(message.find("skip_bad_lines"), std::string::npos) << message;
+
+  json skipping = extra;
+  skipping["skip_bad_lines"] = true;
+  ReadReport report;
+  const auto samples = read_dataset(spec_for(path, c.type, skipping), report);
+  EXPECT_EQ(samples.size(), 1u);
+  EXPECT_EQ(report.read, 1u);
+  EXPECT_EQ(report.skipped, 1u);
+  ASSERT_EQ(report.skip_reasons.size(), 1u);
+  EXPECT_NE(report.skip_reasons[0].find(path + ":2: "), std::string::npos) << report.skip_reasons[0];
+  EXPECT_NE(report.skip_reasons[0].find(c.want[0]), std::string::npos) << report.skip_reasons[0];
+}
+
 TEST(DatasetReader, BadLinesNameFileLineAndTheProblemOrAreSkippedAndCounted) {
   const std::vector<BadCase> cases = {
       {"malformed", "completion", R"({"text": tru})", {"malformed JSON: syntax error while parsing value - invalid literal at column 13;"}},
@@ -295,27 +320,52 @@ TEST(DatasetReader, BadLinesNameFileLineAndTheProblemOrAreSkippedAndCounted) {
        R"({"prompt": "a", "chosen": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "b"}], "rejected": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "c"}]})",
        {"differs"}},
   };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.name);
-    const auto dir = test::temp_dir(c.name);
-    const auto path = dir + "/bad.jsonl";
-    test::write_file(path, good_line(c.type) + "\n" + c.line + "\n");
+  for (const auto& c : cases) expect_bad_line(c);
+}
 
-    const std::string message = read_error(spec_for(path, c.type));
-    EXPECT_NE(message.find(path + ":2: "), std::string::npos) << message;
-    for (const auto& want : c.want) EXPECT_NE(message.find(want), std::string::npos) << "want '" << want << "' in: " << message;
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    EXPECT_NE(message.find("skip_bad_lines"), std::string::npos) << message;
+// A pair only teaches something when both answers exist and differ, whichever way the prompt is given.
+TEST(DatasetReader, PreferencePairsWithAnEmptyOrIdenticalAnswerAreBadLines) {
+  const std::vector<BadCase> cases = {
+      {"empty_chosen_string", "preference", R"({"prompt": "a", "chosen": "", "rejected": "c"})",
+       {"field 'chosen' has an empty answer; remove the pair or fill it"}},
+      {"empty_rejected_message", "preference",
+       R"({"prompt": [{"role": "user", "content": "a"}], "chosen": [{"role": "assistant", "content": "b"}], "rejected": [{"role": "assistant", "content": ""}]})",
+       {"field 'rejected' has an empty answer"}},
+      {"empty_second_answer_message", "preference",
+       R"({"prompt": "a", "chosen": [{"role": "assistant", "content": "b"}, {"role": "assistant", "content": ""}], "rejected": "c"})",
+       {"field 'chosen' has an empty answer"}},
+      {"empty_after_implicit_prompt", "preference",
+       R"({"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "rejected": [{"role": "user", "content": "a"}, {"role": "assistant", "content": ""}]})",
+       {"field 'rejected' has an empty answer"}},
+      {"identical_with_prompt_string", "preference", R"({"prompt": "a", "chosen": "b", "rejected": "b"})",
+       {"fields 'chosen' and 'rejected' are identical, so there is no preference to learn"}},
+      {"identical_with_prompt_messages", "preference",
+       R"({"prompt": [{"role": "user", "content": "a"}], "chosen": [{"role": "assistant", "content": "b", "reasoning_content": "r"}], "rejected": [{"role": "assistant", "content": "b", "reasoning_content": "r"}]})",
+       {"fields 'chosen' and 'rejected' are identical"}},
+      {"identical_with_prompt_and_whole_conversations", "preference",
+       R"({"prompt": "a", "chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "rejected": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]})",
+       {"fields 'chosen' and 'rejected' are identical"}},
+  };
+  for (const auto& c : cases) expect_bad_line(c);
 
-    ReadReport report;
-    const auto samples = read_dataset(spec_for(path, c.type, {{"skip_bad_lines", true}}), report);
-    EXPECT_EQ(samples.size(), 1u);
-    EXPECT_EQ(report.read, 1u);
-    EXPECT_EQ(report.skipped, 1u);
-    ASSERT_EQ(report.skip_reasons.size(), 1u);
-    EXPECT_NE(report.skip_reasons[0].find(path + ":2: "), std::string::npos) << report.skip_reasons[0];
-    EXPECT_NE(report.skip_reasons[0].find(c.want[0]), std::string::npos) << report.skip_reasons[0];
-  }
+  // The messages name the configured fields.
+  const auto dir = test::temp_dir("renamed_pair_fields");
+  const auto path = dir + "/pairs.jsonl";
+  const json renamed = {{"field_chosen", "better"}, {"field_rejected", "worse"}};
+  test::write_file(path, R"({"prompt": "a", "better": "b", "worse": "b"})" "\n");
+  std::string message = read_error(spec_for(path, "preference", renamed));
+  EXPECT_NE(message.find(path + ":1: fields 'better' and 'worse' are identical"), std::string::npos) << message;
+  test::write_file(path, R"({"prompt": "a", "better": "b", "worse": ""})" "\n");
+  message = read_error(spec_for(path, "preference", renamed));
+  EXPECT_NE(message.find(path + ":1: field 'worse' has an empty answer"), std::string::npos) << message;
+}
+
+TEST(DatasetReader, PreferenceAnswersDifferingOnlyInReasoningAreAPreference) {
+  const auto dir = test::temp_dir("reasoning_pair");
+  const auto path = dir + "/pairs.jsonl";
+  test::write_file(path,
+                   R"({"prompt": "a", "chosen": [{"role": "assistant", "content": "b", "reasoning_content": "x"}], "rejected": [{"role": "assistant", "content": "b", "reasoning_content": "y"}]})" "\n");
+  EXPECT_EQ(read(spec_for(path, "preference")).size(), 1u);
 }
 
 TEST(DatasetReader, BadArrayElementsNameTheElementAndItsLine) {

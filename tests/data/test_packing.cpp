@@ -1,5 +1,6 @@
 // Packing and batching: first-fit-decreasing against a hand packing, drop/truncate accounting, per-seed
-// batch orders, length grouping's padding saving, and collated ids/labels/positions/segments cell by cell.
+// batch orders, length grouping's padding saving, and collated ids/labels/positions/segments cell by cell;
+// the same for preference pairs (drop reasons, chosen-then-rejected batch layout, totals).
 // Depends on: data/packing.h, data/dataset_mix.h (SplitMix64 for test data), core/error.h.
 #include <gtest/gtest.h>
 
@@ -288,6 +289,197 @@ TEST(PackingCollate, PipelineTotalsMatchTheReport) {
     EXPECT_EQ(padding, plan.report.padding_tokens);
     EXPECT_EQ(plan.report.batches, batches.size());
     EXPECT_GT(plan.report.fill_ratio, packing ? 0.9 : 0.5);
+  }
+}
+
+// ---- preference pairs -----------------------------------------------------------------------------
+
+// first, first + 1, ... (n ids).
+std::vector<TokenId> run_of(TokenId first, std::size_t n) {
+  std::vector<TokenId> ids(n);
+  std::iota(ids.begin(), ids.end(), first);
+  return ids;
+}
+
+// One side of a pair: the prompt (label -100) then the answer, every answer token trained.
+TokenizedSample side(const std::vector<TokenId>& prompt, const std::vector<TokenId>& answer) {
+  TokenizedSample s;
+  s.input_ids = prompt;
+  s.labels.assign(prompt.size(), kIgnoreLabel);
+  s.input_ids.insert(s.input_ids.end(), answer.begin(), answer.end());
+  s.labels.insert(s.labels.end(), answer.begin(), answer.end());
+  return s;
+}
+
+// The prompt 10, 11, ... (`prompt` tokens) with the two answers.
+TokenizedPair make_preference(std::size_t prompt, const std::vector<TokenId>& chosen, const std::vector<TokenId>& rejected) {
+  return {side(run_of(10, prompt), chosen), side(run_of(10, prompt), rejected)};
+}
+
+PairSource pair_source_of(const std::vector<TokenizedPair>& pairs) {
+  return [&pairs](std::size_t pair, int part) { return view_of(part == 0 ? pairs.at(pair).chosen : pairs.at(pair).rejected); };
+}
+
+TEST(PairPacking, PlanCountsEachDropReasonUnderTruncateAndDrop) {
+  const std::vector<TokenizedPair> pairs = {
+      make_preference(3, run_of(100, 3), run_of(200, 2)),  // #0 kept: 6 and 5 tokens
+      make_preference(3, run_of(100, 7), run_of(200, 2)),  // #1 chosen 10 > 8: truncated, or dropped as overlong
+      make_preference(9, run_of(100, 2), run_of(200, 2)),  // #2 prompt alone over sequence_len: nothing trained
+      make_preference(3, run_of(100, 2), {}),              // #3 rejected has no trained token
+      make_preference(3, {100, 101, 102, 103, 104, 105, 106}, {100, 101, 102, 103, 104, 300, 301}),  // #4 same first 8
+      make_preference(2, {100, 101}, {100, 101}),            // #5 identical
+      make_preference(2, {100, 101, 102}, {100, 101}),       // #6 rejected a prefix of chosen: still a preference
+  };
+  PackingOptions o = options(8, /*packing=*/true);  // ignored for pairs
+  const RowPlan truncated = plan_pair_rows(pairs.size(), pair_source_of(pairs), o);
+  EXPECT_EQ(truncated.report.samples_in, 7u);
+  EXPECT_EQ(truncated.report.dropped_overlong, 0u);
+  EXPECT_EQ(truncated.report.dropped_untrained, 2u);  // #2, #3
+  EXPECT_EQ(truncated.report.dropped_identical, 2u);  // #4, #5
+  EXPECT_EQ(truncated.report.truncated, 1u);          // #1
+  EXPECT_EQ(truncated.rows, (std::vector<std::vector<std::size_t>>{{0}, {1}, {6}}));
+  EXPECT_EQ(truncated.row_lengths, (std::vector<std::size_t>{6, 8, 5}));
+  EXPECT_EQ(truncated.pair_tokens, (std::vector<std::size_t>{6 + 5, 8 + 5, 5 + 4}));
+  EXPECT_EQ(truncated.report.rows, 3u);
+  EXPECT_EQ(truncated.report.tokens, 11u + 13 + 9);
+  EXPECT_EQ(truncated.report.trained_tokens, (3u + 2) + (5 + 2) + (3 + 2));  // #1's chosen keeps 5 of 7
+
+  o.overlong = OverlongPolicy::Drop;
+  const RowPlan dropped = plan_pair_rows(pairs.size(), pair_source_of(pairs), o);
+  EXPECT_EQ(dropped.report.dropped_overlong, 3u);   // #1, #2, #4: overlong comes first
+  EXPECT_EQ(dropped.report.dropped_untrained, 1u);  // #3
+  EXPECT_EQ(dropped.report.dropped_identical, 1u);  // #5
+  EXPECT_EQ(dropped.report.truncated, 0u);
+  EXPECT_EQ(dropped.rows, (std::vector<std::vector<std::size_t>>{{0}, {6}}));
+  EXPECT_EQ(dropped.report.tokens, 11u + 9);
+  EXPECT_EQ(dropped.report.trained_tokens, 5u + 5);
+}
+
+TEST(PairPacking, PromptFillingSequenceLenIsDroppedAsUntrained) {
+  const std::vector<TokenizedPair> pairs = {
+      make_preference(8, run_of(100, 4), run_of(200, 4)),   // prompt exactly sequence_len
+      make_preference(12, run_of(100, 4), run_of(200, 1)),  // prompt longer than sequence_len
+      make_preference(7, run_of(100, 4), run_of(200, 1)),   // one answer token fits on each side
+  };
+  const RowPlan plan = plan_pair_rows(pairs.size(), pair_source_of(pairs), options(8, false));
+  EXPECT_EQ(plan.report.dropped_untrained, 2u);
+  EXPECT_EQ(plan.report.dropped_overlong, 0u);
+  EXPECT_EQ(plan.rows, (std::vector<std::vector<std::size_t>>{{2}}));
+  EXPECT_EQ(plan.report.trained_tokens, 2u);
+  EXPECT_EQ(plan.report.truncated, 1u);
+}
+
+TEST(PairPacking, AnswersThatPartAfterTheCutAreIdentical) {
+  const std::vector<TokenizedPair> pairs = {make_preference(4, {100, 101, 102, 103, 104}, {100, 101, 102, 103, 999})};
+  PackingReport at8 = plan_pair_rows(1, pair_source_of(pairs), options(8, false)).report;
+  EXPECT_EQ(at8.dropped_identical, 1u);
+  EXPECT_EQ(at8.rows, 0u);
+  PackingReport at9 = plan_pair_rows(1, pair_source_of(pairs), options(9, false)).report;
+  EXPECT_EQ(at9.dropped_identical, 0u);
+  EXPECT_EQ(at9.rows, 1u);
+}
+
+TEST(PairPacking, CollateLaysOutChosenRowsThenRejectedRows) {
+  const std::vector<TokenizedPair> pairs = {
+      make_preference(2, {100, 101, 102}, {200}),                    // 5 and 3 tokens
+      {side({}, {110, 111}), side({}, {210, 211, 212, 213, 214})},  // no prompt: the first label is trained data
+  };
+  const std::vector<std::vector<std::size_t>> rows = {{0}, {1}};
+  const Batch b = collate_pairs(rows, {1, 0}, pair_source_of(pairs), /*pad_id=*/-1, options(8, false, 2));
+  ASSERT_EQ(b.rows, 4u);
+  ASSERT_EQ(b.width, 5u);
+  const int I = kIgnoreLabel;
+  // Rows: chosen #1, chosen #0, rejected #1, rejected #0.
+  EXPECT_EQ(b.input_ids, (std::vector<TokenId>{110, 111, -1, -1, -1, /**/ 10, 11, 100, 101, 102,
+                                               /**/ 210, 211, 212, 213, 214, /**/ 10, 11, 200, -1, -1}));
+  EXPECT_EQ(b.labels, (std::vector<TokenId>{I, 111, I, I, I, /**/ I, I, 100, 101, 102,
+                                            /**/ I, 211, 212, 213, 214, /**/ I, I, 200, I, I}));
+  EXPECT_EQ(b.position_ids, (std::vector<int32_t>{0, 1, 0, 0, 0, /**/ 0, 1, 2, 3, 4, /**/ 0, 1, 2, 3, 4, /**/ 0, 1, 2, 0, 0}));
+  EXPECT_EQ(b.segment_ids, (std::vector<int32_t>{1, 1, 0, 0, 0, /**/ 1, 1, 1, 1, 1, /**/ 1, 1, 1, 1, 1, /**/ 1, 1, 1, 0, 0}));
+  EXPECT_EQ(b.trained_tokens, 1u + 3 + 4 + 1);
+}
+
+TEST(PairPacking, CollateTruncatesAndPadsToSequenceLen) {
+  const std::vector<TokenizedPair> pairs = {make_preference(2, {100, 101, 102}, {200})};
+  const int I = kIgnoreLabel;
+  PackingOptions o = options(4, false);
+  Batch b = collate_pairs({{0}}, {0}, pair_source_of(pairs), -1, o);
+  ASSERT_EQ(b.width, 4u);
+  EXPECT_EQ(b.input_ids, (std::vector<TokenId>{10, 11, 100, 101, /**/ 10, 11, 200, -1}));
+  EXPECT_EQ(b.labels, (std::vector<TokenId>{I, I, 100, 101, /**/ I, I, 200, I}));
+
+  o.sequence_len = 6;
+  o.pad_to_sequence_len = true;
+  b = collate_pairs({{0}}, {0}, pair_source_of(pairs), -1, o);
+  ASSERT_EQ(b.width, 6u);
+  EXPECT_EQ(b.input_ids, (std::vector<TokenId>{10, 11, 100, 101, 102, -1, /**/ 10, 11, 200, -1, -1, -1}));
+  EXPECT_EQ(b.labels, (std::vector<TokenId>{I, I, 100, 101, 102, I, /**/ I, I, 200, I, I, I}));
+  EXPECT_EQ(b.segment_ids, (std::vector<int32_t>{1, 1, 1, 1, 1, 0, /**/ 1, 1, 1, 0, 0, 0}));
+}
+
+TEST(PairPacking, RejectsPlansAndRowsNotMadeForPairs) {
+  const std::vector<TokenizedPair> pairs = {make_preference(2, {100}, {200}), make_preference(2, {101}, {201})};
+  EXPECT_THROW(collate_pairs({{0, 1}}, {0}, pair_source_of(pairs), 0, options(8, false)), std::logic_error);
+  const std::vector<TokenizedSample> samples = {make_sample(0, 4, 1)};
+  const RowPlan sft = plan_rows(samples.size(), source_of(samples), options(8, false));
+  PackingReport report;
+  EXPECT_THROW(account_pair_batches(report, {{0}}, sft, options(8, false)), std::logic_error);
+  EXPECT_THROW(plan_pair_rows(2, pair_source_of(pairs), options(0, false)), InputError);
+}
+
+// Pair k: prompt ids 1000k.. (1-20 tokens), answers that share 0-29 tokens and then part by up to 7 more
+// each (or never, then identical). Under sequence_len 32 some are cut, some identical once cut.
+std::vector<TokenizedPair> random_pairs(std::size_t n, std::uint64_t seed) {
+  SplitMix64 rng(seed);
+  std::vector<TokenizedPair> pairs;
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto base = static_cast<TokenId>(1000 * k);
+    const std::vector<TokenId> prompt = run_of(base, 1 + rng.below(20));
+    const std::size_t shared = rng.below(30);
+    const std::vector<TokenId> chosen = run_of(base + 100, shared + rng.below(8));
+    std::vector<TokenId> rejected = run_of(base + 100, shared + rng.below(8));
+    for (std::size_t t = shared; t < rejected.size(); ++t) rejected[t] += 400;
+    pairs.push_back({side(prompt, chosen), side(prompt, rejected)});
+  }
+  return pairs;
+}
+
+// Batches over the pair rows hold every kept pair once, rows b and B + b are one pair, and the batch
+// totals add up to the plan's report.
+TEST(PairPacking, BatchesCoverEveryKeptPairOnceAndTotalsMatchTheReport) {
+  const auto pairs = random_pairs(300, 5);
+  PackingOptions o = options(32, false, 3);
+  for (bool pad : {false, true}) {
+    SCOPED_TRACE(pad ? "padded to sequence_len" : "longest");
+    o.pad_to_sequence_len = pad;
+    RowPlan plan = plan_pair_rows(pairs.size(), pair_source_of(pairs), o);
+    const PackingReport& r = plan.report;
+    EXPECT_GT(r.truncated, 0u);
+    EXPECT_GT(r.dropped_identical, 0u);
+    EXPECT_EQ(r.rows + r.dropped_overlong + r.dropped_untrained + r.dropped_identical, pairs.size());
+
+    const auto batches = plan_batches(plan.row_lengths, o, 1);
+    account_pair_batches(plan.report, batches, plan, o);
+    std::vector<int> seen(pairs.size(), 0);
+    std::size_t trained = 0, tokens = 0, padding = 0;
+    for (const auto& batch : batches) {
+      const Batch b = collate_pairs(plan.rows, batch, pair_source_of(pairs), 0, o);
+      ASSERT_EQ(b.rows, 2 * batch.size());
+      trained += b.trained_tokens;
+      for (std::size_t k = 0; k < batch.size(); ++k) {
+        const std::size_t pair = plan.rows[batch[k]].at(0);
+        ++seen[pair];
+        EXPECT_EQ(b.input_ids[k * b.width], static_cast<TokenId>(1000 * pair)) << "chosen row " << k;
+        EXPECT_EQ(b.input_ids[(batch.size() + k) * b.width], static_cast<TokenId>(1000 * pair)) << "rejected row " << k;
+      }
+      for (int32_t segment : b.segment_ids) (segment != 0 ? tokens : padding) += 1;
+    }
+    for (std::size_t k = 0; k < plan.rows.size(); ++k) EXPECT_EQ(seen[plan.rows[k][0]], 1) << "pair " << plan.rows[k][0];
+    EXPECT_EQ(std::accumulate(seen.begin(), seen.end(), 0), static_cast<int>(plan.rows.size()));
+    EXPECT_EQ(trained, r.trained_tokens);
+    EXPECT_EQ(tokens, r.tokens);
+    EXPECT_EQ(padding, r.padding_tokens);
+    EXPECT_EQ(r.batches, batches.size());
   }
 }
 

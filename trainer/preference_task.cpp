@@ -1,0 +1,264 @@
+// The preference recipes (DPO and its variants, SimPO, ORPO). Each micro-batch holds B pairs as 2·B rows,
+// chosen answers first, so one forward scores both sides; log-probs are summed over answer tokens only
+// (prompt labels are -100). DPO's reference model is the same frozen base under a ReferenceModel guard
+// (base alone, or base + the frozen lora_model_dir adapter), run without autograd before the policy's
+// forward so its activations are gone when the policy's are alive; or its log-probs are computed once
+// before training (precompute_ref_log_probs). Depends on: trainer/{training_task,preference_loss,
+// data_report}.h, models/frozen_linear.h.
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "models/frozen_linear.h"
+#include "trainer/data_report.h"
+#include "trainer/preference_loss.h"
+#include "trainer/training_task.h"
+
+namespace qtune {
+namespace {
+
+// A micro-batch of pairs: rows 0..B-1 chosen, B..2B-1 rejected, and which pairs they are.
+struct PairBatch {
+  DeviceBatch batch;
+  std::vector<std::size_t> pairs;
+  int64_t chosen_trained = 0;  // answer tokens of the chosen rows (ORPO's NLL normalizer)
+  int64_t size() const { return static_cast<int64_t>(pairs.size()); }
+};
+
+// Per row: Σ log p(label) over the trained positions, their count, and Σ of all logits there (detached).
+struct RowLogProbs {
+  torch::Tensor sums, counts, logit_sums;  // [2B]
+  int64_t vocab = 0;
+};
+
+RowLogProbs row_log_probs(CausalLM& model, const DeviceBatch& batch) {
+  const torch::Tensor logits = at_least_float(model->forward(batch.input_ids, batch.layout).slice(1, 0, -1));  // [2B, T-1, V]
+  const torch::Tensor targets = batch.labels.slice(1, 1);                                                        // [2B, T-1]
+  const int64_t rows = logits.size(0), vocab = logits.size(2);
+  const torch::Tensor token_log_probs =
+      -at::cross_entropy_loss(logits.reshape({-1, vocab}), targets.reshape({-1}), {}, at::Reduction::None, -100, 0.0).view({rows, -1});
+  const torch::Tensor trained = targets.ne(-100);
+  RowLogProbs r;
+  r.sums = token_log_probs.sum(1);
+  r.counts = trained.sum(1).to(r.sums.scalar_type());
+  {
+    torch::NoGradGuard no_grad;
+    r.logit_sums = (logits.detach().sum(2) * trained).sum(1);
+  }
+  r.vocab = vocab;
+  return r;
+}
+
+// The model in eval mode (no LoRA dropout) for the scope.
+class EvalMode {
+ public:
+  explicit EvalMode(CausalLM& model) : model_(model), was_training_(model->is_training()) { model_->eval(); }
+  ~EvalMode() { model_->train(was_training_); }
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  CausalLM& model_;
+  bool was_training_;
+};
+
+// Sums of the step's per-pair values, averaged into TRL's metric names.
+struct MetricSums {
+  double pairs = 0, loss = 0, chosen_rewards = 0, rejected_rewards = 0, correct = 0, chosen_logps = 0, rejected_logps = 0;
+  double chosen_logits = 0, rejected_logits = 0, chosen_logit_count = 0, rejected_logit_count = 0;
+  double nll = 0, nll_tokens = 0, log_sigmoid_odds = 0, log_odds = 0;
+
+  void add(const PreferenceTerms& t, const PairLogProbs& policy, const RowLogProbs& rows, int64_t B) {
+    auto sum = [](const torch::Tensor& x) { return x.sum().item<double>(); };
+    pairs += static_cast<double>(B);
+    chosen_rewards += sum(t.chosen_rewards);
+    rejected_rewards += sum(t.rejected_rewards);
+    correct += sum(t.chosen_rewards.gt(t.rejected_rewards));
+    chosen_logps += sum(policy.chosen.detach());
+    rejected_logps += sum(policy.rejected.detach());
+    const double vocab = static_cast<double>(rows.vocab);
+    chosen_logits += sum(rows.logit_sums.slice(0, 0, B));
+    rejected_logits += sum(rows.logit_sums.slice(0, B));
+    chosen_logit_count += sum(rows.counts.slice(0, 0, B)) * vocab;
+    rejected_logit_count += sum(rows.counts.slice(0, B)) * vocab;
+    nll -= sum(rows.sums.detach().slice(0, 0, B));
+    nll_tokens += sum(rows.counts.slice(0, 0, B));
+    if (t.log_odds.defined()) log_odds += sum(t.log_odds), log_sigmoid_odds += sum(t.log_sigmoid_odds);
+  }
+
+  Metrics averaged(const PreferenceObjective& objective, const std::string& prefix) const {
+    Metrics m;
+    auto put = [&](const std::string& name, double numerator, double denominator) { m.emplace_back(prefix + name, numerator / denominator); };
+    if (!prefix.empty()) put("loss", loss, 1);
+    put("rewards/chosen", chosen_rewards, pairs);
+    put("rewards/rejected", rejected_rewards, pairs);
+    put("rewards/accuracies", correct, pairs);
+    put("rewards/margins", chosen_rewards - rejected_rewards, pairs);
+    put("logps/chosen", chosen_logps, pairs);
+    put("logps/rejected", rejected_logps, pairs);
+    put("logits/chosen", chosen_logits, chosen_logit_count);
+    put("logits/rejected", rejected_logits, rejected_logit_count);
+    if (objective.nll_weight() > 0) put("nll_loss", nll, nll_tokens);
+    if (objective.method == PreferenceMethod::Orpo) {
+      put("log_odds_ratio", log_sigmoid_odds, pairs);
+      put("log_odds_chosen", log_odds, pairs);
+    }
+    return m;
+  }
+};
+
+class PreferenceTask : public TrainingTask {
+ public:
+  PreferenceTask(const PreparedData& data, const TrainConfig& config, torch::Device device)
+      : data_(data),
+        objective_(make_preference_objective(config.rl, config.dpo_loss_type, config.rl_beta, config.dpo_label_smoothing, config.simpo_gamma,
+                                             config.orpo_alpha, config.cpo_alpha)),
+        options_(packing_options(config)),
+        plan_(plan_training_rows(data, config)),
+        validation_plan_(plan_pair_rows(data.validation.size(), pair_source(data.validation), options_)),
+        schedule_(plan_.row_lengths, options_),
+        device_(device),
+        precompute_(config.precompute_ref_log_probs && objective_.needs_reference()) {
+    if (schedule_.per_epoch() == 0)
+      input_error("{}: no preference pair is left (every pair was dropped: see qtune validate {})", config.source, config.source);
+  }
+
+  std::size_t batches_per_epoch() const override { return schedule_.per_epoch(); }
+  const PackingReport& packing() const override { return plan_.report; }
+
+  void prepare(CausalLM& model) override {
+    if (!precompute_) return;
+    const auto start = std::chrono::steady_clock::now();
+    reference_train_ = precompute_reference(model, data_.train, plan_);
+    reference_validation_ = precompute_reference(model, data_.validation, validation_plan_);
+    std::cout << fmt::format("reference log-probs of {} pairs computed once in {:.1f} s\n", plan_.rows.size() + validation_plan_.rows.size(),
+                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  StepResult accumulate(CausalLM& model, int64_t first, int64_t count) override {
+    std::vector<PairBatch> batches;
+    int64_t step_pairs = 0, step_chosen_trained = 0;
+    StepResult result;
+    for (int64_t m = first; m < first + count; ++m) {
+      batches.push_back(fetch(data_.train, plan_, schedule_.rows_of(m)));
+      step_pairs += batches.back().size();
+      step_chosen_trained += batches.back().chosen_trained;
+      result.trained_tokens += batches.back().batch.trained_tokens;
+      result.tokens += batches.back().batch.tokens;
+    }
+    MetricSums sums;
+    for (const auto& b : batches) {
+      const PairLogProbs reference = reference_of(model, b, reference_train_);
+      const RowLogProbs rows = row_log_probs(model, b.batch);
+      const PairLogProbs policy = as_pairs(rows, b.size());
+      const PreferenceTerms terms = preference_terms(objective_, policy, reference);
+      torch::Tensor loss = terms.losses.sum() / static_cast<double>(step_pairs);
+      if (objective_.nll_weight() > 0)
+        loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum() / static_cast<double>(std::max<int64_t>(1, step_chosen_trained));
+      loss.backward();
+      result.loss += loss.item<double>();
+      sums.add(terms, policy, rows, b.size());
+    }
+    result.metrics = sums.averaged(objective_, "");
+    return result;
+  }
+
+  Metrics evaluate(CausalLM& model) override {
+    if (validation_plan_.rows.empty()) return {};
+    torch::NoGradGuard no_grad;
+    EvalMode eval(model);
+    MetricSums sums;
+    double loss_sum = 0;
+    for (const auto& rows_of_batch : plan_batches(validation_plan_.row_lengths, options_, 0)) {
+      const PairBatch b = fetch(data_.validation, validation_plan_, rows_of_batch);
+      const PairLogProbs reference = reference_of(model, b, reference_validation_);
+      const RowLogProbs rows = row_log_probs(model, b.batch);
+      const PairLogProbs policy = as_pairs(rows, b.size());
+      const PreferenceTerms terms = preference_terms(objective_, policy, reference);
+      loss_sum += terms.losses.sum().item<double>();
+      sums.add(terms, policy, rows, b.size());
+    }
+    // The same loss as training: mean preference term per pair plus the weighted NLL per chosen token.
+    sums.loss = loss_sum / sums.pairs + (objective_.nll_weight() > 0 ? objective_.nll_weight() * sums.nll / sums.nll_tokens : 0.0);
+    return sums.averaged(objective_, "eval_");
+  }
+
+ private:
+  static PairSource pair_source(const SampleSet& set) {
+    return [&set](std::size_t pair, int part) { return set.get(pair, part); };
+  }
+
+  PairBatch fetch(const SampleSet& set, const RowPlan& plan, const std::vector<std::size_t>& batch_rows) const {
+    PairBatch b;
+    for (std::size_t row : batch_rows) b.pairs.push_back(plan.rows[row].front());
+    const Batch batch = collate_pairs(plan.rows, batch_rows, pair_source(set), 0, options_);
+    const std::size_t chosen_cells = batch.width * b.pairs.size();  // the first B rows
+    for (std::size_t i = 0; i < chosen_cells; ++i) b.chosen_trained += batch.labels[i] != kIgnoreLabel;
+    b.batch = to_device(batch, device_);
+    return b;
+  }
+
+  // Per-pair log-probs from row sums: chosen rows first; token means where the objective wants them.
+  PairLogProbs as_pairs(const RowLogProbs& rows, int64_t B) const {
+    torch::Tensor values = objective_.mean_log_probs() ? rows.sums / rows.counts : rows.sums;
+    return {values.slice(0, 0, B), values.slice(0, B)};
+  }
+
+  // The reference model's row sums for batch `b`: precomputed, or one forward without autograd.
+  RowLogProbs reference_rows(CausalLM& model, const PairBatch& b, const std::vector<double>& precomputed) const {
+    if (!precomputed.empty()) {
+      std::vector<double> sums(2 * b.pairs.size());
+      for (std::size_t i = 0; i < b.pairs.size(); ++i) {
+        sums[i] = precomputed[2 * b.pairs[i]];
+        sums[b.pairs.size() + i] = precomputed[2 * b.pairs[i] + 1];
+      }
+      RowLogProbs r;
+      r.counts = b.batch.labels.slice(1, 1).ne(-100).sum(1).to(torch::kDouble);
+      r.sums = torch::tensor(sums, torch::kDouble).to(device_);
+      return r;
+    }
+    torch::NoGradGuard no_grad;
+    ReferenceModel reference;
+    EvalMode eval(model);
+    return row_log_probs(model, b.batch);
+  }
+
+  PairLogProbs reference_of(CausalLM& model, const PairBatch& b, const std::vector<double>& precomputed) const {
+    if (!objective_.needs_reference()) return {};
+    return as_pairs(reference_rows(model, b, precomputed), b.size());
+  }
+
+  // Reference row sums of every planned pair: [2·pair] chosen, [2·pair + 1] rejected.
+  std::vector<double> precompute_reference(CausalLM& model, const SampleSet& set, const RowPlan& plan) const {
+    std::vector<double> values(2 * set.size(), std::nan(""));
+    for (const auto& rows_of_batch : plan_batches(plan.row_lengths, options_, 0)) {
+      const PairBatch b = fetch(set, plan, rows_of_batch);
+      const torch::Tensor sums = reference_rows(model, b, {}).sums.to(torch::kCPU, torch::kDouble);
+      for (std::size_t i = 0; i < b.pairs.size(); ++i) {
+        values[2 * b.pairs[i]] = sums[static_cast<int64_t>(i)].item<double>();
+        values[2 * b.pairs[i] + 1] = sums[static_cast<int64_t>(b.pairs.size() + i)].item<double>();
+      }
+    }
+    return values;
+  }
+
+  const PreparedData& data_;
+  PreferenceObjective objective_;
+  PackingOptions options_;
+  RowPlan plan_, validation_plan_;
+  BatchSchedule schedule_;
+  torch::Device device_;
+  bool precompute_;
+  std::vector<double> reference_train_, reference_validation_;  // empty unless precomputed
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device) {
+  return std::make_unique<PreferenceTask>(data, config, device);
+}
+
+}  // namespace qtune

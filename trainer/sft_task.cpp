@@ -1,0 +1,83 @@
+// The SFT recipe: next-token cross-entropy over the trained tokens, normalized by the trained tokens
+// of the whole optimizer step. Depends on: trainer/training_task.h, trainer/data_report.h.
+#include <cmath>
+
+#include "core/error.h"
+#include "trainer/data_report.h"
+#include "trainer/training_task.h"
+
+namespace qtune {
+namespace {
+
+// Summed cross-entropy of next-token prediction over the trained positions (at least fp32).
+torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
+  torch::Tensor logits = model->forward(batch.input_ids, batch.layout);  // [B, T, V]
+  const int64_t vocab = logits.size(-1);
+  torch::Tensor shifted = at_least_float(logits.slice(1, 0, -1).reshape({-1, vocab}));
+  torch::Tensor targets = batch.labels.slice(1, 1).reshape({-1});
+  return at::cross_entropy_loss(shifted, targets, {}, at::Reduction::Sum, -100, 0.0);
+}
+
+class SftTask : public TrainingTask {
+ public:
+  SftTask(const PreparedData& data, const TrainConfig& config, torch::Device device)
+      : data_(data), options_(packing_options(config)), plan_(plan_training_rows(data, config)), schedule_(plan_.row_lengths, options_),
+        device_(device) {
+    if (schedule_.per_epoch() == 0) input_error("{}: no training sample is left after packing (see qtune validate)", config.source);
+  }
+  std::size_t batches_per_epoch() const override { return schedule_.per_epoch(); }
+  const PackingReport& packing() const override { return plan_.report; }
+
+  StepResult accumulate(CausalLM& model, int64_t first, int64_t count) override {
+    std::vector<DeviceBatch> batches;
+    StepResult result;
+    for (int64_t m = first; m < first + count; ++m) {
+      batches.push_back(to_device(collate(plan_.rows, schedule_.rows_of(m), sample_of(data_.train), 0, options_), device_));
+      result.trained_tokens += batches.back().trained_tokens;
+      result.tokens += batches.back().tokens;
+    }
+    for (const auto& batch : batches) {
+      torch::Tensor loss = summed_loss(model, batch) / static_cast<double>(std::max<int64_t>(1, result.trained_tokens));
+      loss.backward();
+      result.loss += loss.item<double>();
+    }
+    return result;
+  }
+
+  // Mean loss per trained token over the validation set.
+  Metrics evaluate(CausalLM& model) override {
+    if (data_.validation.size() == 0) return {};
+    const SampleSource sample_at = sample_of(data_.validation);
+    RowPlan plan = plan_rows(data_.validation.size(), sample_at, options_);
+    torch::NoGradGuard no_grad;
+    model->eval();
+    double sum = 0;
+    int64_t count = 0;
+    for (const auto& batch : plan_batches(plan.row_lengths, options_, 0)) {
+      DeviceBatch d = to_device(collate(plan.rows, batch, sample_at, 0, options_), device_);
+      if (d.trained_tokens == 0) continue;
+      sum += summed_loss(model, d).item<double>();
+      count += d.trained_tokens;
+    }
+    model->train();
+    return {{"eval_loss", count > 0 ? sum / static_cast<double>(count) : std::nan("")}};
+  }
+
+ private:
+  static SampleSource sample_of(const SampleSet& set) {
+    return [&set](std::size_t i) { return set.get(i); };
+  }
+  const PreparedData& data_;
+  PackingOptions options_;
+  RowPlan plan_;
+  BatchSchedule schedule_;
+  torch::Device device_;
+};
+
+}  // namespace
+
+std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const TrainConfig& config, torch::Device device) {
+  return std::make_unique<SftTask>(data, config, device);
+}
+
+}  // namespace qtune

@@ -1,0 +1,37 @@
+// Shared pieces of the recipes. Depends on: trainer/training_task.h.
+#include "trainer/training_task.h"
+
+#include <cmath>
+
+namespace qtune {
+
+DeviceBatch to_device(const Batch& b, torch::Device device) {
+  auto as_tensor = [&](const std::vector<int32_t>& v) {
+    return torch::from_blob(const_cast<int32_t*>(v.data()), {static_cast<int64_t>(b.rows), static_cast<int64_t>(b.width)}, torch::kInt32)
+        .to(device, torch::kLong);
+  };
+  DeviceBatch d{as_tensor(b.input_ids), as_tensor(b.labels), {as_tensor(b.segment_ids), as_tensor(b.position_ids)}, 0, 0};
+  d.trained_tokens = static_cast<int64_t>(b.trained_tokens);
+  for (int32_t s : b.segment_ids) d.tokens += s != 0;
+  return d;
+}
+
+torch::Tensor at_least_float(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kDouble || t.scalar_type() == torch::kFloat ? t : t.to(torch::kFloat);
+}
+
+BatchSchedule::BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options)
+    : row_lengths_(std::move(row_lengths)), options_(options) {
+  per_epoch_ = plan_batches(row_lengths_, options_, 0).size();
+}
+
+const std::vector<std::size_t>& BatchSchedule::rows_of(int64_t micro_batch) {
+  const uint64_t epoch = static_cast<uint64_t>(micro_batch) / per_epoch_;
+  if (epoch != cached_epoch_) {
+    batches_ = plan_batches(row_lengths_, options_, epoch);
+    cached_epoch_ = epoch;
+  }
+  return batches_[static_cast<std::size_t>(micro_batch) % per_epoch_];
+}
+
+}  // namespace qtune

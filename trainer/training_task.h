@@ -1,0 +1,72 @@
+// What the shared training loop (trainer/trainer.cpp) asks of a recipe, SFT or preference training:
+// the micro-batches of the run, one optimizer step's forward and backward with its metrics, and the
+// validation metrics. Plus the pieces both recipes use: device batches and the epoch batch schedule.
+// Depends on: trainer/{train_config,progress}.h, models/transformer.h, data/packing.h.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/torch.h"
+#include "data/packing.h"
+#include "models/transformer.h"
+#include "trainer/progress.h"
+#include "trainer/train_config.h"
+
+namespace qtune {
+
+struct StepResult {
+  double loss = 0;
+  int64_t trained_tokens = 0;  // loss terms (answer tokens)
+  int64_t tokens = 0;          // non-padding tokens processed
+  Metrics metrics;             // recipe-specific, TRL's names
+};
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  virtual std::size_t batches_per_epoch() const = 0;
+  virtual const PackingReport& packing() const = 0;
+  // Once, after the model (and any resumed adapter) is ready, before the first step.
+  virtual void prepare(CausalLM& /*model*/) {}
+  // Forward and backward of micro-batches [first, first + count) of the run (micro-batch m is batch
+  // m mod n of epoch m div n), accumulating one optimizer step's gradient normalized over all of them.
+  virtual StepResult accumulate(CausalLM& model, int64_t first, int64_t count) = 0;
+  // Validation metrics with the adapter on and dropout off ("eval_loss" first); empty without validation data.
+  virtual Metrics evaluate(CausalLM& model) = 0;
+};
+
+std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const TrainConfig& config, torch::Device device);
+std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device);
+
+// A micro-batch as tensors on the device.
+struct DeviceBatch {
+  torch::Tensor input_ids, labels;  // [B, T] int64
+  SequenceLayout layout;
+  int64_t trained_tokens = 0;       // loss terms: labels[:, 1:] != -100
+  int64_t tokens = 0;               // non-padding tokens
+};
+DeviceBatch to_device(const Batch& batch, torch::Device device);
+
+// Logits in at least float32 (bf16/f16 are widened; f64 stays f64 for exact gradient checks).
+torch::Tensor at_least_float(const torch::Tensor& t);
+
+// The micro-batches of a run over fixed rows: batch m is batch (m mod n) of epoch (m div n), each
+// epoch's order from plan_batches(); the current epoch's plan is kept.
+class BatchSchedule {
+ public:
+  BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options);
+  std::size_t per_epoch() const { return per_epoch_; }
+  const std::vector<std::size_t>& rows_of(int64_t micro_batch);
+
+ private:
+  std::vector<std::size_t> row_lengths_;
+  PackingOptions options_;
+  std::size_t per_epoch_ = 0;
+  uint64_t cached_epoch_ = UINT64_MAX;
+  std::vector<std::vector<std::size_t>> batches_;
+};
+
+}  // namespace qtune
