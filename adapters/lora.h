@@ -68,6 +68,7 @@ class LoraAdapterImpl : public LinearAdapter {
   torch::Tensor reference_delta(const torch::Tensor& x) override;
 
   double scale() const { return scale_; }
+  void set_dropout(double p) { dropout_ = p; }
   int64_t rank() const { return lora_A.size(0); }
   int64_t in_features() const { return lora_A.size(1); }
   int64_t out_features() const { return lora_B.size(0); }

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # The demo: installs the dependencies, builds qtune, makes the tiny built-in base model and a task it cannot
 # do ("parity of N" -> even/odd), fine-tunes it with QLoRA (configs/tiny-qlora-sft.yaml), merges the
-# adapter, and prints held-out exact-match accuracy before and after. Depends on: scripts/setup.sh.
+# adapter, and prints held-out exact-match accuracy before and after. Depends on: scripts/build_qtune.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-QTUNE_SETUP_NO_REFERENCE=1 bash scripts/setup.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "${QTUNE_JOBS:-$(nproc)}" --target qtune
+bash scripts/build_qtune.sh
 
 qtune=build/trainer/qtune
 demo=runs/demo

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev                      # LibTorch 1.13 (CPU)
+  libopenblas0-pthread              # a fast BLAS for LibTorch on the CPU (Debian's default is the reference BLAS)
   libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev googletest libbenchmark-dev

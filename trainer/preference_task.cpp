@@ -35,20 +35,17 @@ struct RowLogProbs {
 };
 
 RowLogProbs row_log_probs(CausalLM& model, const DeviceBatch& batch) {
-  const torch::Tensor logits = at_least_float(model->forward(batch.input_ids, batch.layout).slice(1, 0, -1));  // [2B, T-1, V]
-  const torch::Tensor targets = batch.labels.slice(1, 1);                                                        // [2B, T-1]
-  const int64_t rows = logits.size(0), vocab = logits.size(2);
-  const torch::Tensor token_log_probs =
-      -at::cross_entropy_loss(logits.reshape({-1, vocab}), targets.reshape({-1}), {}, at::Reduction::None, -100, 0.0).view({rows, -1});
+  const torch::Tensor logits = model->forward(batch.input_ids, batch.layout);  // [2B, T, V]
+  const torch::Tensor targets = next_token_targets(batch.labels);              // [2B, T]
   const torch::Tensor trained = targets.ne(-100);
   RowLogProbs r;
-  r.sums = token_log_probs.sum(1);
+  r.sums = target_log_probs(logits, targets).sum(1);
   r.counts = trained.sum(1).to(r.sums.scalar_type());
   {
     torch::NoGradGuard no_grad;
-    r.logit_sums = (logits.detach().sum(2) * trained).sum(1);
+    r.logit_sums = (logits.detach().sum(2, /*keepdim=*/false, r.sums.scalar_type()) * trained).sum(1);
   }
-  r.vocab = vocab;
+  r.vocab = logits.size(2);
   return r;
 }
 
@@ -216,7 +213,7 @@ class PreferenceTask : public TrainingTask {
         sums[b.pairs.size() + i] = precomputed[2 * b.pairs[i] + 1];
       }
       RowLogProbs r;
-      r.counts = b.batch.labels.slice(1, 1).ne(-100).sum(1).to(torch::kDouble);
+      r.counts = next_token_targets(b.batch.labels).ne(-100).sum(1).to(torch::kDouble);
       r.sums = torch::tensor(sums, torch::kDouble).to(device_);
       return r;
     }

@@ -11,11 +11,8 @@ namespace {
 
 // Summed cross-entropy of next-token prediction over the trained positions (at least fp32).
 torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
-  torch::Tensor logits = model->forward(batch.input_ids, batch.layout);  // [B, T, V]
-  const int64_t vocab = logits.size(-1);
-  torch::Tensor shifted = at_least_float(logits.slice(1, 0, -1).reshape({-1, vocab}));
-  torch::Tensor targets = batch.labels.slice(1, 1).reshape({-1});
-  return at::cross_entropy_loss(shifted, targets, {}, at::Reduction::Sum, -100, 0.0);
+  const torch::Tensor logits = model->forward(batch.input_ids, batch.layout);  // [B, T, V]
+  return -target_log_probs(logits, next_token_targets(batch.labels)).sum();
 }
 
 class SftTask : public TrainingTask {

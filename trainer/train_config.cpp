@@ -203,6 +203,7 @@ const std::vector<Key>& keys() {
       field("simpo_gamma", &TrainConfig::simpo_gamma),
       field("cpo_alpha", &TrainConfig::cpo_alpha),
       field("orpo_alpha", &TrainConfig::orpo_alpha),
+      field("disable_dropout", &TrainConfig::disable_dropout),
   };
   return table;
 }

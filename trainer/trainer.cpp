@@ -31,12 +31,6 @@ namespace fs = std::filesystem;
 std::atomic<bool> stop_requested{false};
 extern "C" void on_stop_signal(int) { stop_requested = true; }
 
-torch::Device pick_device(const TrainConfig& config) {
-  if (config.device == "cpu") return torch::kCPU;
-  if (config.device == "cuda" && !torch::cuda::is_available()) input_error("{}: key 'device' is cuda but no CUDA device is available", config.source);
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
 LoraOptions lora_options(const TrainConfig& config) {
   LoraOptions o;
   o.r = config.lora_r;
@@ -51,6 +45,31 @@ LoraOptions lora_options(const TrainConfig& config) {
 
 }  // namespace
 
+torch::Device pick_device(const TrainConfig& config) {
+  if (config.device == "cpu") return torch::kCPU;
+  if (config.device == "cuda" && !torch::cuda::is_available()) input_error("{}: key 'device' is cuda but no CUDA device is available", config.source);
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+TrainingModel load_training_model(const TrainConfig& config, torch::Device device) {
+  // 4-bit (or 16-bit) frozen base. Compute in bf16 on a GPU (bf16: true), fp32 on the CPU.
+  LoadOptions load = config.load_options();
+  load.device = device;
+  load.dtype = device.is_cuda() && config.bf16 ? torch::kBFloat16 : torch::kFloat;
+  TrainingModel m{load_causal_lm(config.base_model, load), {}, load.dtype};
+  // LoRA: new adapters, or the ones in lora_model_dir to continue from (for DPO also frozen as the reference).
+  m.lora = config.lora_model_dir.empty() ? lora_options(config) : load_peft_adapter(m.model, config.lora_model_dir);
+  if (config.lora_model_dir.empty()) inject_lora(m.model, m.lora, static_cast<uint64_t>(config.seed));
+  else if (config.rl == "dpo") keep_reference_copies(m.model);
+  if (!config.rl.empty() && config.disable_dropout)  // the policy's log-probs must be comparable with the reference's
+    for (auto& [name, linear] : m.model->projections())
+      if (LoraAdapterImpl* adapter = lora_of(linear)) adapter->set_dropout(0);
+  m.model->to(device);
+  m.model->set_gradient_checkpointing(config.gradient_checkpointing);
+  m.model->train();
+  return m;
+}
+
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text) {
   const torch::Device device = pick_device(config);
   torch::manual_seed(static_cast<uint64_t>(config.seed));
@@ -59,19 +78,10 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
   std::unique_ptr<TrainingTask> task = config.rl.empty() ? make_sft_task(data, config, device) : make_preference_task(data, config, device);
 
-  // Model: 4-bit (or 16-bit) frozen base + LoRA. Compute in bf16 on a GPU (bf16: true), fp32 on the CPU.
-  LoadOptions load = config.load_options();
-  load.device = device;
-  load.dtype = device.is_cuda() && config.bf16 ? torch::kBFloat16 : torch::kFloat;
-  CausalLM model = load_causal_lm(config.base_model, load);
-  // LoRA: new adapters, or the ones in lora_model_dir to continue from (for DPO also frozen as the reference).
-  const LoraOptions lora = config.lora_model_dir.empty() ? lora_options(config) : load_peft_adapter(model, config.lora_model_dir);
-  if (config.lora_model_dir.empty()) inject_lora(model, lora, static_cast<uint64_t>(config.seed));
-  else if (config.rl == "dpo") keep_reference_copies(model);
+  TrainingModel trained = load_training_model(config, device);
+  CausalLM& model = trained.model;
+  const LoraOptions& lora = trained.lora;
   const std::size_t adapted = lora_state(model).size() / 2;
-  model->to(device);
-  model->set_gradient_checkpointing(config.gradient_checkpointing);
-  model->train();
   std::vector<std::pair<std::string, torch::Tensor>> parameters = lora_state(model);
   AdamW optimizer(parameters, {config.adam_beta1, config.adam_beta2, config.adam_epsilon, config.weight_decay});
 
@@ -86,7 +96,7 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   // Saved with every adapter: the config, plus the compute dtype this run used (merge and generate
   // rebuild the same dequantized weights from it).
   const std::string saved_config = config_text + "\nbnb_4bit_compute_dtype: " +
-                                   (load.dtype == torch::kBFloat16 ? "bfloat16" : load.dtype == torch::kHalf ? "float16" : "float32") + "\n";
+                                   (trained.dtype == torch::kBFloat16 ? "bfloat16" : trained.dtype == torch::kHalf ? "float16" : "float32") + "\n";
   CheckpointContents contents{model, lora, optimizer, config.base_model, saved_config};
   TrainerState state;
   if (!config.resume_from_checkpoint.empty()) {

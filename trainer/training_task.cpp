@@ -20,6 +20,16 @@ torch::Tensor at_least_float(const torch::Tensor& t) {
   return t.scalar_type() == torch::kDouble || t.scalar_type() == torch::kFloat ? t : t.to(torch::kFloat);
 }
 
+torch::Tensor next_token_targets(const torch::Tensor& labels) {
+  return torch::cat({labels.slice(1, 1), torch::full({labels.size(0), 1}, -100, labels.options())}, 1);
+}
+
+torch::Tensor target_log_probs(const torch::Tensor& logits, const torch::Tensor& targets) {
+  const int64_t vocab = logits.size(-1);
+  const torch::Tensor flat = at_least_float(logits).reshape({-1, vocab});  // a view for contiguous f32/f64 logits
+  return -at::cross_entropy_loss(flat, targets.reshape({-1}), {}, at::Reduction::None, -100, 0.0).view(targets.sizes());
+}
+
 BatchSchedule::BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options)
     : row_lengths_(std::move(row_lengths)), options_(options) {
   per_epoch_ = plan_batches(row_lengths_, options_, 0).size();
