@@ -3,7 +3,7 @@
 # case (rejected). (1) SFT on both styles mixed (configs/tiny-sft-mixed-style.yaml), then DPO from that
 # adapter (configs/tiny-dpo.yaml); (2) ORPO in one stage from the bare base (configs/tiny-orpo.yaml).
 # Prints, for held-out prompts, how often greedy generation gives exactly the chosen (UPPER, correct)
-# and the rejected (lower) answer, before and after. About 3 minutes on 2 CPU cores once built.
+# and the rejected (lower) answer, before and after. About 30 seconds on 2 CPU cores once built.
 # Depends on: scripts/build_qtune.sh, scripts/make_preference_data.py.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
