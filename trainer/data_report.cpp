@@ -31,19 +31,28 @@ void print_data_report(std::ostream& out, const PreparedData& data, const RowPla
     for (const auto& reason : d.skip_reasons) out << "  skipped   " << reason << "\n";
   }
   out << fmt::format("split       train {}, validation {}\n", data.train.size(), data.validation.size());
-  const PackingReport& r = plan.report;
+  // The first epoch's micro-batches, for the padding they cost.
+  PackingReport r = plan.report;
+  const PackingOptions options = packing_options(config);
+  const auto batches = plan_batches(plan.row_lengths, options, 0);
+  if (data.pairs) account_pair_batches(r, batches, plan, options);
+  else account_batches(r, batches, plan.row_lengths, options);
+  const std::string batching = fmt::format("batches     {} micro-batches of up to {} {} per epoch, {:.1f}% real tokens ({} padding)\n", r.batches,
+                                           config.micro_batch_size, data.pairs ? "pairs" : "rows", 100 * r.fill_ratio, r.padding_tokens);
   if (data.pairs) {
     out << fmt::format("pairs       {} pairs, each a chosen and a rejected row of up to {} tokens, {} tokens, {} answer tokens\n", r.rows,
                        config.sequence_len, r.tokens, r.trained_tokens);
     out << fmt::format("long/same   {} truncated, {} dropped as longer than sequence_len, {} dropped as the prompt fills sequence_len, "
                        "{} dropped as identical within sequence_len\n",
                        r.truncated, r.dropped_overlong, r.dropped_untrained, r.dropped_identical);
+    out << batching;
     return;
   }
   out << fmt::format("rows        {} rows of up to {} tokens ({}), {} tokens, {} trained\n", r.rows, config.sequence_len,
                      config.sample_packing ? "packed" : "one sample per row", r.tokens, r.trained_tokens);
   out << fmt::format("long/empty  {} truncated, {} dropped as longer than sequence_len, {} dropped with nothing to train\n", r.truncated,
                      r.dropped_overlong, r.dropped_untrained);
+  out << batching;
 }
 
 }  // namespace qtune

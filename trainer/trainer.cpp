@@ -165,12 +165,15 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   }
 
   // Outputs: the adapter in PEFT format, the resolved config, the tokenizer files.
-  const double final_eval = metric_or_nan(task->evaluate(model), "eval_loss");
+  const Metrics final_eval = task->evaluate(model);
+  const double eval_loss = metric_or_nan(final_eval, "eval_loss"), eval_accuracy = metric_or_nan(final_eval, "eval_rewards/accuracies");
   save_peft_adapter(model, lora, config.output_dir, config.base_model);
   AtomicFile::write_all((fs::path(config.output_dir) / kTrainingConfigFile).string(), saved_config);
   copy_tokenizer_files(config.tokenizer_dir(), config.output_dir, /*generation_config=*/false);
   progress.finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}", state.step, summary.final_loss,
-                              std::isnan(final_eval) ? "" : fmt::format(", eval loss {:.4f}", final_eval), config.output_dir));
+                              std::isnan(eval_loss) ? "" : fmt::format(", eval loss {:.4f}", eval_loss) +
+                                  (std::isnan(eval_accuracy) ? "" : fmt::format(", eval rewards/accuracies {:.4f}", eval_accuracy)),
+                              config.output_dir));
   return summary;
 }
 

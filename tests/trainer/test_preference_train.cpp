@@ -1,8 +1,8 @@
 // Preference training on a tiny 4-bit model in float64: the recipe's loss and LoRA gradients (chosen and
 // rejected in one padded forward, prompts masked) equal an independent computation here (each answer
 // scored alone with log_softmax, the reference as a second model without LoRA, the papers' formulas),
-// rel <= 1e-6; precomputed reference log-probs change nothing; a frozen lora_model_dir adapter is the
-// reference. Depends on: trainer/training_task.h, adapters/lora.h, data/prepare_data.h.
+// rel <= 1e-6 (DPO, IPO, SimPO, ORPO); precomputed reference log-probs change nothing; a frozen
+// lora_model_dir adapter is the reference. Depends on: trainer/training_task.h, adapters/lora.h, data/prepare_data.h.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -129,13 +129,15 @@ torch::Tensor independent_loss(const std::string& rl, CausalLM& policy, CausalLM
   int64_t chosen_tokens = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const torch::Tensor pc = answer_log_prob(policy, i, 0, mean), pr = answer_log_prob(policy, i, 1, mean);
-    if (rl == "dpo") {
+    if (rl == "dpo" || rl == "ipo") {
       torch::Tensor rc, rr;
       {
         torch::NoGradGuard no_grad;
-        rc = answer_log_prob(reference, i, 0, false), rr = answer_log_prob(reference, i, 1, false);
+        rc = answer_log_prob(reference, i, 0, mean), rr = answer_log_prob(reference, i, 1, mean);
       }
-      total = total - torch::log(torch::sigmoid(c.rl_beta * ((pc - rc) - (pr - rr))));
+      const torch::Tensor h = (pc - rc) - (pr - rr);
+      // DPO: −log σ(β·h); IPO (token-mean log-probs): (h − 1/(2β))².
+      total = total + (rl == "dpo" ? -torch::log(torch::sigmoid(c.rl_beta * h)) : (h - 1 / (2 * c.rl_beta)).pow(2));
     } else if (rl == "simpo") {
       total = total - torch::log(torch::sigmoid(c.rl_beta * (pc - pr) - c.simpo_gamma));
     } else {  // orpo: odds(p) = p / (1 − p), p = exp(mean log-prob)
@@ -170,7 +172,7 @@ TEST_P(PreferenceRecipe, LossAndGradientsEqualAnIndependentComputation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, PreferenceRecipe, ::testing::Values("dpo", "simpo", "orpo"));
+INSTANTIATE_TEST_SUITE_P(Methods, PreferenceRecipe, ::testing::Values("dpo", "ipo", "simpo", "orpo"));
 
 TEST(PreferenceRecipe, PrecomputedReferenceLogProbsChangeNothing) {
   TrainConfig config = preference_config("dpo");

@@ -16,6 +16,7 @@ std::string write_config(const std::string& body) {
 }
 
 const char* kMinimal = "base_model: models/tiny\ndatasets:\n  - path: data/train.jsonl\n    type: alpaca\n";
+const char* kPairs = "base_model: models/tiny\ndatasets:\n  - path: data/pairs.jsonl\n    type: preference\n";
 
 TEST(TrainConfig, ReadsTypedValuesAndResolvesPathsAgainstTheConfigFolder) {
   const std::string path = write_config(std::string(kMinimal) +
@@ -55,6 +56,16 @@ TEST(TrainConfig, OverridesUseYamlSyntax) {
   EXPECT_THROW(TrainConfig::load(write_config(kMinimal), {"lora_r=abc"}), InputError);
 }
 
+TEST(TrainConfig, PreferenceKeys) {
+  TrainConfig ipo = TrainConfig::load(write_config(std::string(kPairs) + "rl: ipo\nrl_beta: 0.2\nlora_model_dir: sft\n"));
+  EXPECT_EQ(ipo.rl, "dpo");  // Axolotl's rl: ipo is DPO with the IPO loss
+  EXPECT_EQ(ipo.dpo_loss_type, "ipo");
+  EXPECT_DOUBLE_EQ(ipo.rl_beta, 0.2);
+  EXPECT_EQ(ipo.lora_model_dir, ipo.source.substr(0, ipo.source.rfind('/')) + "/sft");
+  EXPECT_TRUE(ipo.disable_dropout);
+  EXPECT_FALSE(ipo.precompute_ref_log_probs);
+}
+
 TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
   struct Case {
     std::string body, message;
@@ -72,6 +83,15 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
       {"base_model: m\ndatasets:\n  - path: a.jsonl\n    type: alpacca\n", "alpaca"},
       {"base_model: [unclosed\n", "invalid YAML"},
       {"- just\n- a list\n", "expected a mapping"},
+      // Preference training keys.
+      {std::string(kMinimal) + "rl: dpo\n", "rl: dpo needs preference datasets (type: preference)"},
+      {std::string(kPairs) + "rl: ppo\n", "key 'rl' is 'ppo'; use one of: dpo, ipo, orpo, simpo"},
+      {std::string(kPairs) + "rl: dpo\ndpo_loss_type: sigmod\n", "did you mean 'sigmoid'"},
+      {std::string(kPairs) + "rl: dpo\nrl_beta: 0\n", "key 'rl_beta' must be a positive number"},
+      {std::string(kPairs) + "rl: dpo\ndpo_label_smoothing: 0.5\n", "key 'dpo_label_smoothing' must be in [0, 0.5)"},
+      {std::string(kPairs) + "rl: orpo\norpo_alpha: -1\n", "key 'orpo_alpha' must be a number >= 0"},
+      {std::string(kPairs) + "rl: dpo\nsample_packing: true\n", "sample_packing does not apply to rl: dpo"},
+      {std::string(kPairs), "preference datasets (type: preference) need rl: dpo, ipo, orpo or simpo"},
   };
   for (const auto& c : cases) {
     const std::string path = write_config(c.body);
