@@ -9,6 +9,7 @@ packages=(
   libopenblas0-pthread              # a fast BLAS for LibTorch on the CPU (Debian's default is the reference BLAS)
   libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
   libsentencepiece-dev sentencepiece
+  libgloo-dev                       # headers LibTorch's c10d Gloo process group needs (data-parallel training)
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 python3-numpy             # independent reference for the parity fixtures
 )

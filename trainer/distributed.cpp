@@ -1,0 +1,88 @@
+// c10d rendezvous and collectives. Depends on: trainer/distributed.h, LibTorch's c10d (TCPStore, Gloo).
+#include "trainer/distributed.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include "core/error.h"
+
+namespace qtune {
+namespace {
+
+// The integer value of environment variable `name`, or `fallback` when unset.
+int env_int(const char* name, int fallback, int min, int max) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < min || value > max) input_error("environment variable {}='{}' must be a whole number from {} to {}", name, text, min, max);
+  return static_cast<int>(value);
+}
+
+}  // namespace
+
+LaunchEnvironment launch_environment() {
+  LaunchEnvironment e;
+  e.world_size = env_int("WORLD_SIZE", 1, 1, 65536);
+  if (e.world_size == 1) return e;
+  if (std::getenv("RANK") == nullptr) input_error("environment variable WORLD_SIZE={} but RANK is not set (launch with torchrun or qtune train --nproc)", e.world_size);
+  e.rank = env_int("RANK", 0, 0, e.world_size - 1);
+  e.local_rank = env_int("LOCAL_RANK", e.rank, 0, e.world_size - 1);
+  e.master_port = env_int("MASTER_PORT", e.master_port, 1, 65535);
+  if (const char* addr = std::getenv("MASTER_ADDR"); addr != nullptr && *addr != '\0') e.master_addr = addr;
+  return e;
+}
+
+struct Distributed::Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+};
+
+Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout) : environment_(environment), timeout_(timeout) {
+  if (environment_.world_size == 1) return;
+  const std::string where = fmt::format("rank {} of {}", environment_.rank, environment_.world_size);
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(environment_.master_port);
+    options.isServer = environment_.rank == 0;
+    options.numWorkers = static_cast<std::size_t>(environment_.world_size);
+    options.timeout = timeout;
+    group_ = std::make_unique<Group>();
+    group_->store = c10::make_intrusive<c10d::TCPStore>(environment_.master_addr, options);
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(environment_.master_addr));
+    group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, environment_.rank, environment_.world_size, gloo_options);
+  } catch (const std::exception& e) {
+    input_error("{}: the other ranks did not join at {}:{} within {} s ({}); check that every rank was started with the same "
+                "MASTER_ADDR, MASTER_PORT and WORLD_SIZE",
+                where, environment_.master_addr, environment_.master_port, timeout.count() / 1000.0, e.what());
+  }
+}
+
+Distributed::~Distributed() = default;
+
+void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  if (!group_ || tensors.empty()) return;
+  std::vector<torch::Tensor> flat{torch::cat([&] {
+    std::vector<torch::Tensor> parts;
+    for (const auto& t : tensors) parts.push_back(t.reshape({-1}).to(torch::kCPU));
+    return parts;
+  }())};
+  try {
+    group_->gloo->allreduce(flat)->wait(timeout_);
+  } catch (const std::exception& e) {
+    input_error("rank {} of {}: another rank stopped answering (all-reduce waited up to {} s): {}", environment_.rank, environment_.world_size,
+                timeout_.count() / 1000.0, e.what());
+  }
+  int64_t offset = 0;
+  for (auto& t : tensors) {
+    torch::NoGradGuard no_grad;
+    t.copy_(flat[0].slice(0, offset, offset + t.numel()).view(t.sizes()));
+    offset += t.numel();
+  }
+}
+
+}  // namespace qtune

@@ -1,0 +1,50 @@
+// Data-parallel ranks over LibTorch's c10d (no home-made transport): the torchrun launch environment
+// (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a TCPStore rendezvous hosted by rank 0, and
+// a Gloo process group for CPU tensors. One rank (no environment) needs none of it.
+// Depends on: core/torch.h, core/error.h.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/torch.h"
+
+namespace qtune {
+
+struct LaunchEnvironment {
+  int rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+
+// The torchrun variables of this process (world size 1 when WORLD_SIZE is unset). InputError naming the
+// variable when one is not a number, out of range, or missing while WORLD_SIZE > 1.
+LaunchEnvironment launch_environment();
+
+class Distributed {
+ public:
+  // Joins the group (rank 0 hosts the store); InputError naming this rank when the others do not arrive
+  // within `timeout`. World size 1: nothing to join.
+  Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout);
+  ~Distributed();
+  Distributed(const Distributed&) = delete;
+  Distributed& operator=(const Distributed&) = delete;
+
+  int rank() const { return environment_.rank; }
+  int world_size() const { return environment_.world_size; }
+  bool is_main() const { return environment_.rank == 0; }
+
+  // Sums CPU `tensors` across ranks in place, as one flat buffer (one message for many small LoRA
+  // gradients). InputError naming this rank when another does not answer within the timeout.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors);
+
+ private:
+  struct Group;
+  LaunchEnvironment environment_;
+  std::chrono::milliseconds timeout_;
+  std::unique_ptr<Group> group_;
+};
+
+}  // namespace qtune
