@@ -43,8 +43,12 @@ std::vector<fs::path> checkpoints_by_step(const std::string& output_dir) {
 
 }  // namespace
 
+std::string checkpoint_dir(const std::string& output_dir, int64_t step) {
+  return (fs::path(output_dir) / ("checkpoint-" + std::to_string(step))).string();
+}
+
 std::string save_checkpoint(const std::string& output_dir, CheckpointContents c, const TrainerState& state) {
-  const fs::path final_dir = fs::path(output_dir) / ("checkpoint-" + std::to_string(state.step));
+  const fs::path final_dir = checkpoint_dir(output_dir, state.step);
   const fs::path tmp = fs::path(output_dir) / (".checkpoint-" + std::to_string(state.step) + ".tmp." + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);

@@ -27,6 +27,9 @@ struct CheckpointContents {
   std::string config_json;   // the resolved training config
 };
 
+// output_dir/checkpoint-<step>
+std::string checkpoint_dir(const std::string& output_dir, int64_t step);
+
 // Writes output_dir/checkpoint-<step> atomically and returns its path.
 std::string save_checkpoint(const std::string& output_dir, CheckpointContents contents, const TrainerState& state);
 

@@ -1,9 +1,10 @@
-// qtune train CONFIG.yaml [key=value ...]: fine-tune as the config says. Depends on: trainer/commands.h,
-// trainer/trainer.h.
+// qtune train CONFIG.yaml [key=value ...] [--nproc N]: fine-tune as the config says. Depends on:
+// trainer/commands.h, trainer/trainer.h, trainer/launcher.h.
 #include <fstream>
 #include <sstream>
 
 #include "trainer/commands.h"
+#include "trainer/launcher.h"
 #include "trainer/trainer.h"
 
 namespace qtune {
@@ -14,9 +15,13 @@ Command add_train_command(CLI::App& app) {
   auto overrides = std::make_shared<std::vector<std::string>>();
   cmd->add_option("config", *config_path, "the YAML config")->required();
   cmd->add_option("overrides", *overrides, "key=value overrides (YAML values)");
-  return [config_path, overrides]() {
+  auto nproc = std::make_shared<int>(1);
+  cmd->add_option("--nproc", *nproc, "run N local data-parallel ranks (torchrun's RANK/WORLD_SIZE/... are used when set)")
+      ->check(CLI::Range(1, 1024));
+  return [config_path, overrides, nproc]() {
     TrainConfig config = TrainConfig::load(*config_path, *overrides);
     config.check_paths();
+    if (*nproc > 1 && !launched_as_rank()) return run_local_ranks(*nproc);
     std::ifstream in(*config_path);
     std::stringstream text;
     text << in.rdbuf();

@@ -64,6 +64,18 @@ Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::mill
 
 Distributed::~Distributed() = default;
 
+void Distributed::all_reduce_sum(std::vector<double>& values) {
+  if (!group_ || values.empty()) return;
+  std::vector<torch::Tensor> tensor = {torch::tensor(values, torch::kDouble)};
+  all_reduce_sum(tensor);
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = tensor[0][static_cast<int64_t>(i)].item<double>();
+}
+
+void Distributed::barrier() {
+  std::vector<double> token = {0};
+  all_reduce_sum(token);
+}
+
 void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (!group_ || tensors.empty()) return;
   std::vector<torch::Tensor> flat{torch::cat([&] {

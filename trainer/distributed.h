@@ -36,8 +36,13 @@ class Distributed {
   int world_size() const { return environment_.world_size; }
   bool is_main() const { return environment_.rank == 0; }
 
-  // Sums CPU `tensors` across ranks in place, as one flat buffer (one message for many small LoRA
-  // gradients). InputError naming this rank when another does not answer within the timeout.
+  // Sums `values` across ranks in place (step totals, metric sums).
+  void all_reduce_sum(std::vector<double>& values);
+  // Returns when every rank has called it.
+  void barrier();
+
+  // Sums `tensors` (all of one dtype, any device) across ranks in place, as one flat buffer (one message for many small LoRA
+  // gradients, staged through host memory). InputError naming this rank when another does not answer within the timeout.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
 
  private:

@@ -86,6 +86,19 @@ struct MetricSums {
     if (t.log_odds.defined()) log_odds += sum(t.log_odds), log_sigmoid_odds += sum(t.log_sigmoid_odds);
   }
 
+  // Every field summed over the ranks of `group`.
+  void sum_across(Distributed* group) {
+    static constexpr double MetricSums::*kFields[] = {&MetricSums::pairs, &MetricSums::loss, &MetricSums::chosen_rewards, &MetricSums::rejected_rewards,
+                                                      &MetricSums::correct, &MetricSums::chosen_logps, &MetricSums::rejected_logps,
+                                                      &MetricSums::chosen_logits, &MetricSums::rejected_logits, &MetricSums::chosen_logit_count,
+                                                      &MetricSums::rejected_logit_count, &MetricSums::nll, &MetricSums::nll_tokens,
+                                                      &MetricSums::log_sigmoid_odds, &MetricSums::log_odds};
+    std::vector<double> values;
+    for (auto field : kFields) values.push_back(this->*field);
+    sum_across_ranks(group, values);
+    for (std::size_t i = 0; i < values.size(); ++i) this->*kFields[i] = values[i];
+  }
+
   Metrics averaged(const PreferenceObjective& objective, const std::string& prefix) const {
     Metrics m;
     auto put = [&](const std::string& name, double numerator, double denominator) { m.emplace_back(prefix + name, numerator / denominator); };
@@ -109,15 +122,16 @@ struct MetricSums {
 
 class PreferenceTask : public TrainingTask {
  public:
-  PreferenceTask(const PreparedData& data, const TrainConfig& config, torch::Device device)
+  PreferenceTask(const PreparedData& data, const TrainConfig& config, torch::Device device, Distributed* group)
       : data_(data),
         objective_(make_preference_objective(config.rl, config.dpo_loss_type, config.rl_beta, config.dpo_label_smoothing, config.simpo_gamma,
                                              config.orpo_alpha, config.cpo_alpha)),
         options_(packing_options(config)),
         plan_(plan_training_rows(data, config)),
         validation_plan_(plan_pair_rows(data.validation.size(), pair_source(data.validation), options_)),
-        schedule_(plan_.row_lengths, options_),
+        schedule_(plan_.row_lengths, options_, group ? group->rank() : 0, group ? group->world_size() : 1),
         device_(device),
+        group_(group),
         precompute_(config.precompute_ref_log_probs && objective_.needs_reference()) {
     if (schedule_.per_epoch() == 0)
       input_error("{}: no preference pair is left (every pair was dropped: see qtune validate {})", config.source, config.source);
@@ -137,28 +151,35 @@ class PreferenceTask : public TrainingTask {
 
   StepResult accumulate(CausalLM& model, int64_t first, int64_t count) override {
     std::vector<PairBatch> batches;
-    int64_t step_pairs = 0, step_chosen_trained = 0;
-    StepResult result;
+    std::vector<double> totals = {0, 0, 0, 0};  // pairs, chosen answer tokens, answer tokens, tokens: this rank's, then all
     for (int64_t m = first; m < first + count; ++m) {
-      batches.push_back(fetch(data_.train, plan_, schedule_.rows_of(m)));
-      step_pairs += batches.back().size();
-      step_chosen_trained += batches.back().chosen_trained;
-      result.trained_tokens += batches.back().batch.trained_tokens;
-      result.tokens += batches.back().batch.tokens;
+      const std::vector<std::size_t> rows = schedule_.rows_of(m);
+      if (rows.empty()) continue;  // this rank's share of a short last batch
+      batches.push_back(fetch(data_.train, plan_, rows));
+      totals[0] += static_cast<double>(batches.back().size());
+      totals[1] += static_cast<double>(batches.back().chosen_trained);
+      totals[2] += static_cast<double>(batches.back().batch.trained_tokens);
+      totals[3] += static_cast<double>(batches.back().batch.tokens);
     }
+    sum_across_ranks(group_, totals);
+    const double step_pairs = totals[0], step_chosen_trained = std::max(1.0, totals[1]);
+    StepResult result;
+    result.trained_tokens = static_cast<int64_t>(totals[2]);
+    result.tokens = static_cast<int64_t>(totals[3]);
     MetricSums sums;
     for (const auto& b : batches) {
       const PairLogProbs reference = reference_of(model, b, reference_train_);
       const RowLogProbs rows = row_log_probs(model, b.batch);
       const PairLogProbs policy = as_pairs(rows, b.size());
       const PreferenceTerms terms = preference_terms(objective_, policy, reference);
-      torch::Tensor loss = terms.losses.sum() / static_cast<double>(step_pairs);
-      if (objective_.nll_weight() > 0)
-        loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum() / static_cast<double>(std::max<int64_t>(1, step_chosen_trained));
+      torch::Tensor loss = terms.losses.sum() / step_pairs;
+      if (objective_.nll_weight() > 0) loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum() / step_chosen_trained;
       loss.backward();
-      result.loss += loss.item<double>();
+      sums.loss += loss.item<double>();
       sums.add(terms, policy, rows, b.size());
     }
+    sums.sum_across(group_);
+    result.loss = sums.loss;
     result.metrics = sums.averaged(objective_, "");
     return result;
   }
@@ -248,14 +269,16 @@ class PreferenceTask : public TrainingTask {
   RowPlan plan_, validation_plan_;
   BatchSchedule schedule_;
   torch::Device device_;
+  Distributed* group_;
   bool precompute_;
   std::vector<double> reference_train_, reference_validation_;  // empty unless precomputed
 };
 
 }  // namespace
 
-std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device) {
-  return std::make_unique<PreferenceTask>(data, config, device);
+std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device,
+                                                   Distributed* group) {
+  return std::make_unique<PreferenceTask>(data, config, device, group);
 }
 
 }  // namespace qtune

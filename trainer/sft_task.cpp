@@ -17,9 +17,13 @@ torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
 
 class SftTask : public TrainingTask {
  public:
-  SftTask(const PreparedData& data, const TrainConfig& config, torch::Device device)
-      : data_(data), options_(packing_options(config)), plan_(plan_training_rows(data, config)), schedule_(plan_.row_lengths, options_),
-        device_(device) {
+  SftTask(const PreparedData& data, const TrainConfig& config, torch::Device device, Distributed* group)
+      : data_(data),
+        options_(packing_options(config)),
+        plan_(plan_training_rows(data, config)),
+        schedule_(plan_.row_lengths, options_, group ? group->rank() : 0, group ? group->world_size() : 1),
+        device_(device),
+        group_(group) {
     if (schedule_.per_epoch() == 0) input_error("{}: no training sample is left after packing (see qtune validate)", config.source);
   }
   std::size_t batches_per_epoch() const override { return schedule_.per_epoch(); }
@@ -27,18 +31,23 @@ class SftTask : public TrainingTask {
 
   StepResult accumulate(CausalLM& model, int64_t first, int64_t count) override {
     std::vector<DeviceBatch> batches;
-    StepResult result;
+    std::vector<double> totals = {0, 0};  // trained tokens, tokens: of this rank, then of all
     for (int64_t m = first; m < first + count; ++m) {
-      batches.push_back(to_device(collate(plan_.rows, schedule_.rows_of(m), sample_of(data_.train), 0, options_), device_));
-      result.trained_tokens += batches.back().trained_tokens;
-      result.tokens += batches.back().tokens;
+      const std::vector<std::size_t> rows = schedule_.rows_of(m);
+      if (rows.empty()) continue;  // this rank's share of a short last batch
+      batches.push_back(to_device(collate(plan_.rows, rows, sample_of(data_.train), 0, options_), device_));
+      totals[0] += static_cast<double>(batches.back().trained_tokens);
+      totals[1] += static_cast<double>(batches.back().tokens);
     }
+    sum_across_ranks(group_, totals);
+    std::vector<double> loss_sum = {0};
     for (const auto& batch : batches) {
-      torch::Tensor loss = summed_loss(model, batch) / static_cast<double>(std::max<int64_t>(1, result.trained_tokens));
+      torch::Tensor loss = summed_loss(model, batch) / std::max(1.0, totals[0]);
       loss.backward();
-      result.loss += loss.item<double>();
+      loss_sum[0] += loss.item<double>();
     }
-    return result;
+    sum_across_ranks(group_, loss_sum);
+    return {loss_sum[0], static_cast<int64_t>(totals[0]), static_cast<int64_t>(totals[1]), {}};
   }
 
   // Mean loss per trained token over the validation set.
@@ -69,12 +78,13 @@ class SftTask : public TrainingTask {
   RowPlan plan_;
   BatchSchedule schedule_;
   torch::Device device_;
+  Distributed* group_;
 };
 
 }  // namespace
 
-std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const TrainConfig& config, torch::Device device) {
-  return std::make_unique<SftTask>(data, config, device);
+std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const TrainConfig& config, torch::Device device, Distributed* group) {
+  return std::make_unique<SftTask>(data, config, device, group);
 }
 
 }  // namespace qtune

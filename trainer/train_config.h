@@ -81,6 +81,10 @@ struct TrainConfig {
   int64_t eval_steps = 0;
   int64_t stop_after_steps = 0;  // act as if interrupted (SIGTERM) after this many steps: for resume tests
 
+  // Data parallelism (ranks from torchrun's environment or qtune train --nproc).
+  std::string ddp_backend = "auto";  // auto | gloo (nccl: not in this build yet)
+  int64_t ddp_timeout = 1800;        // seconds a rank waits for the others before stopping with an error
+
   // Preference training.
   std::string rl;  // empty (SFT) | dpo | ipo (= dpo with dpo_loss_type: ipo) | orpo | simpo
   double rl_beta = 0.1;                   // DPO/IPO β, SimPO β

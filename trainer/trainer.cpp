@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@
 #include "models/model_files.h"
 #include "trainer/adamw.h"
 #include "trainer/checkpoint.h"
+#include "trainer/distributed.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/progress.h"
 #include "trainer/training_task.h"
@@ -70,15 +72,36 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
   return m;
 }
 
+namespace {
+
+// Sums the adapter's gradients over the ranks (each rank's are already normalized by the global step).
+void sum_gradients(Distributed& group, std::vector<std::pair<std::string, torch::Tensor>>& parameters) {
+  if (group.world_size() == 1) return;
+  std::vector<torch::Tensor> grads;
+  for (auto& [name, p] : parameters) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank without rows this step
+    grads.push_back(p.mutable_grad());
+  }
+  group.all_reduce_sum(grads);
+}
+
+}  // namespace
+
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text) {
   const torch::Device device = pick_device(config);
-  torch::manual_seed(static_cast<uint64_t>(config.seed));
+  Distributed group(launch_environment(), std::chrono::seconds(config.ddp_timeout));
+  Distributed* ranks = group.world_size() > 1 ? &group : nullptr;
 
-  // Data first: its errors are the most common and the cheapest to report.
+  // Data first: its errors are the most common and the cheapest to report. Rank 0 fills the token cache,
+  // the others then read it.
+  if (!group.is_main()) group.barrier();
   PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
-  std::unique_ptr<TrainingTask> task = config.rl.empty() ? make_sft_task(data, config, device) : make_preference_task(data, config, device);
+  if (group.is_main()) group.barrier();
+  std::unique_ptr<TrainingTask> task =
+      config.rl.empty() ? make_sft_task(data, config, device, ranks) : make_preference_task(data, config, device, ranks);
 
-  TrainingModel trained = load_training_model(config, device);
+  TrainingModel trained = load_training_model(config, device);  // LoRA initialized from the seed: equal on every rank
+  torch::manual_seed(static_cast<uint64_t>(config.seed + group.rank()));  // dropout masks differ between ranks
   CausalLM& model = trained.model;
   const LoraOptions& lora = trained.lora;
   const std::size_t adapted = lora_state(model).size() / 2;
@@ -106,7 +129,8 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   }
 
   task->prepare(model);
-  Progress progress(config, total_steps, state.step, adapted, task->packing(), device);
+  std::optional<Progress> progress;  // rank 0 alone reports, and writes checkpoints and outputs
+  if (group.is_main()) progress.emplace(config, total_steps, state.step, adapted, task->packing(), device);
   stop_requested = false;
   auto previous_int = std::signal(SIGINT, on_stop_signal);
   auto previous_term = std::signal(SIGTERM, on_stop_signal);
@@ -117,6 +141,7 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
     const int64_t count = std::min(accumulation, budget - state.micro_batch);
     StepResult result = task->accumulate(model, state.micro_batch, count);
     const double step_loss = result.loss;
+    sum_gradients(group, parameters);
     // Gradient norm over the adapter, clipping, and the non-finite check.
     double squares = 0;
     for (auto& [name, p] : parameters)
@@ -142,12 +167,17 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
     StepRecord record{state.step, static_cast<double>(state.micro_batch) / per_epoch, step_loss, lr, grad_norm,
                       result.trained_tokens, result.tokens, !finite, std::move(result.metrics), {}};
     if (config.eval_steps > 0 && state.step % config.eval_steps == 0) record.eval = task->evaluate(model);
-    progress.step(record);
+    if (progress) progress->step(record);
 
-    const bool stop = stop_requested || (config.stop_after_steps > 0 && state.step == config.stop_after_steps);
+    std::vector<double> stops = {stop_requested ? 1.0 : 0.0};  // a signal to any rank stops them all
+    group.all_reduce_sum(stops);
+    const bool stop = stops[0] > 0 || (config.stop_after_steps > 0 && state.step == config.stop_after_steps);
     if ((config.save_steps > 0 && state.step % config.save_steps == 0) || stop) {
-      const std::string path = save_checkpoint(config.output_dir, contents, state);
-      prune_checkpoints(config.output_dir, config.save_total_limit);
+      const std::string path = checkpoint_dir(config.output_dir, state.step);
+      if (group.is_main()) {
+        save_checkpoint(config.output_dir, contents, state);
+        prune_checkpoints(config.output_dir, config.save_total_limit);
+      }
       if (stop) {
         summary.interrupted = true;
         summary.checkpoint = path;
@@ -158,8 +188,9 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);
   summary.steps = state.step;
+  if (!group.is_main()) return summary;
   if (summary.interrupted) {
-    progress.finish(fmt::format("stopped after step {}; checkpoint {}. Resume with: qtune train {} resume_from_checkpoint=auto", state.step,
+    progress->finish(fmt::format("stopped after step {}; checkpoint {}. Resume with: qtune train {} resume_from_checkpoint=auto", state.step,
                                 summary.checkpoint, config.source));
     return summary;
   }
@@ -170,7 +201,7 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   save_peft_adapter(model, lora, config.output_dir, config.base_model);
   AtomicFile::write_all((fs::path(config.output_dir) / kTrainingConfigFile).string(), saved_config);
   copy_tokenizer_files(config.tokenizer_dir(), config.output_dir, /*generation_config=*/false);
-  progress.finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}", state.step, summary.final_loss,
+  progress->finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}", state.step, summary.final_loss,
                               std::isnan(eval_loss) ? "" : fmt::format(", eval loss {:.4f}", eval_loss) +
                                   (std::isnan(eval_accuracy) ? "" : fmt::format(", eval rewards/accuracies {:.4f}", eval_accuracy)),
                               config.output_dir));

@@ -30,18 +30,25 @@ torch::Tensor target_log_probs(const torch::Tensor& logits, const torch::Tensor&
   return -at::cross_entropy_loss(flat, targets.reshape({-1}), {}, at::Reduction::None, -100, 0.0).view(targets.sizes());
 }
 
-BatchSchedule::BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options)
-    : row_lengths_(std::move(row_lengths)), options_(options) {
+void sum_across_ranks(Distributed* group, std::vector<double>& values) {
+  if (group != nullptr) group->all_reduce_sum(values);
+}
+
+BatchSchedule::BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options, int rank, int world)
+    : row_lengths_(std::move(row_lengths)), options_(options), share_(options.micro_batch_size), rank_(rank) {
+  options_.micro_batch_size *= static_cast<std::size_t>(world);
   per_epoch_ = plan_batches(row_lengths_, options_, 0).size();
 }
 
-const std::vector<std::size_t>& BatchSchedule::rows_of(int64_t micro_batch) {
+std::vector<std::size_t> BatchSchedule::rows_of(int64_t micro_batch) {
   const uint64_t epoch = static_cast<uint64_t>(micro_batch) / per_epoch_;
   if (epoch != cached_epoch_) {
     batches_ = plan_batches(row_lengths_, options_, epoch);
     cached_epoch_ = epoch;
   }
-  return batches_[static_cast<std::size_t>(micro_batch) % per_epoch_];
+  const auto& global = batches_[static_cast<std::size_t>(micro_batch) % per_epoch_];
+  const std::size_t begin = std::min(global.size(), share_ * static_cast<std::size_t>(rank_));
+  return {global.begin() + static_cast<std::ptrdiff_t>(begin), global.begin() + static_cast<std::ptrdiff_t>(std::min(global.size(), begin + share_))};
 }
 
 }  // namespace qtune

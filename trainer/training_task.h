@@ -12,6 +12,7 @@
 #include "core/torch.h"
 #include "data/packing.h"
 #include "models/transformer.h"
+#include "trainer/distributed.h"
 #include "trainer/progress.h"
 #include "trainer/train_config.h"
 
@@ -38,8 +39,16 @@ class TrainingTask {
   virtual Metrics evaluate(CausalLM& model) = 0;
 };
 
-std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const TrainConfig& config, torch::Device device);
-std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device);
+// With `group` of W ranks, each global micro-batch holds micro_batch_size × W rows (or pairs) and this rank
+// takes its share; step totals (trained tokens, pairs), losses and metrics are summed across ranks, so the
+// loss is normalized over the whole global step. The caller sums the gradients. nullptr: one rank.
+std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const TrainConfig& config, torch::Device device,
+                                            Distributed* group = nullptr);
+std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device,
+                                                   Distributed* group = nullptr);
+
+// Sums `values` across the ranks of `group` (nothing to do for nullptr).
+void sum_across_ranks(Distributed* group, std::vector<double>& values);
 
 // A micro-batch as tensors on the device.
 struct DeviceBatch {
@@ -60,16 +69,19 @@ torch::Tensor next_token_targets(const torch::Tensor& labels);
 torch::Tensor target_log_probs(const torch::Tensor& logits, const torch::Tensor& targets);
 
 // The micro-batches of a run over fixed rows: batch m is batch (m mod n) of epoch (m div n), each
-// epoch's order from plan_batches(); the current epoch's plan is kept.
+// epoch's order from plan_batches() over global batches of micro_batch_size × `world` rows, of which
+// rank `rank` takes the rows [rank·b, (rank+1)·b) (fewer, or none, in a short last batch).
 class BatchSchedule {
  public:
-  BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options);
+  BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options, int rank = 0, int world = 1);
   std::size_t per_epoch() const { return per_epoch_; }
-  const std::vector<std::size_t>& rows_of(int64_t micro_batch);
+  std::vector<std::size_t> rows_of(int64_t micro_batch);
 
  private:
   std::vector<std::size_t> row_lengths_;
-  PackingOptions options_;
+  PackingOptions options_;  // micro_batch_size: the global batch
+  std::size_t share_;       // rows per rank
+  int rank_;
   std::size_t per_epoch_ = 0;
   uint64_t cached_epoch_ = UINT64_MAX;
   std::vector<std::vector<std::size_t>> batches_;
