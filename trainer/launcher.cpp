@@ -25,19 +25,6 @@ extern "C" void forward_signal(int signal) {
   for (pid_t child : children) ::kill(child, signal);
 }
 
-// A loopback TCP port free right now (bound to 0 and released); rank 0 binds it for the store.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
-  if (fd >= 0) ::close(fd);
-  return ok ? ntohs(address.sin_port) : 29500;
-}
-
 // This process's own arguments, from /proc/self/cmdline (NUL-separated).
 std::vector<std::string> own_arguments() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
@@ -57,6 +44,18 @@ std::string describe(int status) {
 
 }  // namespace
 
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  if (fd >= 0) ::close(fd);
+  return ok ? ntohs(address.sin_port) : 29500;
+}
+
 bool launched_as_rank() { return std::getenv("WORLD_SIZE") != nullptr; }
 
 int run_local_ranks(int ranks) {
@@ -64,7 +63,7 @@ int run_local_ranks(int ranks) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(free_loopback_port());
   std::fflush(nullptr);
   for (int rank = 0; rank < ranks; ++rank) {
     const pid_t pid = ::fork();

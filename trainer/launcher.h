@@ -9,6 +9,9 @@ namespace qtune {
 // True when this process is already a rank (WORLD_SIZE is set), so it must not spawn again.
 bool launched_as_rank();
 
+// A loopback TCP port free right now (bound to 0 and released; 29500, torchrun's default, if that fails).
+int free_loopback_port();
+
 // Spawns `ranks` children and waits. Ctrl-C / SIGTERM are passed on to every rank (they checkpoint and
 // stop together). When a rank fails, the others are killed at once and its status is returned with a
 // line naming it; 0 when all succeed.

@@ -56,4 +56,10 @@ bool reference_required() {
   return value != nullptr && std::string(value) == "1";
 }
 
+void make_byte_model(const std::string& dir) {
+  CommandResult made = run_qtune("init-model --arch qwen2 --out " + dir + " --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 "
+                                 "--dtype f32 --init-std 0.2 --byte-tokenizer --force");
+  EXPECT_EQ(made.exit_code, 0) << made.out;
+}
+
 }  // namespace qtune::test

@@ -18,6 +18,10 @@ struct CommandResult {
 // Runs the qtune binary built with the tests, with `args` (already shell-quoted where needed).
 CommandResult run_qtune(const std::string& args);
 
+// Writes the tiny Qwen2-shaped model the training tests use (hidden 64, 2 layers, f32) with qtune's
+// byte-level tokenizer into `dir`; a test failure when init-model fails.
+void make_byte_model(const std::string& dir);
+
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 

@@ -1,9 +1,7 @@
 // The c10d layer on the CPU machine: two ranks (this test process and a forked child) meet through a
 // TCPStore on loopback and sum tensors with Gloo; a rank whose peer never comes fails within the timeout
-// naming itself; bad launch variables name the variable. Depends on: trainer/distributed.h.
+// naming itself; bad launch variables name the variable. Depends on: trainer/{distributed,launcher}.h.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,22 +9,10 @@
 
 #include "core/error.h"
 #include "trainer/distributed.h"
+#include "trainer/launcher.h"
 
 namespace qtune {
 namespace {
-
-// A TCP port nobody listens on right now (bound to 0, read, released).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 LaunchEnvironment rank_of_two(int rank, int port) {
   LaunchEnvironment e;
@@ -47,7 +33,7 @@ int sum_on_rank(int rank, int port) {
 }
 
 TEST(Distributed, TwoRanksSumOverGlooOnLoopback) {
-  const int port = free_port();
+  const int port = free_loopback_port();
   const pid_t child = ::fork();  // before any torch thread pool exists in this process
   ASSERT_GE(child, 0);
   if (child == 0) {
@@ -67,7 +53,7 @@ TEST(Distributed, TwoRanksSumOverGlooOnLoopback) {
 TEST(Distributed, ARankAloneFailsWithinTheTimeoutNamingItself) {
   const auto start = std::chrono::steady_clock::now();
   try {
-    Distributed group(rank_of_two(0, free_port()), std::chrono::seconds(2));
+    Distributed group(rank_of_two(0, free_loopback_port()), std::chrono::seconds(2));
     ADD_FAILURE() << "joined a group whose other rank never started";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("rank 0 of 2: the other ranks did not join"), std::string::npos) << e.what();

@@ -22,9 +22,7 @@ namespace fs = std::filesystem;
 // A tiny model and 40 chat samples or pairs (answers of different lengths, so rows are padded).
 std::string make_run(const std::string& name, bool pairs, const std::string& extra) {
   const std::string dir = test::temp_dir(name);
-  auto made = test::run_qtune("init-model --arch qwen2 --out " + dir + "/model --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 "
-                              "--dtype f32 --init-std 0.2 --byte-tokenizer --force");
-  EXPECT_EQ(made.exit_code, 0) << made.out;
+  test::make_byte_model(dir + "/model");
   std::ofstream data(dir + "/data.jsonl");
   const char* words[] = {"cat", "doggo", "sun", "skyline", "red", "seaside", "owl", "figure"};
   for (int i = 0; i < 40; ++i) {

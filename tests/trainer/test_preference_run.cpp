@@ -26,9 +26,7 @@ std::string upper(std::string s) {
 // A tiny model and 48 pairs "say w" -> chosen "W", rejected "w"; returns the config path.
 std::string make_run(const std::string& name, const std::string& extra) {
   const std::string dir = test::temp_dir(name);
-  auto made = test::run_qtune("init-model --arch qwen2 --out " + dir + "/model --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 "
-                              "--dtype f32 --init-std 0.2 --byte-tokenizer --force");
-  EXPECT_EQ(made.exit_code, 0) << made.out;
+  test::make_byte_model(dir + "/model");
   std::ofstream data(dir + "/pairs.jsonl");
   for (int i = 0; i < 48; ++i) {
     const std::string w = kWords[i % 8] + std::to_string(i / 8);

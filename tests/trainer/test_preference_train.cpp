@@ -30,9 +30,7 @@ const Fixture& fixture() {
   static const Fixture f = [] {
     Fixture f;
     f.dir = test::temp_dir("preference_fixture");
-    auto made = test::run_qtune("init-model --arch qwen2 --out " + f.dir + "/model --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 "
-                                "--dtype f32 --init-std 0.2 --byte-tokenizer --force");
-    EXPECT_EQ(made.exit_code, 0) << made.out;
+    test::make_byte_model(f.dir + "/model");
     std::ofstream out(f.dir + "/pairs.jsonl");
     const std::vector<std::array<const char*, 3>> pairs = {{"parity of 12", "EVEN", "even"},
                                                            {"parity of 7", "ODD", "odd, I think"},

@@ -20,9 +20,7 @@ namespace fs = std::filesystem;
 // A model with the byte tokenizer and a small chat dataset in a fresh folder; returns the config path.
 std::string make_run(const std::string& name, const std::string& extra = "") {
   const std::string dir = test::temp_dir(name);
-  auto made = test::run_qtune("init-model --arch qwen2 --out " + dir + "/model --hidden 64 --layers 2 --heads 4 --kv-heads 2 --intermediate 128 "
-                              "--dtype f32 --init-std 0.2 --byte-tokenizer --force");
-  EXPECT_EQ(made.exit_code, 0) << made.out;
+  test::make_byte_model(dir + "/model");
   std::ofstream data(dir + "/train.jsonl");
   const char* words[] = {"cat", "dog", "sun", "sky", "red", "sea", "owl", "fig"};
   for (int i = 0; i < 64; ++i) {
