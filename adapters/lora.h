@@ -67,6 +67,13 @@ class LoraAdapterImpl : public LinearAdapter {
   void keep_reference_copy();
   torch::Tensor reference_delta(const torch::Tensor& x) override;
 
+  // While on, training backwards add A's and B's gradients into float64 sums (gradient_sum_A/B) instead
+  // of .grad. Each gradient is a sum over every token; in one float32 sum its value depends on how the
+  // tokens were split (micro-batches, ranks) and Adam amplifies such differences. Here each sequence's
+  // part is its own float32 GEMM and the parts are added in float64, so every split gives the same sums.
+  void set_float64_gradient_sums(bool on);
+  torch::Tensor gradient_sum_A, gradient_sum_B;  // float64, shaped as A and B; zeros once on
+
   double scale() const { return scale_; }
   void set_dropout(double p) { dropout_ = p; }
   int64_t rank() const { return lora_A.size(0); }
@@ -80,6 +87,7 @@ class LoraAdapterImpl : public LinearAdapter {
  private:
   double scale_;
   double dropout_;
+  bool float64_sums_ = false;
 };
 TORCH_MODULE(LoraAdapter);
 
@@ -91,6 +99,10 @@ std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options
 
 // Removes every adapter from `model`.
 void remove_lora(CausalLM& model);
+
+// set_float64_gradient_sums(true) on every adapter of `model`; returns each LoRA parameter with its
+// float64 gradient sum, in lora_state() order.
+std::vector<std::pair<torch::Tensor, torch::Tensor>> use_float64_gradient_sums(CausalLM& model);
 
 // keep_reference_copy() on every adapter of `model`.
 void keep_reference_copies(CausalLM& model);

@@ -13,6 +13,11 @@ std::string dtype_short_name(at::ScalarType dtype) {
   }
 }
 
+torch::Tensor batch_invariant_matmul(const torch::Tensor& x, const torch::Tensor& m) {
+  if (!x.is_cpu() || x.dim() != 3) return torch::matmul(x, m);
+  return torch::matmul(x, m.expand({x.size(0), m.size(0), m.size(1)}));  // a view: no copy of m
+}
+
 DenseWeight::DenseWeight(torch::Tensor weight) : weight_(std::move(weight)) {
   TORCH_CHECK(weight_.dim() == 2, "DenseWeight expects [out, in], got ", weight_.sizes());
   weight_.set_requires_grad(false);

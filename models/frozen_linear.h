@@ -23,13 +23,20 @@ class FrozenWeight {
   virtual int64_t storage_bytes() const = 0;                       // bytes held on its device
 };
 
+// x [..., in] · m [in, out] -> [..., out], every projection's product. On the CPU a [B, T, in] batch is
+// multiplied one sequence at a time (one batched GEMM): BLAS picks its blocking, and with it the order of
+// each dot product's additions, from the matrix sizes, so in one [B·T, in] GEMM a token's result would
+// depend on how many sequences share its batch. This way 2 ranks × b sequences compute what 1 rank × 2b
+// does, to the bit. Same speed on the CPU; GPUs keep the single GEMM.
+torch::Tensor batch_invariant_matmul(const torch::Tensor& x, const torch::Tensor& m);
+
 // A weight stored as a plain tensor in the compute dtype.
 class DenseWeight final : public FrozenWeight {
  public:
   explicit DenseWeight(torch::Tensor weight);  // [out, in]
   int64_t in_features() const override { return weight_.size(1); }
   int64_t out_features() const override { return weight_.size(0); }
-  torch::Tensor matmul(const torch::Tensor& x) const override { return torch::matmul(x, weight_.t()); }
+  torch::Tensor matmul(const torch::Tensor& x) const override { return batch_invariant_matmul(x, weight_.t()); }
   torch::Tensor dequantize() const override { return weight_; }
   std::string format() const override;
   int64_t storage_bytes() const override { return weight_.numel() * static_cast<int64_t>(weight_.element_size()); }

@@ -49,12 +49,12 @@ Quantized4bit restore(AutogradContext* ctx) {
 struct Linear4bitFunction : public torch::autograd::Function<Linear4bitFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const Quantized4bit* q) {
     save(ctx, *q);
-    return torch::matmul(x, dequantize_4bit(*q, x.scalar_type()).t());
+    return batch_invariant_matmul(x, dequantize_4bit(*q, x.scalar_type()).t());
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
     const torch::Tensor& grad_y = grad_output[0];
     const torch::Tensor weight = dequantize_4bit(restore(ctx), grad_y.scalar_type());
-    return {torch::matmul(grad_y, weight), torch::Tensor()};
+    return {batch_invariant_matmul(grad_y, weight), torch::Tensor()};
   }
 };
 

@@ -172,8 +172,10 @@ class PreferenceTask : public TrainingTask {
       const RowLogProbs rows = row_log_probs(model, b.batch);
       const PairLogProbs policy = as_pairs(rows, b.size());
       const PreferenceTerms terms = preference_terms(objective_, policy, reference);
-      torch::Tensor loss = terms.losses.sum() / step_pairs;
-      if (objective_.nll_weight() > 0) loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum() / step_chosen_trained;
+      // Added in float64, as SFT's loss: the step loss does not depend on how the pairs are split.
+      torch::Tensor loss = terms.losses.sum(torch::kDouble) / step_pairs;
+      if (objective_.nll_weight() > 0)
+        loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum(torch::kDouble) / step_chosen_trained;
       loss.backward();
       sums.loss += loss.item<double>();
       sums.add(terms, policy, rows, b.size());

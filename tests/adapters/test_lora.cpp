@@ -1,5 +1,6 @@
 // LoRA adapters: gradients against central finite differences (float64), the B = 0 identity at init,
-// the ReferenceModel guard (base alone, or base + a frozen reference copy), PEFT's init, rsLoRA scale, target selection and its errors.
+// the ReferenceModel guard (base alone, or base + a frozen reference copy), float64 gradient sums (equal to
+// autograd's gradients, and to the bit the same however the batch is split), PEFT's init, rsLoRA scale, target selection and its errors.
 // Depends on: adapters/lora.h, models/model_loader.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
@@ -115,6 +116,59 @@ TEST(LoraAdapter, ModelGradientsMatchFiniteDifferences) {
   }
   const double err = test::max_relative_error(torch::tensor(analytic), torch::tensor(numeric));
   EXPECT_LE(err, kModelFdTolerance) << "max relative difference " << err;
+}
+
+TEST(LoraAdapter, Float64GradientSumsEqualAutogradGradients) {
+  // Float64 model: the sums and autograd's .grad are the same sums of the same float64 products.
+  LoadOptions f64;
+  f64.dtype = at::kDouble;
+  CausalLM model = load_causal_lm(test::make_tiny_model("llama"), f64);
+  inject_lora(model, all_linear(4, at::kDouble), 11);
+  randomize_adapters(model, 0.1, 5);
+  const torch::Tensor ids = token_batch();
+  torch::manual_seed(9);
+  const torch::Tensor probe = torch::randn({2, 9, 300}, torch::kDouble);
+  (model->forward(ids) * probe).sum().backward();
+  std::vector<torch::Tensor> autograd;
+  for (auto& [name, p] : lora_state(model)) autograd.push_back(p.grad().clone());
+  const auto sums = use_float64_gradient_sums(model);
+  (model->forward(ids) * probe).sum().backward();  // into the sums: .grad stays as it was
+  ASSERT_EQ(sums.size(), autograd.size());
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    EXPECT_LE(test::max_relative_error(sums[i].second, autograd[i]), 1e-12) << i;
+    EXPECT_TRUE(torch::equal(sums[i].first.grad(), autograd[i])) << i;
+  }
+}
+
+TEST(LoraAdapter, Float64GradientSumsDoNotDependOnHowTheBatchIsSplit) {
+  // A 4-bit float32 model, padded rows: one batch of 4 sequences against two batches of 2. Per-sequence
+  // GEMMs and float64 sums make every float32-rounded gradient equal to the bit.
+  LoadOptions nf4;
+  nf4.quantize = QuantizeOptions{};
+  CausalLM model = load_causal_lm(test::make_tiny_model("llama"), nf4);
+  inject_lora(model, all_linear(4), 11);
+  randomize_adapters(model, 0.1, 5);
+  const auto sums = use_float64_gradient_sums(model);
+  torch::manual_seed(3);
+  const int64_t T = 40;
+  torch::Tensor ids = torch::randint(3, 300, {4, T}, torch::kLong);
+  torch::Tensor segments = torch::ones({4, T}, torch::kLong);
+  for (int64_t row = 0; row < 4; ++row) segments[row].slice(0, 20 + 5 * row) = 0;  // padding
+  const torch::Tensor positions = torch::arange(T).expand({4, T}).contiguous();
+  const torch::Tensor probe = torch::randn({4, T, 300});
+  auto backward = [&](int64_t begin, int64_t end) {
+    const SequenceLayout layout{segments.slice(0, begin, end), positions.slice(0, begin, end)};
+    (model->forward(ids.slice(0, begin, end), layout) * probe.slice(0, begin, end)).sum().backward();
+  };
+  backward(0, 4);
+  std::vector<torch::Tensor> whole;
+  for (const auto& [p, sum] : sums) whole.push_back(sum.clone()), sum.zero_();
+  backward(0, 2);
+  backward(2, 4);
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    EXPECT_LE(test::max_relative_error(sums[i].second, whole[i]), 1e-13) << i;
+    EXPECT_TRUE(torch::equal(sums[i].second.to(torch::kFloat), whole[i].to(torch::kFloat))) << i;
+  }
 }
 
 TEST(LoraAdapter, ZeroBLeavesTheModelUnchangedAndTheReferenceGuardDropsAdapters) {

@@ -1,10 +1,12 @@
 // Data-parallel training on the CPU machine (Gloo over loopback, ranks spawned by qtune train --nproc):
-// 2 ranks × micro-batch b give the losses and adapter of 1 rank × micro-batch 2b for SFT and DPO (fp32:
-// step 1 rel ≤ 1e-6, then ≤ 1e-5 and the adapter ≤ 1e-4, see below); only rank 0 writes; a rank killed mid-run stops the other at once with a line naming it.
+// 2 ranks × micro-batch b give the losses and adapter of 1 rank × micro-batch 2b for SFT and DPO (fp32,
+// rel ≤ 1e-6 at every step); only rank 0 writes; a rank killed mid-run stops the other at once with a
+// line naming it.
 // Depends on: tests/support/test_support.h, adapters/peft_format.h.
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -45,7 +47,24 @@ std::vector<double> losses(const std::string& config) {
   return out;
 }
 
+// One BLAS thread per process for the whole test. OpenBLAS splits a GEMM's work by its thread count and
+// that changes the order of the additions (~1e-7 apart, which Adam turns into ~1e-5 after a few steps);
+// qtune train --nproc N gives each rank cores/N threads, so the one-rank reference must run with as many
+// threads as each rank for the comparison to be about data parallelism alone.
+class OneBlasThread {
+ public:
+  OneBlasThread() {
+    ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    ::setenv("OMP_NUM_THREADS", "1", 1);
+  }
+  ~OneBlasThread() {
+    ::unsetenv("OPENBLAS_NUM_THREADS");
+    ::unsetenv("OMP_NUM_THREADS");
+  }
+};
+
 void expect_same_training(bool pairs) {
+  OneBlasThread threads;
   const std::string one = make_run(pairs ? "dpo_one_rank" : "sft_one_rank", pairs, "micro_batch_size: 4\n");
   auto r1 = test::run_qtune("train " + one);
   ASSERT_EQ(r1.exit_code, 0) << r1.out;
@@ -57,18 +76,15 @@ void expect_same_training(bool pairs) {
   const auto a = losses(one), b = losses(two);
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);  // rank 0 alone writes metrics.jsonl
-  // Step 1 (same parameters): rel ≤ 1e-6. Later steps and the adapter drift apart slowly: the gradients
-  // are the same sums in another order (two halves all-reduced), ~1e-7 apart, and Adam's m/√v turns that
-  // into relative differences of the updates where gradients are small (the issue asks for 1e-6 throughout;
-  // see the closing note).
-  EXPECT_NEAR(b[0], a[0], 1e-6 * std::abs(a[0]));
-  for (std::size_t i = 1; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * std::abs(a[i])) << "step " << i + 1;
+  // Each token is computed by the same per-sequence GEMMs on 1 and 2 ranks and the LoRA gradients are
+  // float64 sums, so the runs agree to float32 rounding (measured: equal to the bit).
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
   const PeftAdapter x = read_peft_adapter((fs::path(one).parent_path() / "out").string());
   const PeftAdapter y = read_peft_adapter((fs::path(two).parent_path() / "out").string());
   ASSERT_EQ(x.modules.size(), y.modules.size());
   for (const auto& [name, factors] : x.modules) {
-    EXPECT_LE(test::max_relative_error(y.modules.at(name).A, factors.A), 1e-4) << name;
-    EXPECT_LE(test::max_relative_error(y.modules.at(name).B, factors.B), 1e-4) << name;
+    EXPECT_LE(test::max_relative_error(y.modules.at(name).A, factors.A), 1e-6) << name;
+    EXPECT_LE(test::max_relative_error(y.modules.at(name).B, factors.B), 1e-6) << name;
   }
   EXPECT_TRUE(fs::exists(fs::path(two).parent_path() / "out" / "checkpoint-6"));
 }
