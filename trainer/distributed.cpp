@@ -22,6 +22,16 @@ int env_int(const char* name, int fallback, int min, int max) {
   return static_cast<int>(value);
 }
 
+// Waits for a collective; InputError naming this rank when another does not answer within `timeout`.
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const LaunchEnvironment& e, std::chrono::milliseconds timeout, const char* what) {
+  try {
+    work->wait(timeout);
+  } catch (const std::exception& error) {
+    input_error("rank {} of {}: another rank stopped answering ({} waited up to {} s): {}", e.rank, e.world_size, what,
+                timeout.count() / 1000.0, error.what());
+  }
+}
+
 }  // namespace
 
 LaunchEnvironment launch_environment() {
@@ -76,6 +86,15 @@ void Distributed::barrier() {
   all_reduce_sum(token);
 }
 
+std::vector<torch::Tensor> Distributed::all_gather(const torch::Tensor& tensor) {
+  if (!group_) return {tensor};
+  std::vector<torch::Tensor> input = {tensor.contiguous()};
+  std::vector<std::vector<torch::Tensor>> output(1);
+  for (int r = 0; r < environment_.world_size; ++r) output[0].push_back(torch::empty_like(input[0]));
+  wait(group_->gloo->allgather(output, input), environment_, timeout_, "all-gather");
+  return output[0];
+}
+
 void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
   if (!group_ || tensors.empty()) return;
   std::vector<torch::Tensor> flat{torch::cat([&] {
@@ -83,12 +102,7 @@ void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
     for (const auto& t : tensors) parts.push_back(t.reshape({-1}).to(torch::kCPU));
     return parts;
   }())};
-  try {
-    group_->gloo->allreduce(flat)->wait(timeout_);
-  } catch (const std::exception& e) {
-    input_error("rank {} of {}: another rank stopped answering (all-reduce waited up to {} s): {}", environment_.rank, environment_.world_size,
-                timeout_.count() / 1000.0, e.what());
-  }
+  wait(group_->gloo->allreduce(flat), environment_, timeout_, "all-reduce");
   int64_t offset = 0;
   for (auto& t : tensors) {
     torch::NoGradGuard no_grad;

@@ -45,6 +45,9 @@ class Distributed {
   // gradients, staged through host memory). InputError naming this rank when another does not answer within the timeout.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors);
 
+  // Every rank's `tensor` (CPU, the same shape and dtype on every rank), in rank order. One rank: {tensor}.
+  std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor);
+
  private:
   struct Group;
   LaunchEnvironment environment_;

@@ -93,6 +93,32 @@ void sum_gradients(Distributed& group, std::vector<std::pair<std::string, torch:
   }
 }
 
+// Every rank's generator states, in rank order (a collective: all ranks call it at the same step).
+std::vector<RankRng> all_ranks_rng(Distributed& group, const torch::Device& device) {
+  const RankRng mine = current_rng(device);
+  const std::vector<torch::Tensor> cpu = group.all_gather(mine.cpu);
+  const std::vector<torch::Tensor> cuda = mine.cuda.defined() ? group.all_gather(mine.cuda) : std::vector<torch::Tensor>(cpu.size());
+  std::vector<RankRng> ranks;
+  for (std::size_t r = 0; r < cpu.size(); ++r) ranks.push_back({cpu[r], cuda[r]});
+  return ranks;
+}
+
+// A checkpoint of another world size: its global batches had another size, so continue at the same
+// fraction of the epoch. Close to, but not, the run that never stopped (other batches, other dropout masks).
+void continue_on_another_world_size(TrainerState& state, int world_size, std::size_t per_epoch, const std::string& checkpoint, bool report) {
+  if (state.world_size == world_size) return;
+  const int64_t before = state.micro_batch;
+  if (state.micro_batches_per_epoch > 0)
+    state.micro_batch = static_cast<int64_t>(std::llround(static_cast<double>(before) / static_cast<double>(state.micro_batches_per_epoch) *
+                                                          static_cast<double>(per_epoch)));
+  if (report)
+    fmt::print(stderr,
+               "note: {} was written by {} rank(s), this run has {}: continuing at the same point of the epoch (global micro-batch {} "
+               "instead of {}); data order and dropout masks differ from an uninterrupted run, so the result is close, not identical\n",
+               checkpoint, state.world_size, world_size, state.micro_batch, before);
+  state.world_size = world_size;
+}
+
 }  // namespace
 
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text) {
@@ -122,7 +148,8 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   // Schedule over the whole run.
   const int64_t accumulation = config.gradient_accumulation_steps;
   const auto per_epoch = static_cast<double>(task->batches_per_epoch());
-  const int64_t budget = config.max_steps > 0 ? config.max_steps * accumulation : static_cast<int64_t>(std::ceil(config.num_epochs * per_epoch));
+  // Micro-batches of the run (with max_steps, enough for them, also after resuming on another world size).
+  int64_t budget = config.max_steps > 0 ? config.max_steps * accumulation : static_cast<int64_t>(std::ceil(config.num_epochs * per_epoch));
   const int64_t total_steps = config.max_steps > 0 ? config.max_steps : (budget + accumulation - 1) / accumulation;
   LrSchedule schedule{config.lr_scheduler, warmup_steps_for(config.warmup_steps, config.warmup_ratio, total_steps), total_steps, config.cosine_min_lr_ratio};
 
@@ -135,9 +162,16 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   TrainerState state;
   if (!config.resume_from_checkpoint.empty()) {
     const std::string dir = config.resume_from_checkpoint == "auto" ? latest_checkpoint(config.output_dir) : config.resume_from_checkpoint;
-    if (!dir.empty()) state = load_checkpoint(dir, contents);
-    else if (config.resume_from_checkpoint != "auto") input_error("{}: no checkpoint to resume from", config.resume_from_checkpoint);
+    if (!dir.empty()) {
+      state = load_checkpoint(dir, contents, group.rank());
+      continue_on_another_world_size(state, group.world_size(), task->batches_per_epoch(), dir, group.is_main());
+      if (config.max_steps > 0) budget = state.micro_batch + (total_steps - state.step) * accumulation;
+    } else if (config.resume_from_checkpoint != "auto") {
+      input_error("{}: no checkpoint to resume from", config.resume_from_checkpoint);
+    }
   }
+  state.world_size = group.world_size();
+  state.micro_batches_per_epoch = static_cast<int64_t>(task->batches_per_epoch());
 
   task->prepare(model);
   std::optional<Progress> progress;  // rank 0 alone reports, and writes checkpoints and outputs
@@ -185,8 +219,9 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
     const bool stop = stops[0] > 0 || (config.stop_after_steps > 0 && state.step == config.stop_after_steps);
     if ((config.save_steps > 0 && state.step % config.save_steps == 0) || stop) {
       const std::string path = checkpoint_dir(config.output_dir, state.step);
+      const std::vector<RankRng> rng = all_ranks_rng(group, device);
       if (group.is_main()) {
-        save_checkpoint(config.output_dir, contents, state);
+        save_checkpoint(config.output_dir, contents, state, rng);
         prune_checkpoints(config.output_dir, config.save_total_limit);
       }
       if (stop) {

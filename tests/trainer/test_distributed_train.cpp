@@ -1,7 +1,8 @@
 // Data-parallel training on the CPU machine (Gloo over loopback, ranks spawned by qtune train --nproc):
 // 2 ranks × micro-batch b give the losses and adapter of 1 rank × micro-batch 2b for SFT and DPO (fp32,
 // rel ≤ 1e-6 at every step); only rank 0 writes; a rank killed mid-run stops the other at once with a
-// line naming it.
+// line naming it, and resuming on 2 ranks reproduces the uninterrupted run to the bit (every rank's RNG
+// and the data position are in the checkpoint); a 2-rank checkpoint resumes on 1 rank with a note.
 // Depends on: tests/support/test_support.h, adapters/peft_format.h.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -92,22 +93,64 @@ void expect_same_training(bool pairs) {
 TEST(DistributedTrain, TwoRanksEqualOneRankWithTheDoubleBatchSft) { expect_same_training(false); }
 TEST(DistributedTrain, TwoRanksEqualOneRankWithTheDoubleBatchDpo) { expect_same_training(true); }
 
-TEST(DistributedTrain, AKilledRankStopsTheOthersWithALineNamingIt) {
-  const std::string config = make_run("ddp_kill", false, "micro_batch_size: 2\nmax_steps: 100000\nsave_steps: 0\n");
-  const std::string marker = fs::path(config).parent_path() / "out" / "metrics.jsonl";
-  // Kill rank 1 (the child process whose RANK is 1) once training has started.
+// The run of the kill-and-resume tests: 2 ranks, 16 steps, a checkpoint every 2, LoRA dropout on (so each
+// rank's RNG must come back too).
+constexpr const char* kLongRun = " --nproc 2 micro_batch_size=2 max_steps=16 save_steps=2 lora_dropout=0.1";
+
+// Starts `config` on 2 ranks and kills rank 1 once checkpoint-2 is written; returns the command's result.
+test::CommandResult kill_rank_one_after_first_checkpoint(const std::string& config, std::chrono::steady_clock::duration* took) {
+  const fs::path checkpoint = fs::path(config).parent_path() / "out" / "checkpoint-2";
   std::thread killer([&] {
-    for (int i = 0; i < 600 && !fs::exists(marker); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 6000 && !fs::exists(checkpoint); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     // Anchored at the program name so that the shell running pkill (whose command line holds the
     // pattern too) does not match; the newest match is the last rank started.
-    std::system(("pkill -KILL --newest -f '^[^ ]*qtune train " + config + " --nproc 2$'").c_str());
+    std::system(("pkill -KILL --newest -f '^[^ ]*qtune train " + config + kLongRun + "$'").c_str());
   });
   const auto start = std::chrono::steady_clock::now();
-  auto r = test::run_qtune("train " + config + " --nproc 2");
+  auto r = test::run_qtune("train " + config + kLongRun);
+  *took = std::chrono::steady_clock::now() - start;
   killer.join();
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("was killed by signal 9; stopping the other ranks"), std::string::npos) << r.out;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(90));
+  return r;
+}
+
+TEST(DistributedTrain, AKilledRankStopsTheOthersAndResumingReproducesTheUninterruptedRun) {
+  const std::string straight = make_run("ddp_straight", false, "");
+  auto s = test::run_qtune("train " + straight + kLongRun);
+  ASSERT_EQ(s.exit_code, 0) << s.out;
+
+  const std::string config = make_run("ddp_kill", false, "");
+  std::chrono::steady_clock::duration took{};
+  auto killed = kill_rank_one_after_first_checkpoint(config, &took);
+  ASSERT_NE(killed.exit_code, 0) << "the run ended before the kill:\n" << killed.out;
+  EXPECT_NE(killed.out.find("error: rank 1 of 2 was killed by signal 9; stopping the other ranks"), std::string::npos) << killed.out;
+  EXPECT_LT(took, std::chrono::seconds(90));
+
+  // Resume on 2 ranks from the last complete checkpoint: the same losses and the same adapter, to the bit.
+  auto resumed = test::run_qtune("train " + config + kLongRun + " resume_from_checkpoint=auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+  EXPECT_EQ(resumed.out.find("note:"), std::string::npos) << resumed.out;
+  EXPECT_EQ(losses(config), losses(straight));
+  const std::string adapter = "/out/adapter_model.safetensors";
+  EXPECT_EQ(test::read_file(fs::path(straight).parent_path().string() + adapter), test::read_file(fs::path(config).parent_path().string() + adapter));
+}
+
+TEST(DistributedTrain, ACheckpointOfTwoRanksResumesOnOneWithANote) {
+  const std::string config = make_run("ddp_to_one", false, "");
+  auto first = test::run_qtune("train " + config + kLongRun + " stop_after_steps=4");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  // 40 samples: 10 global micro-batches of 2 × 2 rows per epoch on 2 ranks, 20 of 2 rows on one; after
+  // 4 steps × 2 accumulation = 8 of 10, one rank continues at 16 of 20.
+  auto r = test::run_qtune("train " + config + " micro_batch_size=2 max_steps=16 save_steps=2 lora_dropout=0.1 resume_from_checkpoint=auto");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("was written by 2 rank(s), this run has 1: continuing at the same point of the epoch (global micro-batch 16 instead of 8)"),
+            std::string::npos) << r.out;
+  std::vector<nlohmann::json> records;
+  std::ifstream in(fs::path(config).parent_path() / "out" / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(records.size(), 16u);
+  EXPECT_DOUBLE_EQ(records[3]["epoch"].get<double>(), 0.8);   // 8 of 10 (2 ranks)
+  EXPECT_DOUBLE_EQ(records[4]["epoch"].get<double>(), 0.9);   // 18 of 20 (1 rank)
+  EXPECT_TRUE(fs::exists(fs::path(config).parent_path() / "out" / "adapter_model.safetensors"));
 }
 
 }  // namespace
