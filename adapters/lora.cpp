@@ -20,25 +20,27 @@ std::string last_component(const std::string& module) {
 
 bool is_float(at::ScalarType t) { return t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf; }
 
-// Σ over tokens of aᵀ·b for a [..., p], b [..., q] -> [p, q] in float64: float32 sums within each sequence of
-// a [B, T, ·] batch (one GEMM per sequence, as batch_invariant_matmul), float64 across sequences. A
-// sequence's part then does not depend on its batch, and the float64 total hardly on the order of the parts.
-torch::Tensor sum_over_sequences(const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.dim() != 3) return torch::matmul(a.reshape({-1, a.size(-1)}).t(), b.reshape({-1, b.size(-1)})).to(torch::kDouble);
-  return torch::matmul(a.transpose(1, 2), b).to(torch::kDouble).sum(0);  // [B, p, q] -> [p, q]
+// Adds Σ over tokens of aᵀ·b for a [..., p], b [..., q] into sum [p, q]. On the CPU (batch_invariant_matmul's
+// rule) a [B, T, ·] batch gives one GEMM per sequence, added in the sum's dtype: a sequence's part then does
+// not depend on its batch, and a float64 total hardly on the order of the parts.
+void add_token_sum(torch::Tensor sum, const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.is_cpu() && a.dim() == 3) {
+    sum.add_(torch::matmul(a.transpose(1, 2), b).to(sum.scalar_type()).sum(0));  // [B, p, q] -> [p, q]
+    return;
+  }
+  sum.add_(torch::matmul(a.reshape({-1, a.size(-1)}).t(), b.reshape({-1, b.size(-1)})).to(sum.scalar_type()));
 }
 
-// s · (h · Aᵀ) · Bᵀ whose backward returns h's gradient and adds A's and B's into float64 sums
-// (see LoraAdapterImpl::set_float64_gradient_sums). The forward is the same arithmetic as the plain one.
-struct LoraDeltaFloat64Sums : public torch::autograd::Function<LoraDeltaFloat64Sums> {
+// s · (h · Aᵀ) · Bᵀ whose backward returns h's gradient and adds A's and B's into the adapter's gradient
+// sums (see LoraAdapterImpl::use_gradient_sums). The forward is the same arithmetic as the plain one.
+struct LoraDeltaIntoSums : public torch::autograd::Function<LoraDeltaIntoSums> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& A, const torch::Tensor& B,
                                double scale, LoraAdapterImpl* adapter) {
     const torch::Tensor a = A.to(h.scalar_type()), b = B.to(h.scalar_type());
     const torch::Tensor low = batch_invariant_matmul(h, a.t());  // [..., R]
     ctx->save_for_backward({h, low, a, b});
     ctx->saved_data["scale"] = scale;
-    ctx->saved_data["sum_A"] = adapter->gradient_sum_A;  // the same tensors: the backward adds in place
-    ctx->saved_data["sum_B"] = adapter->gradient_sum_B;
+    ctx->saved_data["adapter"] = reinterpret_cast<int64_t>(adapter);  // outlives the graph (a module of the model)
     return batch_invariant_matmul(low, b.t()) * scale;
   }
 
@@ -47,8 +49,10 @@ struct LoraDeltaFloat64Sums : public torch::autograd::Function<LoraDeltaFloat64S
     const torch::Tensor &h = saved[0], &low = saved[1], &a = saved[2], &b = saved[3];
     const torch::Tensor dy = grad[0] * ctx->saved_data["scale"].toDouble();  // [..., out]
     const torch::Tensor dlow = batch_invariant_matmul(dy, b);                 // [..., R]
-    ctx->saved_data["sum_B"].toTensor().add_(sum_over_sequences(dy, low));
-    ctx->saved_data["sum_A"].toTensor().add_(sum_over_sequences(dlow, h));
+    auto* adapter = reinterpret_cast<LoraAdapterImpl*>(ctx->saved_data["adapter"].toInt());
+    add_token_sum(adapter->gradient_sum_B, dy, low);
+    add_token_sum(adapter->gradient_sum_A, dlow, h);
+    if (adapter->gradient_sums_added) adapter->gradient_sums_added();
     const torch::Tensor dh = ctx->needs_input_grad(0) ? batch_invariant_matmul(dlow, a) : torch::Tensor();
     return {dh, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
@@ -124,16 +128,15 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, cons
 torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) {
   const at::ScalarType dtype = x.scalar_type();
   const torch::Tensor h = (dropout_ > 0 && is_training()) ? at::dropout(x, dropout_, /*train=*/true) : x;  // [..., in]
-  if (float64_sums_ && torch::GradMode::is_enabled()) return LoraDeltaFloat64Sums::apply(h, lora_A, lora_B, scale_, this);
+  if (gradient_sums_ && torch::GradMode::is_enabled()) return LoraDeltaIntoSums::apply(h, lora_A, lora_B, scale_, this);
   const torch::Tensor low = batch_invariant_matmul(h, lora_A.to(dtype).t());                                // [..., R]
   return batch_invariant_matmul(low, lora_B.to(dtype).t()) * scale_;                                                  // [..., out]
 }
 
-void LoraAdapterImpl::set_float64_gradient_sums(bool on) {
-  float64_sums_ = on;
-  if (!on || gradient_sum_A.defined()) return;
-  gradient_sum_A = torch::zeros(lora_A.sizes(), lora_A.options().dtype(torch::kDouble));
-  gradient_sum_B = torch::zeros(lora_B.sizes(), lora_B.options().dtype(torch::kDouble));
+void LoraAdapterImpl::use_gradient_sums(at::ScalarType dtype) {
+  gradient_sums_ = true;
+  gradient_sum_A = torch::zeros(lora_A.sizes(), lora_A.options().dtype(dtype));
+  gradient_sum_B = torch::zeros(lora_B.sizes(), lora_B.options().dtype(dtype));
 }
 
 void LoraAdapterImpl::keep_reference_copy() {
@@ -176,16 +179,14 @@ void keep_reference_copies(CausalLM& model) {
     if (LoraAdapterImpl* lora = lora_of(linear)) lora->keep_reference_copy();
 }
 
-std::vector<std::pair<torch::Tensor, torch::Tensor>> use_float64_gradient_sums(CausalLM& model) {
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> sums;
-  for (auto& [name, linear] : model->projections()) {
-    LoraAdapterImpl* lora = lora_of(linear);
-    if (lora == nullptr) continue;
-    lora->set_float64_gradient_sums(true);
-    sums.emplace_back(lora->lora_A, lora->gradient_sum_A);
-    sums.emplace_back(lora->lora_B, lora->gradient_sum_B);
-  }
-  return sums;
+std::vector<LoraAdapterImpl*> use_gradient_sums(CausalLM& model, at::ScalarType dtype) {
+  std::vector<LoraAdapterImpl*> adapters;
+  for (auto& [name, linear] : model->projections())
+    if (LoraAdapterImpl* lora = lora_of(linear)) {
+      lora->use_gradient_sums(dtype);
+      adapters.push_back(lora);
+    }
+  return adapters;
 }
 
 LoraAdapterImpl* lora_of(const FrozenLinear& linear) { return dynamic_cast<LoraAdapterImpl*>(linear->adapter().get()); }

@@ -10,6 +10,7 @@
 #include "core/torch.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,12 +68,14 @@ class LoraAdapterImpl : public LinearAdapter {
   void keep_reference_copy();
   torch::Tensor reference_delta(const torch::Tensor& x) override;
 
-  // While on, training backwards add A's and B's gradients into float64 sums (gradient_sum_A/B) instead
-  // of .grad. Each gradient is a sum over every token; in one float32 sum its value depends on how the
-  // tokens were split (micro-batches, ranks) and Adam amplifies such differences. Here each sequence's
-  // part is its own float32 GEMM and the parts are added in float64, so every split gives the same sums.
-  void set_float64_gradient_sums(bool on);
-  torch::Tensor gradient_sum_A, gradient_sum_B;  // float64, shaped as A and B; zeros once on
+  // Gradient sums (the trainer's): training backwards add A's and B's gradients into gradient_sum_A/B
+  // of `dtype` instead of .grad, then call gradient_sums_added (the trainer starts summing them across
+  // ranks while the backward goes on). A gradient is a sum over every token; in one float32 sum its value
+  // depends on how the tokens were split (micro-batches, ranks) and Adam amplifies such differences. On
+  // the CPU each sequence's part is its own GEMM and with dtype float64 every split gives the same sums.
+  void use_gradient_sums(at::ScalarType dtype);
+  torch::Tensor gradient_sum_A, gradient_sum_B;  // shaped as A and B; undefined until use_gradient_sums()
+  std::function<void()> gradient_sums_added;
 
   double scale() const { return scale_; }
   void set_dropout(double p) { dropout_ = p; }
@@ -87,7 +90,7 @@ class LoraAdapterImpl : public LinearAdapter {
  private:
   double scale_;
   double dropout_;
-  bool float64_sums_ = false;
+  bool gradient_sums_ = false;
 };
 TORCH_MODULE(LoraAdapter);
 
@@ -100,9 +103,8 @@ std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options
 // Removes every adapter from `model`.
 void remove_lora(CausalLM& model);
 
-// set_float64_gradient_sums(true) on every adapter of `model`; returns each LoRA parameter with its
-// float64 gradient sum, in lora_state() order.
-std::vector<std::pair<torch::Tensor, torch::Tensor>> use_float64_gradient_sums(CausalLM& model);
+// use_gradient_sums(dtype) on every adapter of `model`; returns the adapters in model order.
+std::vector<LoraAdapterImpl*> use_gradient_sums(CausalLM& model, at::ScalarType dtype);
 
 // keep_reference_copy() on every adapter of `model`.
 void keep_reference_copies(CausalLM& model);

@@ -1,6 +1,7 @@
 // c10d rendezvous and collectives. Depends on: trainer/distributed.h, LibTorch's c10d (TCPStore, Gloo).
 #include "trainer/distributed.h"
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -49,6 +50,8 @@ LaunchEnvironment launch_environment() {
 struct Distributed::Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> started;  // start_sum()'s own group
+  std::vector<c10::intrusive_ptr<c10d::Work>> in_flight;
 };
 
 Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout) : environment_(environment), timeout_(timeout) {
@@ -65,6 +68,8 @@ Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::mill
     auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(environment_.master_addr));
     group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, environment_.rank, environment_.world_size, gloo_options);
+    group_->started = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("started", group_->store),
+                                                                  environment_.rank, environment_.world_size, gloo_options);
   } catch (const std::exception& e) {
     input_error("{}: the other ranks did not join at {}:{} within {} s ({}); check that every rank was started with the same "
                 "MASTER_ADDR, MASTER_PORT and WORLD_SIZE",
@@ -93,6 +98,19 @@ std::vector<torch::Tensor> Distributed::all_gather(const torch::Tensor& tensor) 
   for (int r = 0; r < environment_.world_size; ++r) output[0].push_back(torch::empty_like(input[0]));
   wait(group_->gloo->allgather(output, input), environment_, timeout_, "all-gather");
   return output[0];
+}
+
+void Distributed::start_sum(torch::Tensor flat) {
+  if (!group_) return;
+  std::vector<torch::Tensor> tensors = {std::move(flat)};
+  group_->in_flight.push_back(group_->started->allreduce(tensors));
+}
+
+void Distributed::wait_started_sums() {
+  if (!group_) return;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  works.swap(group_->in_flight);
+  for (const auto& work : works) wait(work, environment_, timeout_, "gradient sum");
 }
 
 void Distributed::all_reduce_sum(std::vector<torch::Tensor>& tensors) {

@@ -48,6 +48,13 @@ class Distributed {
   // Every rank's `tensor` (CPU, the same shape and dtype on every rank), in rank order. One rank: {tensor}.
   std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor);
 
+  // Starts summing `flat` (a contiguous CPU tensor) across ranks in place and returns at once. These sums
+  // go through a process group of their own, so they may be in flight while the collectives above run;
+  // every rank must start the same sums in the same order. wait_started_sums() waits for all of them
+  // (InputError naming this rank after the timeout). Callable from the backward's thread.
+  void start_sum(torch::Tensor flat);
+  void wait_started_sums();
+
  private:
   struct Group;
   LaunchEnvironment environment_;

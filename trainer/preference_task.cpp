@@ -149,7 +149,7 @@ class PreferenceTask : public TrainingTask {
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
-  StepResult accumulate(CausalLM& model, int64_t first, int64_t count) override {
+  StepResult accumulate(CausalLM& model, int64_t first, int64_t count, const std::function<void()>& before_last_backward) override {
     std::vector<PairBatch> batches;
     std::vector<double> totals = {0, 0, 0, 0};  // pairs, chosen answer tokens, answer tokens, tokens: this rank's, then all
     for (int64_t m = first; m < first + count; ++m) {
@@ -176,6 +176,7 @@ class PreferenceTask : public TrainingTask {
       torch::Tensor loss = terms.losses.sum(torch::kDouble) / step_pairs;
       if (objective_.nll_weight() > 0)
         loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum(torch::kDouble) / step_chosen_trained;
+      if (&b == &batches.back() && before_last_backward) before_last_backward();
       loss.backward();
       sums.loss += loss.item<double>();
       sums.add(terms, policy, rows, b.size());

@@ -30,7 +30,7 @@ class SftTask : public TrainingTask {
   std::size_t batches_per_epoch() const override { return schedule_.per_epoch(); }
   const PackingReport& packing() const override { return plan_.report; }
 
-  StepResult accumulate(CausalLM& model, int64_t first, int64_t count) override {
+  StepResult accumulate(CausalLM& model, int64_t first, int64_t count, const std::function<void()>& before_last_backward) override {
     std::vector<DeviceBatch> batches;
     std::vector<double> totals = {0, 0};  // trained tokens, tokens: of this rank, then of all
     for (int64_t m = first; m < first + count; ++m) {
@@ -44,6 +44,7 @@ class SftTask : public TrainingTask {
     std::vector<double> loss_sum = {0};
     for (const auto& batch : batches) {
       torch::Tensor loss = summed_loss(model, batch) / std::max(1.0, totals[0]);
+      if (&batch == &batches.back() && before_last_backward) before_last_backward();
       loss.backward();
       loss_sum[0] += loss.item<double>();
     }

@@ -197,6 +197,7 @@ const std::vector<Key>& keys() {
       field("eval_steps", &TrainConfig::eval_steps),
       field("ddp_backend", &TrainConfig::ddp_backend),
       field("ddp_timeout", &TrainConfig::ddp_timeout),
+      field("ddp_bucket_cap_mb", &TrainConfig::ddp_bucket_cap_mb),
       field("rl", &TrainConfig::rl),
       field("rl_beta", &TrainConfig::rl_beta),
       field("dpo_loss_type", &TrainConfig::dpo_loss_type),
@@ -255,6 +256,7 @@ void check(TrainConfig& c, const std::string& where) {
   if (c.ddp_backend == "nccl")
     input_error("{}: ddp_backend: nccl is not in this build yet; use gloo (CUDA gradients are summed through host memory)", where_key(where, "ddp_backend"));
   if (c.ddp_timeout < 1) input_error("{} must be at least 1 (seconds)", where_key(where, "ddp_timeout"));
+  if (!(c.ddp_bucket_cap_mb > 0)) input_error("{} must be a positive number of MiB", where_key(where, "ddp_bucket_cap_mb"));
   if (c.peft_use_dora) input_error("{}: key 'peft_use_dora': DoRA is not supported yet; remove the key", where);
   if (c.adam_beta1 < 0 || c.adam_beta1 >= 1 || c.adam_beta2 < 0 || c.adam_beta2 >= 1)
     input_error("{}: keys 'adam_beta1' and 'adam_beta2' must be in [0, 1)", where);

@@ -84,6 +84,7 @@ struct TrainConfig {
   // Data parallelism (ranks from torchrun's environment or qtune train --nproc).
   std::string ddp_backend = "auto";  // auto | gloo (nccl: not in this build yet)
   int64_t ddp_timeout = 1800;        // seconds a rank waits for the others before stopping with an error
+  double ddp_bucket_cap_mb = 25;      // gradient buckets summed across ranks while the backward runs (as DDP's)
 
   // Preference training.
   std::string rl;  // empty (SFT) | dpo | ipo (= dpo with dpo_loss_type: ipo) | orpo | simpo

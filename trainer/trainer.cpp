@@ -21,6 +21,7 @@
 #include "trainer/adamw.h"
 #include "trainer/checkpoint.h"
 #include "trainer/distributed.h"
+#include "trainer/gradient_reducer.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/progress.h"
 #include "trainer/training_task.h"
@@ -74,25 +75,6 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
 
 namespace {
 
-// Sets the adapter's gradients, summed over the ranks (each rank's are already normalized by the global
-// step): from the float64 sums where the backward keeps them (`sums` not empty), else from .grad.
-void sum_gradients(Distributed& group, std::vector<std::pair<std::string, torch::Tensor>>& parameters,
-                   const std::vector<std::pair<torch::Tensor, torch::Tensor>>& sums) {
-  std::vector<torch::Tensor> grads;
-  for (const auto& [p, sum] : sums) grads.push_back(sum);
-  if (sums.empty())
-    for (auto& [name, p] : parameters) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank without rows this step
-      grads.push_back(p.mutable_grad());
-    }
-  if (group.world_size() > 1) group.all_reduce_sum(grads);
-  torch::NoGradGuard no_grad;
-  for (const auto& [p, sum] : sums) {
-    const_cast<torch::Tensor&>(p).mutable_grad() = sum.to(p.scalar_type());
-    sum.zero_();
-  }
-}
-
 // Every rank's generator states, in rank order (a collective: all ranks call it at the same step).
 std::vector<RankRng> all_ranks_rng(Distributed& group, const torch::Device& device) {
   const RankRng mine = current_rng(device);
@@ -140,9 +122,11 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   const LoraOptions& lora = trained.lora;
   const std::size_t adapted = lora_state(model).size() / 2;
   std::vector<std::pair<std::string, torch::Tensor>> parameters = lora_state(model);
-  // On the CPU the backward sums LoRA gradients in float64: N ranks × b, 1 rank × N·b and any gradient
-  // accumulation then give the same float32 gradients (GPUs keep the usual sums: float64 is slow there).
-  const auto float64_sums = device.is_cpu() ? use_float64_gradient_sums(model) : std::vector<std::pair<torch::Tensor, torch::Tensor>>{};
+  // The backward adds LoRA gradients into sums that go across ranks in buckets while it runs. On the CPU
+  // the sums are float64: N ranks × b, 1 rank × N·b and any gradient accumulation then give the same
+  // float32 gradients (GPUs add in float32: float64 is slow there, and bf16 compute rounds far more).
+  GradientReducer reducer(use_gradient_sums(model, device.is_cpu() ? torch::kDouble : torch::kFloat), ranks,
+                          static_cast<int64_t>(config.ddp_bucket_cap_mb * 1024 * 1024));
   AdamW optimizer(parameters, {config.adam_beta1, config.adam_beta2, config.adam_epsilon, config.weight_decay});
 
   // Schedule over the whole run.
@@ -184,9 +168,9 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   while (state.step < total_steps && state.micro_batch < budget) {
     // One optimizer step: its micro-batches' gradients, normalized over all of them by the recipe.
     const int64_t count = std::min(accumulation, budget - state.micro_batch);
-    StepResult result = task->accumulate(model, state.micro_batch, count);
+    StepResult result = task->accumulate(model, state.micro_batch, count, [&] { reducer.last_backward_begins(); });
+    reducer.finish();  // .grad: the step's gradients summed over the ranks
     const double step_loss = result.loss;
-    sum_gradients(group, parameters, float64_sums);
     // Gradient norm over the adapter, clipping, and the non-finite check.
     double squares = 0;
     for (auto& [name, p] : parameters)

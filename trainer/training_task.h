@@ -4,6 +4,7 @@
 // Depends on: trainer/{train_config,progress}.h, models/transformer.h, data/packing.h.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,7 +35,9 @@ class TrainingTask {
   virtual void prepare(CausalLM& /*model*/) {}
   // Forward and backward of micro-batches [first, first + count) of the run (micro-batch m is batch
   // m mod n of epoch m div n), accumulating one optimizer step's gradient normalized over all of them.
-  virtual StepResult accumulate(CausalLM& model, int64_t first, int64_t count) = 0;
+  // `before_last_backward` runs right before this rank's last backward of the step (not at all on a
+  // rank without rows in it).
+  virtual StepResult accumulate(CausalLM& model, int64_t first, int64_t count, const std::function<void()>& before_last_backward = {}) = 0;
   // Validation metrics with the adapter on and dropout off ("eval_loss" first); empty without validation data.
   virtual Metrics evaluate(CausalLM& model) = 0;
 };

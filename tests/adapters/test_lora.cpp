@@ -36,6 +36,16 @@ void randomize_adapters(CausalLM& model, double scale, uint64_t seed) {
   for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes(), torch::kDouble) * scale);
 }
 
+// Each LoRA parameter with its gradient sum, in lora_state() order.
+std::vector<std::pair<torch::Tensor, torch::Tensor>> gradient_sums(const std::vector<LoraAdapterImpl*>& adapters) {
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> sums;
+  for (LoraAdapterImpl* a : adapters) {
+    sums.emplace_back(a->lora_A, a->gradient_sum_A);
+    sums.emplace_back(a->lora_B, a->gradient_sum_B);
+  }
+  return sums;
+}
+
 torch::Tensor token_batch() {
   torch::manual_seed(7);
   return torch::randint(3, 300, {2, 9}, torch::kLong);  // [B, T]
@@ -131,7 +141,7 @@ TEST(LoraAdapter, Float64GradientSumsEqualAutogradGradients) {
   (model->forward(ids) * probe).sum().backward();
   std::vector<torch::Tensor> autograd;
   for (auto& [name, p] : lora_state(model)) autograd.push_back(p.grad().clone());
-  const auto sums = use_float64_gradient_sums(model);
+  const auto sums = gradient_sums(use_gradient_sums(model, at::kDouble));
   (model->forward(ids) * probe).sum().backward();  // into the sums: .grad stays as it was
   ASSERT_EQ(sums.size(), autograd.size());
   for (std::size_t i = 0; i < sums.size(); ++i) {
@@ -148,7 +158,7 @@ TEST(LoraAdapter, Float64GradientSumsDoNotDependOnHowTheBatchIsSplit) {
   CausalLM model = load_causal_lm(test::make_tiny_model("llama"), nf4);
   inject_lora(model, all_linear(4), 11);
   randomize_adapters(model, 0.1, 5);
-  const auto sums = use_float64_gradient_sums(model);
+  const auto sums = gradient_sums(use_gradient_sums(model, at::kDouble));
   torch::manual_seed(3);
   const int64_t T = 40;
   torch::Tensor ids = torch::randint(3, 300, {4, T}, torch::kLong);

@@ -92,6 +92,10 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
       {std::string(kPairs) + "rl: orpo\norpo_alpha: -1\n", "key 'orpo_alpha' must be a number >= 0"},
       {std::string(kPairs) + "rl: dpo\nsample_packing: true\n", "sample_packing does not apply to rl: dpo"},
       {std::string(kPairs), "preference datasets (type: preference) need rl: dpo, ipo, orpo or simpo"},
+      // Data parallel keys.
+      {std::string(kMinimal) + "ddp_backend: mpi\n", "ddp_backend"},
+      {std::string(kMinimal) + "ddp_timeout: 0\n", "key 'ddp_timeout' must be at least 1 (seconds)"},
+      {std::string(kMinimal) + "ddp_bucket_cap_mb: 0\n", "key 'ddp_bucket_cap_mb' must be a positive number of MiB"},
   };
   for (const auto& c : cases) {
     const std::string path = write_config(c.body);
