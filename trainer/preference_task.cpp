@@ -192,18 +192,22 @@ class PreferenceTask : public TrainingTask {
     torch::NoGradGuard no_grad;
     EvalMode eval(model);
     MetricSums sums;
-    double loss_sum = 0;
-    for (const auto& rows_of_batch : plan_batches(validation_plan_.row_lengths, options_, 0)) {
-      const PairBatch b = fetch(data_.validation, validation_plan_, rows_of_batch);
+    std::vector<double> loss_sum = {0};
+    const auto batches = plan_batches(validation_plan_.row_lengths, options_, 0);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      if (!evaluates_batch(group_, i)) continue;
+      const PairBatch b = fetch(data_.validation, validation_plan_, batches[i]);
       const PairLogProbs reference = reference_of(model, b, reference_validation_);
       const RowLogProbs rows = row_log_probs(model, b.batch);
       const PairLogProbs policy = as_pairs(rows, b.size());
       const PreferenceTerms terms = preference_terms(objective_, policy, reference);
-      loss_sum += terms.losses.sum().item<double>();
+      loss_sum[0] += terms.losses.sum(torch::kDouble).item<double>();
       sums.add(terms, policy, rows, b.size());
     }
+    sum_across_ranks(group_, loss_sum);
+    sums.sum_across(group_);
     // The same loss as training: mean preference term per pair plus the weighted NLL per chosen token.
-    sums.loss = loss_sum / sums.pairs + (objective_.nll_weight() > 0 ? objective_.nll_weight() * sums.nll / sums.nll_tokens : 0.0);
+    sums.loss = loss_sum[0] / sums.pairs + (objective_.nll_weight() > 0 ? objective_.nll_weight() * sums.nll / sums.nll_tokens : 0.0);
     return sums.averaged(objective_, "eval_");
   }
 

@@ -59,16 +59,18 @@ class SftTask : public TrainingTask {
     RowPlan plan = plan_rows(data_.validation.size(), sample_at, options_);
     torch::NoGradGuard no_grad;
     model->eval();
-    double sum = 0;
-    int64_t count = 0;
-    for (const auto& batch : plan_batches(plan.row_lengths, options_, 0)) {
-      DeviceBatch d = to_device(collate(plan.rows, batch, sample_at, 0, options_), device_);
+    std::vector<double> totals = {0, 0};  // loss sum, trained tokens
+    const auto batches = plan_batches(plan.row_lengths, options_, 0);
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      if (!evaluates_batch(group_, i)) continue;
+      DeviceBatch d = to_device(collate(plan.rows, batches[i], sample_at, 0, options_), device_);
       if (d.trained_tokens == 0) continue;
-      sum += summed_loss(model, d).item<double>();
-      count += d.trained_tokens;
+      totals[0] += summed_loss(model, d).item<double>();
+      totals[1] += static_cast<double>(d.trained_tokens);
     }
     model->train();
-    return {{"eval_loss", count > 0 ? sum / static_cast<double>(count) : std::nan("")}};
+    sum_across_ranks(group_, totals);
+    return {{"eval_loss", totals[1] > 0 ? totals[0] / totals[1] : std::nan("")}};
   }
 
  private:

@@ -218,6 +218,7 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);
   summary.steps = state.step;
+  const Metrics final_eval = summary.interrupted ? Metrics{} : task->evaluate(model);  // every rank takes a share
   if (!group.is_main()) return summary;
   if (summary.interrupted) {
     progress->finish(fmt::format("stopped after step {}; checkpoint {}. Resume with: qtune train {} resume_from_checkpoint=auto", state.step,
@@ -226,7 +227,6 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   }
 
   // Outputs: the adapter in PEFT format, the resolved config, the tokenizer files.
-  const Metrics final_eval = task->evaluate(model);
   const double eval_loss = metric_or_nan(final_eval, "eval_loss"), eval_accuracy = metric_or_nan(final_eval, "eval_rewards/accuracies");
   save_peft_adapter(model, lora, config.output_dir, config.base_model);
   AtomicFile::write_all((fs::path(config.output_dir) / kTrainingConfigFile).string(), saved_config);

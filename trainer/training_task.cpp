@@ -34,6 +34,10 @@ void sum_across_ranks(Distributed* group, std::vector<double>& values) {
   if (group != nullptr) group->all_reduce_sum(values);
 }
 
+bool evaluates_batch(const Distributed* group, std::size_t index) {
+  return group == nullptr || index % static_cast<std::size_t>(group->world_size()) == static_cast<std::size_t>(group->rank());
+}
+
 BatchSchedule::BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options, int rank, int world)
     : row_lengths_(std::move(row_lengths)), options_(options), share_(options.micro_batch_size), rank_(rank) {
   options_.micro_batch_size *= static_cast<std::size_t>(world);

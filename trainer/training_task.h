@@ -53,6 +53,10 @@ std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, con
 // Sums `values` across the ranks of `group` (nothing to do for nullptr).
 void sum_across_ranks(Distributed* group, std::vector<double>& values);
 
+// Whether validation batch `index` is this rank's to evaluate (every W-th, from its rank); the ranks then
+// sum their metric sums. nullptr: every batch.
+bool evaluates_batch(const Distributed* group, std::size_t index);
+
 // A micro-batch as tensors on the device.
 struct DeviceBatch {
   torch::Tensor input_ids, labels;  // [B, T] int64

@@ -37,14 +37,16 @@ std::string make_run(const std::string& name, bool pairs, const std::string& ext
                                              (pairs ? "preference\nrl: dpo\nrl_beta: 0.5\n" : "chat_template\n") +
                                              "chat_template: chatml\nsequence_len: 64\ngradient_accumulation_steps: 2\nmax_steps: 6\n"
                                              "learning_rate: 0.01\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0\nlora_target_linear: true\n"
-                                             "output_dir: out\nseed: 5\ndevice: cpu\nsave_steps: 3\npad_to_sequence_len: true\n" + extra);
+                                             "output_dir: out\nseed: 5\ndevice: cpu\nsave_steps: 3\npad_to_sequence_len: true\nval_set_size: 8\neval_steps: 3\n" + extra);
   return dir + "/config.yaml";
 }
 
-std::vector<double> losses(const std::string& config) {
+// `key` of every metrics.jsonl record that has it.
+std::vector<double> logged(const std::string& config, const std::string& key = "loss") {
   std::vector<double> out;
   std::ifstream in(fs::path(config).parent_path() / "out" / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line).at("loss").get<double>());
+  for (std::string line; std::getline(in, line);)
+    if (const auto record = nlohmann::json::parse(line); record.contains(key)) out.push_back(record.at(key).get<double>());
   return out;
 }
 
@@ -76,12 +78,17 @@ void expect_same_training(bool pairs) {
   ASSERT_EQ(r2.exit_code, 0) << r2.out;
   EXPECT_EQ(r2.out.find("step 1/6"), r2.out.rfind("step 1/6")) << "more than one rank reported:\n" << r2.out;
 
-  const auto a = losses(one), b = losses(two);
+  const auto a = logged(one), b = logged(two);
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);  // rank 0 alone writes metrics.jsonl
   // Each token is computed by the same per-sequence GEMMs on 1 and 2 ranks and the LoRA gradients are
   // float64 sums, so the runs agree to float32 rounding (measured: equal to the bit).
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
+  // Validation at steps 3 and 6, each rank evaluating every other batch.
+  const auto eval_a = logged(one, "eval_loss"), eval_b = logged(two, "eval_loss");
+  ASSERT_EQ(eval_a.size(), 2u);
+  ASSERT_EQ(eval_b.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) EXPECT_NEAR(eval_b[i], eval_a[i], 1e-6 * std::abs(eval_a[i]));
   const PeftAdapter x = read_peft_adapter((fs::path(one).parent_path() / "out").string());
   const PeftAdapter y = read_peft_adapter((fs::path(two).parent_path() / "out").string());
   ASSERT_EQ(x.modules.size(), y.modules.size());
@@ -131,27 +138,27 @@ TEST(DistributedTrain, AKilledRankStopsTheOthersAndResumingReproducesTheUninterr
   auto resumed = test::run_qtune("train " + config + kLongRun + " resume_from_checkpoint=auto");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
   EXPECT_EQ(resumed.out.find("note:"), std::string::npos) << resumed.out;
-  EXPECT_EQ(losses(config), losses(straight));
+  EXPECT_EQ(logged(config), logged(straight));
   const std::string adapter = "/out/adapter_model.safetensors";
   EXPECT_EQ(test::read_file(fs::path(straight).parent_path().string() + adapter), test::read_file(fs::path(config).parent_path().string() + adapter));
 }
 
 TEST(DistributedTrain, ACheckpointOfTwoRanksResumesOnOneWithANote) {
   const std::string config = make_run("ddp_to_one", false, "");
-  auto first = test::run_qtune("train " + config + kLongRun + " stop_after_steps=4");
+  auto first = test::run_qtune("train " + config + kLongRun + " stop_after_steps=3");
   ASSERT_EQ(first.exit_code, 0) << first.out;
-  // 40 samples: 10 global micro-batches of 2 × 2 rows per epoch on 2 ranks, 20 of 2 rows on one; after
-  // 4 steps × 2 accumulation = 8 of 10, one rank continues at 16 of 20.
+  // 32 training samples: 8 global micro-batches of 2 × 2 rows per epoch on 2 ranks, 16 of 2 rows on one;
+  // after 3 steps × 2 accumulation = 6 of 8, one rank continues at 12 of 16.
   auto r = test::run_qtune("train " + config + " micro_batch_size=2 max_steps=16 save_steps=2 lora_dropout=0.1 resume_from_checkpoint=auto");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_NE(r.out.find("was written by 2 rank(s), this run has 1: continuing at the same point of the epoch (global micro-batch 16 instead of 8)"),
+  EXPECT_NE(r.out.find("was written by 2 rank(s), this run has 1: continuing at the same point of the epoch (global micro-batch 12 instead of 6)"),
             std::string::npos) << r.out;
   std::vector<nlohmann::json> records;
   std::ifstream in(fs::path(config).parent_path() / "out" / "metrics.jsonl");
   for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
   ASSERT_EQ(records.size(), 16u);
-  EXPECT_DOUBLE_EQ(records[3]["epoch"].get<double>(), 0.8);   // 8 of 10 (2 ranks)
-  EXPECT_DOUBLE_EQ(records[4]["epoch"].get<double>(), 0.9);   // 18 of 20 (1 rank)
+  EXPECT_DOUBLE_EQ(records[2]["epoch"].get<double>(), 0.75);   // 6 of 8 (2 ranks)
+  EXPECT_DOUBLE_EQ(records[3]["epoch"].get<double>(), 0.875);  // 14 of 16 (1 rank)
   EXPECT_TRUE(fs::exists(fs::path(config).parent_path() / "out" / "adapter_model.safetensors"));
 }
 
