@@ -36,4 +36,14 @@ endif()
 if(QTUNE_WITH_CUDA AND NOT QTUNE_NVCC_FOUND)
   message(FATAL_ERROR "LibTorch has CUDA but no nvcc was found: set CUDACXX or -DQTUNE_CUDA=OFF")
 endif()
-message(STATUS "qtune: LibTorch ${Torch_VERSION} from ${Torch_DIR}; CUDA kernels compiled: ${QTUNE_NVCC_FOUND}, linked: ${QTUNE_WITH_CUDA}")
+
+# NCCL for the gradient sums of data-parallel GPU ranks: c10d's NCCL group is inside a CUDA LibTorch; its
+# header needs nccl.h (the CUDA toolkit's, or the nvidia-nccl package next to a pip PyTorch).
+set(QTUNE_WITH_NCCL OFF)
+if(QTUNE_WITH_CUDA)
+  find_path(QTUNE_NCCL_INCLUDE_DIR nccl.h HINTS ENV NCCL_INCLUDE_DIR "${Torch_DIR}/../../../../nvidia/nccl/include" /usr/local/cuda/include)
+  if(QTUNE_NCCL_INCLUDE_DIR)
+    set(QTUNE_WITH_NCCL ON)
+  endif()
+endif()
+message(STATUS "qtune: LibTorch ${Torch_VERSION} from ${Torch_DIR}; CUDA kernels compiled: ${QTUNE_NVCC_FOUND}, linked: ${QTUNE_WITH_CUDA}; NCCL: ${QTUNE_WITH_NCCL}")

@@ -4,6 +4,13 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/cuda.h>
+#ifdef QTUNE_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#ifdef QTUNE_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
 
 #include <cstdlib>
 #include <stdexcept>
@@ -47,14 +54,38 @@ LaunchEnvironment launch_environment() {
   return e;
 }
 
+torch::Device rank_device(const LaunchEnvironment& e, torch::Device chosen) {
+  if (!chosen.is_cuda() || e.world_size == 1) return chosen;
+  const auto gpus = static_cast<int>(torch::cuda::device_count());
+  if (e.local_rank >= gpus)
+    input_error("rank {} has LOCAL_RANK {} but this node has {} GPU(s): start at most {} ranks per node (or set CUDA_VISIBLE_DEVICES)", e.rank,
+                e.local_rank, gpus, gpus);
+#ifdef QTUNE_WITH_CUDA
+  c10::cuda::set_device(static_cast<c10::DeviceIndex>(e.local_rank));  // tensors made "on the GPU" land on this rank's
+#endif
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(e.local_rank));
+}
+
+bool nccl_available() {
+#ifdef QTUNE_WITH_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
 struct Distributed::Group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> started;  // start_sum()'s own group
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> started;  // start_sum()'s own group (CPU tensors)
+#ifdef QTUNE_WITH_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;  // start_sum()'s group for GPU tensors
+#endif
   std::vector<c10::intrusive_ptr<c10d::Work>> in_flight;
 };
 
-Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout) : environment_(environment), timeout_(timeout) {
+Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout, bool nccl)
+    : environment_(environment), timeout_(timeout), nccl_(nccl && environment.world_size > 1 && nccl_available()) {
   if (environment_.world_size == 1) return;
   const std::string where = fmt::format("rank {} of {}", environment_.rank, environment_.world_size);
   try {
@@ -70,6 +101,14 @@ Distributed::Distributed(const LaunchEnvironment& environment, std::chrono::mill
     group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, environment_.rank, environment_.world_size, gloo_options);
     group_->started = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("started", group_->store),
                                                                   environment_.rank, environment_.world_size, gloo_options);
+#ifdef QTUNE_WITH_NCCL
+    if (nccl_) {
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = timeout;
+      group_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", group_->store),
+                                                                 environment_.rank, environment_.world_size, nccl_options);
+    }
+#endif
   } catch (const std::exception& e) {
     input_error("{}: the other ranks did not join at {}:{} within {} s ({}); check that every rank was started with the same "
                 "MASTER_ADDR, MASTER_PORT and WORLD_SIZE",
@@ -103,6 +142,12 @@ std::vector<torch::Tensor> Distributed::all_gather(const torch::Tensor& tensor) 
 void Distributed::start_sum(torch::Tensor flat) {
   if (!group_) return;
   std::vector<torch::Tensor> tensors = {std::move(flat)};
+#ifdef QTUNE_WITH_NCCL
+  if (group_->nccl && tensors[0].is_cuda()) {
+    group_->in_flight.push_back(group_->nccl->allreduce(tensors));
+    return;
+  }
+#endif
   group_->in_flight.push_back(group_->started->allreduce(tensors));
 }
 

@@ -1,6 +1,7 @@
 // Data-parallel ranks over LibTorch's c10d (no home-made transport): the torchrun launch environment
-// (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a TCPStore rendezvous hosted by rank 0, and
-// a Gloo process group for CPU tensors. One rank (no environment) needs none of it.
+// (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a TCPStore rendezvous hosted by rank 0, a
+// Gloo process group for CPU tensors and, in CUDA builds with NCCL, an NCCL group for the gradient sums
+// of GPU tensors. One rank (no environment) needs none of it.
 // Depends on: core/torch.h, core/error.h.
 #pragma once
 
@@ -23,11 +24,19 @@ struct LaunchEnvironment {
 // variable when one is not a number, out of range, or missing while WORLD_SIZE > 1.
 LaunchEnvironment launch_environment();
 
+// The device of this rank: `chosen` itself, except a GPU with several ranks, which becomes GPU LOCAL_RANK
+// (made the current one). InputError when there are fewer GPUs than local ranks.
+torch::Device rank_device(const LaunchEnvironment& environment, torch::Device chosen);
+
+// Whether this build has c10d's NCCL group.
+bool nccl_available();
+
 class Distributed {
  public:
   // Joins the group (rank 0 hosts the store); InputError naming this rank when the others do not arrive
-  // within `timeout`. World size 1: nothing to join.
-  Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout);
+  // within `timeout`. World size 1: nothing to join. `nccl` (in builds where nccl_available()): start_sum()
+  // takes GPU tensors through NCCL.
+  Distributed(const LaunchEnvironment& environment, std::chrono::milliseconds timeout, bool nccl = false);
   ~Distributed();
   Distributed(const Distributed&) = delete;
   Distributed& operator=(const Distributed&) = delete;
@@ -48,17 +57,20 @@ class Distributed {
   // Every rank's `tensor` (CPU, the same shape and dtype on every rank), in rank order. One rank: {tensor}.
   std::vector<torch::Tensor> all_gather(const torch::Tensor& tensor);
 
-  // Starts summing `flat` (a contiguous CPU tensor) across ranks in place and returns at once. These sums
-  // go through a process group of their own, so they may be in flight while the collectives above run;
-  // every rank must start the same sums in the same order. wait_started_sums() waits for all of them
-  // (InputError naming this rank after the timeout). Callable from the backward's thread.
+  // Starts summing `flat` (contiguous; on the GPU with NCCL, else on the CPU) across ranks in place and
+  // returns at once. These sums go through a process group of their own, so they may be in flight while
+  // the collectives above run; every rank must start the same sums in the same order. wait_started_sums()
+  // waits for all of them (InputError naming this rank after the timeout; NCCL's own watchdog stops a
+  // hung GPU sum). Callable from the backward's thread.
   void start_sum(torch::Tensor flat);
+  bool sums_on_gpu() const { return nccl_; }
   void wait_started_sums();
 
  private:
   struct Group;
   LaunchEnvironment environment_;
   std::chrono::milliseconds timeout_;
+  bool nccl_ = false;
   std::unique_ptr<Group> group_;
 };
 

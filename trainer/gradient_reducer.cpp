@@ -51,7 +51,8 @@ void GradientReducer::send(Bucket& bucket) {
     parts.push_back(adapters_[i]->gradient_sum_A.reshape({-1}));
     parts.push_back(adapters_[i]->gradient_sum_B.reshape({-1}));
   }
-  bucket.flat = torch::cat(parts).to(torch::kCPU);
+  bucket.flat = torch::cat(parts);
+  if (!group_->sums_on_gpu()) bucket.flat = bucket.flat.to(torch::kCPU);  // Gloo sums host memory
   group_->start_sum(bucket.flat);
 }
 

@@ -253,8 +253,6 @@ void check(TrainConfig& c, const std::string& where) {
   require_one_of(c.lora_init, {"kaiming", "gaussian"}, where, "lora_init");
   require_one_of(c.device, {"auto", "cpu", "cuda"}, where, "device");
   require_one_of(c.ddp_backend, {"auto", "gloo", "nccl"}, where, "ddp_backend");
-  if (c.ddp_backend == "nccl")
-    input_error("{}: ddp_backend: nccl is not in this build yet; use gloo (CUDA gradients are summed through host memory)", where_key(where, "ddp_backend"));
   if (c.ddp_timeout < 1) input_error("{} must be at least 1 (seconds)", where_key(where, "ddp_timeout"));
   if (!(c.ddp_bucket_cap_mb > 0)) input_error("{} must be a positive number of MiB", where_key(where, "ddp_bucket_cap_mb"));
   if (c.peft_use_dora) input_error("{}: key 'peft_use_dora': DoRA is not supported yet; remove the key", where);

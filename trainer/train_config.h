@@ -82,7 +82,7 @@ struct TrainConfig {
   int64_t stop_after_steps = 0;  // act as if interrupted (SIGTERM) after this many steps: for resume tests
 
   // Data parallelism (ranks from torchrun's environment or qtune train --nproc).
-  std::string ddp_backend = "auto";  // auto | gloo (nccl: not in this build yet)
+  std::string ddp_backend = "auto";  // auto (nccl on GPUs when built with it, else gloo) | nccl | gloo
   int64_t ddp_timeout = 1800;        // seconds a rank waits for the others before stopping with an error
   double ddp_bucket_cap_mb = 25;      // gradient buckets summed across ranks while the backward runs (as DDP's)
 

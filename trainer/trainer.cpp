@@ -104,8 +104,13 @@ void continue_on_another_world_size(TrainerState& state, int world_size, std::si
 }  // namespace
 
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text) {
-  const torch::Device device = pick_device(config);
-  Distributed group(launch_environment(), std::chrono::seconds(config.ddp_timeout));
+  const LaunchEnvironment launch = launch_environment();
+  const torch::Device device = rank_device(launch, pick_device(config));
+  // NCCL sums GPU gradients where the build has it (ddp_backend auto or nccl); Gloo everything else.
+  const bool nccl = device.is_cuda() && (config.ddp_backend == "nccl" || (config.ddp_backend == "auto" && nccl_available()));
+  if (config.ddp_backend == "nccl" && !(device.is_cuda() && nccl_available()))
+    input_error("{}: ddp_backend: nccl needs training on GPUs and a CUDA build of qtune with NCCL; use auto or gloo", config.source);
+  Distributed group(launch, std::chrono::seconds(config.ddp_timeout), nccl);
   Distributed* ranks = group.world_size() > 1 ? &group : nullptr;
 
   // Data first: its errors are the most common and the cheapest to report. Rank 0 fills the token cache,

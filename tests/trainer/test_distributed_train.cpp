@@ -162,5 +162,12 @@ TEST(DistributedTrain, ACheckpointOfTwoRanksResumesOnOneWithANote) {
   EXPECT_TRUE(fs::exists(fs::path(config).parent_path() / "out" / "adapter_model.safetensors"));
 }
 
+TEST(DistributedTrain, NcclWithoutGpusIsAnErrorNamingTheConfig) {
+  const std::string config = make_run("ddp_nccl_cpu", false, "");
+  auto r = test::run_qtune("train " + config + " ddp_backend=nccl");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("error: " + config + ": ddp_backend: nccl needs training on GPUs"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace qtune
