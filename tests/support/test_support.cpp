@@ -1,6 +1,13 @@
 // Test helpers implementation. Depends on: tests/support/test_support.h.
 #include "tests/support/test_support.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "trainer/launcher.h"
+
 namespace qtune::test {
 
 double max_relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {
@@ -15,6 +22,35 @@ std::string make_tiny_model(const std::string& arch, const std::string& extra_ar
                               " --hidden 64 --layers 2 --heads 4 --kv-heads 2 --vocab 300 --dtype f32 --init-std 0.2 --force " + extra_args);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   return dir;
+}
+
+LaunchEnvironment rank_of_two(int rank, int port) {
+  LaunchEnvironment e;
+  e.rank = rank;
+  e.world_size = 2;
+  e.local_rank = rank;
+  e.master_port = port;
+  return e;
+}
+
+void expect_two_ranks(const std::function<std::string(const LaunchEnvironment&)>& rank) {
+  auto environment = [port = free_loopback_port()](int r) { return rank_of_two(r, port); };
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string problem = "threw";
+    try {
+      problem = rank(environment(1));
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (!problem.empty()) std::fprintf(stderr, "rank 1: %s\n", problem.c_str());
+    ::_exit(problem.empty() ? 0 : 1);
+  }
+  EXPECT_EQ(rank(environment(0)), "") << "rank 0";
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank 1 exit status " << status;
 }
 
 }  // namespace qtune::test

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 
 #include "core/torch.h"
 #include "tests/support/files.h"
+#include "trainer/distributed.h"
 
 namespace qtune::test {
 
@@ -16,5 +18,13 @@ double max_relative_error(const torch::Tensor& actual, const torch::Tensor& expe
 
 // Writes a small random model with `qtune init-model` into a temp folder and returns its path.
 std::string make_tiny_model(const std::string& arch, const std::string& extra_args = "");
+
+// Rank `rank` of 2 meeting at 127.0.0.1:`port`.
+LaunchEnvironment rank_of_two(int rank, int port);
+
+// Runs `rank(environment)` for rank 1 of 2 in a forked child and for rank 0 in this process, meeting on a
+// free loopback port; each returns "" when all was right, else what went wrong, and the test expects "".
+// Call it before any torch thread pool exists in this process (a forked child has no threads).
+void expect_two_ranks(const std::function<std::string(const LaunchEnvironment&)>& rank);
 
 }  // namespace qtune::test

@@ -1,59 +1,34 @@
 // The c10d layer on the CPU machine: two ranks (this test process and a forked child) meet through a
 // TCPStore on loopback and sum tensors with Gloo; a rank whose peer never comes fails within the timeout
-// naming itself; bad launch variables name the variable. Depends on: trainer/{distributed,launcher}.h.
+// naming itself; bad launch variables name the variable. Depends on: trainer/{distributed,launcher}.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 
 #include "core/error.h"
 #include "trainer/distributed.h"
+#include "tests/support/test_support.h"
 #include "trainer/launcher.h"
 
 namespace qtune {
 namespace {
 
-LaunchEnvironment rank_of_two(int rank, int port) {
-  LaunchEnvironment e;
-  e.rank = rank;
-  e.world_size = 2;
-  e.local_rank = rank;
-  e.master_port = port;
-  return e;
-}
-
-// Both ranks: [rank + 1, 10·(rank + 1)] and [[rank]] summed -> [3, 30] and [[1]]. Returns 0 when right.
-int sum_on_rank(int rank, int port) {
-  Distributed group(rank_of_two(rank, port), std::chrono::seconds(20));
-  std::vector<torch::Tensor> tensors = {torch::tensor({rank + 1.0f, 10.0f * (rank + 1)}), torch::full({1, 1}, static_cast<float>(rank))};
+// Both ranks: [rank + 1, 10·(rank + 1)] and [[rank]] summed -> [3, 30] and [[1]].
+std::string sum_on_rank(const LaunchEnvironment& e) {
+  Distributed group(e, std::chrono::seconds(20));
+  const auto rank = static_cast<float>(e.rank);
+  std::vector<torch::Tensor> tensors = {torch::tensor({rank + 1.0f, 10.0f * (rank + 1)}), torch::full({1, 1}, rank)};
   group.all_reduce_sum(tensors);
   const bool right = tensors[0].equal(torch::tensor({3.0f, 30.0f})) && tensors[1].equal(torch::ones({1, 1}));
-  return right ? 0 : 1;
+  return right ? "" : "wrong sums";
 }
 
-TEST(Distributed, TwoRanksSumOverGlooOnLoopback) {
-  const int port = free_loopback_port();
-  const pid_t child = ::fork();  // before any torch thread pool exists in this process
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    int code = 2;
-    try {
-      code = sum_on_rank(1, port);
-    } catch (...) {
-    }
-    ::_exit(code);
-  }
-  EXPECT_EQ(sum_on_rank(0, port), 0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank 1 exit status " << status;
-}
+TEST(Distributed, TwoRanksSumOverGlooOnLoopback) { test::expect_two_ranks(sum_on_rank); }
 
 TEST(Distributed, ARankAloneFailsWithinTheTimeoutNamingItself) {
   const auto start = std::chrono::steady_clock::now();
   try {
-    Distributed group(rank_of_two(0, free_loopback_port()), std::chrono::seconds(2));
+    Distributed group(test::rank_of_two(0, free_loopback_port()), std::chrono::seconds(2));
     ADD_FAILURE() << "joined a group whose other rank never started";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("rank 0 of 2: the other ranks did not join"), std::string::npos) << e.what();

@@ -3,13 +3,10 @@
 // before its backward returns (so the sums overlap the backward), and a rank without rows in a step
 // still takes part. Depends on: trainer/gradient_reducer.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "models/model_loader.h"
 #include "tests/support/test_support.h"
 #include "trainer/gradient_reducer.h"
-#include "trainer/launcher.h"
 
 namespace qtune {
 namespace {
@@ -60,19 +57,14 @@ std::vector<std::vector<torch::Tensor>> expected_gradients(const std::string& di
 }
 
 // One rank's side; returns a description of what went wrong, or "".
-std::string run_rank(int rank, int port, const std::string& dir) {
+std::string run_rank(const LaunchEnvironment& e, const std::string& dir) {
   const auto expected = expected_gradients(dir);
-  LaunchEnvironment e;
-  e.rank = rank;
-  e.world_size = 2;
-  e.local_rank = rank;
-  e.master_port = port;
   Distributed group(e, std::chrono::seconds(30));
   Fixture f = adapted_model(dir);
   GradientReducer reducer(f.adapters, &group, 1);  // 1 byte: a bucket per adapter
   if (reducer.buckets() != f.adapters.size()) return "buckets: " + std::to_string(reducer.buckets());
   for (std::size_t s = 0; s < kSteps.size(); ++s) {
-    const auto& mine = kSteps[s][static_cast<std::size_t>(rank)];
+    const auto& mine = kSteps[s][static_cast<std::size_t>(e.rank)];
     for (std::size_t i = 0; i < mine.size(); ++i) {
       if (i + 1 == mine.size()) reducer.last_backward_begins();
       backward(f.model, mine[i]);
@@ -92,24 +84,7 @@ std::string run_rank(int rank, int port, const std::string& dir) {
 
 TEST(GradientReducer, BucketsSentDuringTheLastBackwardSumBothRanks) {
   const std::string dir = test::make_tiny_model("llama");
-  const int port = free_loopback_port();
-  const pid_t child = ::fork();  // before any torch thread pool exists in this process
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    int code = 2;
-    try {
-      const std::string problem = run_rank(1, port, dir);
-      if (!problem.empty()) std::fprintf(stderr, "rank 1: %s\n", problem.c_str());
-      code = problem.empty() ? 0 : 1;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "rank 1: %s\n", e.what());
-    }
-    ::_exit(code);
-  }
-  EXPECT_EQ(run_rank(0, port, dir), "");
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "rank 1 exit status " << status;
+  test::expect_two_ranks([&](const LaunchEnvironment& e) { return run_rank(e, dir); });
 }
 
 }  // namespace
