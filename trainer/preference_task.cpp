@@ -256,17 +256,25 @@ class PreferenceTask : public TrainingTask {
     return as_pairs(reference_rows(model, b, precomputed), b.size());
   }
 
-  // Reference row sums of every planned pair: [2·pair] chosen, [2·pair + 1] rejected.
+  // Reference row sums of every planned pair: [2·pair] chosen, [2·pair + 1] rejected (NaN for pairs that
+  // were not planned). With several ranks each scores every W-th batch and the ranks add their parts.
   std::vector<double> precompute_reference(CausalLM& model, const SampleSet& set, const RowPlan& plan) const {
-    std::vector<double> values(2 * set.size(), std::nan(""));
-    for (const auto& rows_of_batch : plan_batches(plan.row_lengths, options_, 0)) {
-      const PairBatch b = fetch(set, plan, rows_of_batch);
+    std::vector<double> values(4 * set.size(), 0.0);  // the sums, then how many ranks scored each
+    const auto batches = plan_batches(plan.row_lengths, options_, 0);
+    for (std::size_t k = 0; k < batches.size(); ++k) {
+      if (!evaluates_batch(group_, k)) continue;
+      const PairBatch b = fetch(set, plan, batches[k]);
       const torch::Tensor sums = reference_rows(model, b, {}).sums.to(torch::kCPU, torch::kDouble);
-      for (std::size_t i = 0; i < b.pairs.size(); ++i) {
-        values[2 * b.pairs[i]] = sums[static_cast<int64_t>(i)].item<double>();
-        values[2 * b.pairs[i] + 1] = sums[static_cast<int64_t>(b.pairs.size() + i)].item<double>();
-      }
+      for (std::size_t i = 0; i < b.pairs.size(); ++i)
+        for (std::size_t side = 0; side < 2; ++side) {
+          values[2 * b.pairs[i] + side] = sums[static_cast<int64_t>(side * b.pairs.size() + i)].item<double>();
+          values[2 * set.size() + 2 * b.pairs[i] + side] = 1;
+        }
     }
+    sum_across_ranks(group_, values);
+    for (std::size_t i = 0; i < 2 * set.size(); ++i)
+      if (values[2 * set.size() + i] == 0) values[i] = std::nan("");
+    values.resize(2 * set.size());
     return values;
   }
 

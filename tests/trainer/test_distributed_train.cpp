@@ -1,5 +1,6 @@
 // Data-parallel training on the CPU machine (Gloo over loopback, ranks spawned by qtune train --nproc):
-// 2 ranks × micro-batch b give the losses and adapter of 1 rank × micro-batch 2b for SFT and DPO (fp32,
+// 2 ranks × micro-batch b give the losses and adapter of 1 rank × micro-batch 2b for SFT and DPO (the
+// reference log-probs precomputed, each rank scoring a share) (fp32,
 // rel ≤ 1e-6 at every step); only rank 0 writes; a rank killed mid-run stops the other at once with a
 // line naming it, and resuming on 2 ranks reproduces the uninterrupted run to the bit (every rank's RNG
 // and the data position are in the checkpoint); a 2-rank checkpoint resumes on 1 rank with a note.
@@ -34,7 +35,7 @@ std::string make_run(const std::string& name, bool pairs, const std::string& ext
     else data << nlohmann::json({{"messages", {{{"role", "user"}, {"content", "say " + w}}, {{"role", "assistant"}, {"content", w + " " + w}}}}}).dump() << "\n";
   }
   test::write_file(dir + "/config.yaml", std::string("base_model: model\ndatasets:\n  - path: data.jsonl\n    type: ") +
-                                             (pairs ? "preference\nrl: dpo\nrl_beta: 0.5\n" : "chat_template\n") +
+                                             (pairs ? "preference\nrl: dpo\nrl_beta: 0.5\nprecompute_ref_log_probs: true\n" : "chat_template\n") +
                                              "chat_template: chatml\nsequence_len: 64\ngradient_accumulation_steps: 2\nmax_steps: 6\n"
                                              "learning_rate: 0.01\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0\nlora_target_linear: true\n"
                                              "output_dir: out\nseed: 5\ndevice: cpu\nsave_steps: 3\npad_to_sequence_len: true\nval_set_size: 8\neval_steps: 3\n" + extra);
