@@ -98,7 +98,6 @@ void continue_on_another_world_size(TrainerState& state, int world_size, std::si
                "note: {} was written by {} rank(s), this run has {}: continuing at the same point of the epoch (global micro-batch {} "
                "instead of {}); data order and dropout masks differ from an uninterrupted run, so the result is close, not identical\n",
                checkpoint, state.world_size, world_size, state.micro_batch, before);
-  state.world_size = world_size;
 }
 
 }  // namespace
