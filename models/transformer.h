@@ -94,6 +94,9 @@ class CausalLMImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   // Recompute each decoder layer in the backward instead of keeping its activations (training).
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  // With checkpointing: each layer's saved input waits in host memory (pinned, copied asynchronously on
+  // CUDA) until its recompute, so the GPU holds no per-layer activations at all.
+  void set_activation_offloading(bool on) { activation_offloading_ = on; }
   at::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
   torch::Device device() const { return embed_tokens_.device(); }
 
@@ -106,6 +109,7 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor embed_tokens_;  // [V, D]
   torch::Tensor inv_freq_;      // [Dh/2] fp32
   bool gradient_checkpointing_ = false;
+  bool activation_offloading_ = false;
 };
 TORCH_MODULE(CausalLM);
 
