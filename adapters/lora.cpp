@@ -31,17 +31,30 @@ void add_token_sum(torch::Tensor sum, const torch::Tensor& a, const torch::Tenso
   sum.add_(torch::matmul(a.reshape({-1, a.size(-1)}).t(), b.reshape({-1, b.size(-1)})).to(sum.scalar_type()));
 }
 
-// s · (h · Aᵀ) · Bᵀ whose backward returns h's gradient and adds A's and B's into the adapter's gradient
-// sums (see LoraAdapterImpl::use_gradient_sums). The forward is the same arithmetic as the plain one.
+// y += s · low · bᵀ in place: one GEMM whose output is y (cuBLAS / BLAS add into C), so the adapter's
+// term costs no [..., out] temporary. low [..., R], b [out, R]. A CPU [B, T, ·] batch gets one GEMM per
+// sequence (batch_invariant_matmul's rule).
+void add_low_rank_product_(torch::Tensor& y, const torch::Tensor& low, const torch::Tensor& b, double scale) {
+  if (y.is_cpu() && y.dim() == 3) {
+    y.baddbmm_(low, b.t().expand({low.size(0), b.size(1), b.size(0)}), /*beta=*/1, /*alpha=*/scale);
+    return;
+  }
+  y.view({-1, y.size(-1)}).addmm_(low.reshape({-1, low.size(-1)}), b.t(), /*beta=*/1, /*alpha=*/scale);
+}
+
+// y + s · (h · Aᵀ) · Bᵀ, added into y in place, whose backward passes y's gradient through, returns h's
+// and adds A's and B's into the adapter's gradient sums (see LoraAdapterImpl::use_gradient_sums).
 struct LoraDeltaIntoSums : public torch::autograd::Function<LoraDeltaIntoSums> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& h, const torch::Tensor& A, const torch::Tensor& B,
-                               double scale, LoraAdapterImpl* adapter) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor y, const torch::Tensor& h, const torch::Tensor& A,
+                               const torch::Tensor& B, double scale, LoraAdapterImpl* adapter) {
     const torch::Tensor a = A.to(h.scalar_type()), b = B.to(h.scalar_type());
     const torch::Tensor low = batch_invariant_matmul(h, a.t());  // [..., R]
     ctx->save_for_backward({h, low, a, b});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["adapter"] = reinterpret_cast<int64_t>(adapter);  // outlives the graph (a module of the model)
-    return batch_invariant_matmul(low, b.t()) * scale;
+    add_low_rank_product_(y, low, b, scale);
+    ctx->mark_dirty({y});
+    return y;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad) {
@@ -53,8 +66,8 @@ struct LoraDeltaIntoSums : public torch::autograd::Function<LoraDeltaIntoSums> {
     add_token_sum(adapter->gradient_sum_B, dy, low);
     add_token_sum(adapter->gradient_sum_A, dlow, h);
     if (adapter->gradient_sums_added) adapter->gradient_sums_added();
-    const torch::Tensor dh = ctx->needs_input_grad(0) ? batch_invariant_matmul(dlow, a) : torch::Tensor();
-    return {dh, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    const torch::Tensor dh = ctx->needs_input_grad(1) ? batch_invariant_matmul(dlow, a) : torch::Tensor();
+    return {grad[0], dh, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -125,12 +138,23 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, cons
   lora_B = register_parameter("lora_B", torch::zeros({out_features, R}, to));
 }
 
+torch::Tensor LoraAdapterImpl::dropped(const torch::Tensor& x) {
+  return (dropout_ > 0 && is_training()) ? at::dropout(x, dropout_, /*train=*/true) : x;
+}
+
 torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) {
   const at::ScalarType dtype = x.scalar_type();
-  const torch::Tensor h = (dropout_ > 0 && is_training()) ? at::dropout(x, dropout_, /*train=*/true) : x;  // [..., in]
-  if (gradient_sums_ && torch::GradMode::is_enabled()) return LoraDeltaIntoSums::apply(h, lora_A, lora_B, scale_, this);
-  const torch::Tensor low = batch_invariant_matmul(h, lora_A.to(dtype).t());                                // [..., R]
-  return batch_invariant_matmul(low, lora_B.to(dtype).t()) * scale_;                                                  // [..., out]
+  const torch::Tensor low = batch_invariant_matmul(dropped(x), lora_A.to(dtype).t());  // [..., R]
+  return batch_invariant_matmul(low, lora_B.to(dtype).t()) * scale_;                  // [..., out]
+}
+
+torch::Tensor LoraAdapterImpl::add_delta(torch::Tensor y, const torch::Tensor& x) {
+  if (y.is_view()) y = y.clone();  // never write through a view into someone else's tensor
+  if (torch::GradMode::is_enabled() && gradient_sums_) return LoraDeltaIntoSums::apply(y, dropped(x), lora_A, lora_B, scale_, this);
+  if (torch::GradMode::is_enabled()) return y + delta(x);  // autograd's own gradients (.grad), as PEFT
+  const at::ScalarType dtype = x.scalar_type();
+  add_low_rank_product_(y, batch_invariant_matmul(dropped(x), lora_A.to(dtype).t()), lora_B.to(dtype), scale_);
+  return y;
 }
 
 void LoraAdapterImpl::use_gradient_sums(at::ScalarType dtype) {

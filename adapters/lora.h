@@ -59,6 +59,9 @@ class LoraAdapterImpl : public LinearAdapter {
 
   // s · (dropout(x) · Aᵀ) · Bᵀ : [..., in] -> [..., out], in x's dtype (A and B are cast to it).
   torch::Tensor delta(const torch::Tensor& x) override;
+  // y + delta(x) with the product added into y in place (y: the base projection's fresh output), when
+  // training with gradient sums or without autograd; otherwise out of place.
+  torch::Tensor add_delta(torch::Tensor y, const torch::Tensor& x) override;
   // s · B · A : [out, in] in float32 (what a merge adds to the base weight).
   torch::Tensor delta_weight() const;
 
@@ -88,6 +91,7 @@ class LoraAdapterImpl : public LinearAdapter {
   torch::Tensor reference_A, reference_B;  // frozen buffers after keep_reference_copy(), else undefined
 
  private:
+  torch::Tensor dropped(const torch::Tensor& x);  // dropout(x) in training mode, else x
   double scale_;
   double dropout_;
   bool gradient_sums_ = false;

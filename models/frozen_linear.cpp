@@ -37,10 +37,9 @@ torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = weight_->matmul(x);
   if (bias_.defined()) y = y + bias_;
   if (!adapter_) return y;
-  if (!ReferenceModel::active()) return y + adapter_->delta(x);
+  if (!ReferenceModel::active()) return adapter_->add_delta(std::move(y), x);
   torch::Tensor reference = adapter_->reference_delta(x);
   return reference.defined() ? y + reference : y;
-  return y;
 }
 
 void FrozenLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter) {

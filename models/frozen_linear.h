@@ -50,6 +50,8 @@ class DenseWeight final : public FrozenWeight {
 class LinearAdapter : public torch::nn::Module {
  public:
   virtual torch::Tensor delta(const torch::Tensor& x) = 0;  // [..., in] -> [..., out], x's dtype
+  // y + delta(x), where y is the base projection's output and may be updated in place.
+  virtual torch::Tensor add_delta(torch::Tensor y, const torch::Tensor& x) { return y + delta(x); }
   // What the reference model adds (see ReferenceModel): undefined for none, the default.
   virtual torch::Tensor reference_delta(const torch::Tensor& /*x*/) { return {}; }
 };

@@ -23,15 +23,26 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, DecoderLayerImpl* layer, const AttentionContext* context) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, DecoderLayerImpl* layer, const AttentionContext* context,
+                               bool offload) {
     auto& d = ctx->saved_data;
     d["layer"] = reinterpret_cast<int64_t>(layer);  // the module outlives the graph (it belongs to the model)
     d["rng"] = generator_state(x.device());
     d["cos"] = context->rope.cos;
     d["sin"] = context->rope.sin;
-    d["visible_full"] = context->visible_full;
+    d["causal"] = context->causal;
+    if (context->visible_full.defined()) d["visible_full"] = context->visible_full;
     if (context->visible_window.defined()) d["visible_window"] = context->visible_window;
-    ctx->save_for_backward({x});
+    if (offload && !x.is_cpu()) {
+      // Queued on the compute stream: the copy cannot race the layers that follow, and the pinned
+      // target lets the host go on at once. The device copy of x is freed when the forward drops it.
+      torch::Tensor host = at::empty(x.sizes(), x.options().device(torch::kCPU).pinned_memory(true));
+      host.copy_(x, /*non_blocking=*/true);
+      d["offloaded_input"] = host;
+      d["device"] = x.device().str();
+    } else {
+      ctx->save_for_backward({x});
+    }
     torch::NoGradGuard no_grad;
     return layer->forward(x, *context, nullptr);
   }
@@ -41,9 +52,13 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(d["layer"].toInt());
     AttentionContext context;
     context.rope = {d["cos"].toTensor(), d["sin"].toTensor()};
-    context.visible_full = d["visible_full"].toTensor();
+    context.causal = d["causal"].toBool();
+    if (d.find("visible_full") != d.end()) context.visible_full = d["visible_full"].toTensor();
     if (d.find("visible_window") != d.end()) context.visible_window = d["visible_window"].toTensor();
-    const torch::Tensor x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    const bool offloaded = d.find("offloaded_input") != d.end();
+    const torch::Tensor saved = offloaded ? d["offloaded_input"].toTensor().to(torch::Device(d["device"].toStringRef()), /*non_blocking=*/true)
+                                          : ctx->get_saved_variables()[0];
+    const torch::Tensor x = saved.detach().requires_grad_(true);
     // Replay the forward's random numbers, then put the generator back where the backward found it.
     const torch::Tensor now = generator_state(x.device());
     set_generator_state(x.device(), d["rng"].toTensor());
@@ -54,16 +69,16 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     }
     set_generator_state(x.device(), now);
     torch::autograd::backward({y}, {grad_output[0]});  // accumulates into the layer's trainable parameters
-    return {x.grad(), torch::Tensor(), torch::Tensor()};
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context) {
+torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context, bool offload_input) {
   // The first layer's input (frozen embeddings) needs no gradient, but the function's output must be part
   // of the graph for the backward to reach the adapters inside: enter it as a leaf that requires one.
-  return CheckpointFunction::apply(x.requires_grad() ? x : x.detach().requires_grad_(true), &layer, &context);
+  return CheckpointFunction::apply(x.requires_grad() ? x : x.detach().requires_grad_(true), &layer, &context, offload_input);
 }
 
 }  // namespace qtune

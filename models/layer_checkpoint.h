@@ -16,7 +16,9 @@ namespace qtune {
 torch::Tensor generator_state(const torch::Device& device);
 void set_generator_state(const torch::Device& device, const torch::Tensor& state);
 
-// layer(x, context) under checkpointing; x [B, T, D]. No KV cache (training only).
-torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context);
+// layer(x, context) under checkpointing; x [B, T, D]. No KV cache (training only). offload_input: a GPU
+// x waits for the backward in pinned host memory instead (copied on the compute stream, without blocking
+// the host); a CPU x is kept as it is.
+torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context, bool offload_input = false);
 
 }  // namespace qtune

@@ -1,7 +1,29 @@
-// RmsNorm implementation. Depends on: models/rms_norm.h.
+// RmsNorm implementation: an autograd function that keeps only x and the per-row 1/rms for the backward
+// (autograd through the composition would keep the float32 copy, its square and the normed tensor).
+// Depends on: models/rms_norm.h, kernels/fused_ops.h.
 #include "models/rms_norm.h"
 
+#include "kernels/fused_ops.h"
+
 namespace qtune {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+    RmsNormResult r = rms_norm_forward(x, weight, eps);
+    ctx->save_for_backward({x, weight, r.rstd});
+    return r.y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
+    const auto saved = ctx->get_saved_variables();
+    return {rms_norm_backward(grad_output[0], saved[0], saved[1], saved[2]), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
 
 RmsNormImpl::RmsNormImpl(torch::Tensor weight, double eps) : weight_(std::move(weight)), eps_(eps) {
   TORCH_CHECK(weight_.dim() == 1, "RmsNorm weight must be 1-D, got ", weight_.sizes());
@@ -10,10 +32,8 @@ RmsNormImpl::RmsNormImpl(torch::Tensor weight, double eps) : weight_(std::move(w
 }
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  // At least fp32 (as transformers), fp64 for fp64 models (exact gradient checks).
-  torch::Tensor x32 = x.to(x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
-  torch::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight_ * normed.to(x.scalar_type());
+  if (torch::GradMode::is_enabled() && x.requires_grad()) return RmsNormFunction::apply(x, weight_, eps_);
+  return rms_norm_forward(x, weight_, eps_).y;
 }
 
 }  // namespace qtune

@@ -1,11 +1,36 @@
 // RoPE implementation. The llama3 rule (Llama 3.1 release): wavelengths above
 // original_max/low_freq_factor are divided by `factor`, those below original_max/high_freq_factor kept,
-// and the band between interpolated smoothly. Depends on: models/rope.h.
+// and the band between interpolated smoothly. Depends on: models/rope.h, kernels/fused_ops.h.
 #include "models/rope.h"
 
 #include <cmath>
 
+#include "kernels/fused_ops.h"
+
 namespace qtune {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// cos/sin [B, 1, T, Dh] as the [B, T, Dh] the fused op takes (a view: the tables are contiguous).
+torch::Tensor per_token(const torch::Tensor& table) { return table.squeeze(1); }
+
+struct RopeFunction : public torch::autograd::Function<RopeFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin, int64_t head_dim) {
+    rope_forward_(x, cos, sin, head_dim);
+    ctx->mark_dirty({x});
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["head_dim"] = head_dim;
+    return x;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
+    const auto saved = ctx->get_saved_variables();
+    return {rope_backward(grad_output[0], saved[0], saved[1], ctx->saved_data["head_dim"].toInt()), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
 
 torch::Tensor rope_inverse_frequencies(int64_t head_dim, double theta, const RopeScaling& scaling) {
   auto exponents = torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(head_dim);
@@ -34,6 +59,14 @@ torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
   const int64_t half = x.size(-1) / 2;
   torch::Tensor rotated = torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
   return x * tables.cos + rotated * tables.sin;
+}
+
+torch::Tensor apply_rope_(torch::Tensor x, const RopeTables& tables, int64_t head_dim) {
+  if (x.is_view() || !x.is_contiguous() || (x.is_leaf() && x.requires_grad())) x = x.clone(at::MemoryFormat::Contiguous);
+  const torch::Tensor cos = per_token(tables.cos), sin = per_token(tables.sin);
+  if (torch::GradMode::is_enabled() && x.requires_grad()) return RopeFunction::apply(x, cos, sin, head_dim);
+  rope_forward_(x, cos, sin, head_dim);
+  return x;
 }
 
 }  // namespace qtune

@@ -20,7 +20,12 @@ struct RopeTables {
 // cos/sin of position_ids [B, T] (int64) × inv_freq, angles in fp32, then cast to `dtype`.
 RopeTables rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_ids, at::ScalarType dtype);
 
-// x [B, H, T, Dh] -> x·cos + rotate_half(x)·sin
+// x [B, H, T, Dh] -> x·cos + rotate_half(x)·sin (the plain composition: the reference of the tests)
 torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables);
+
+// The same rotation done in place on a projection's output x [B, T, H·Dh] or [B, T, H, Dh]: returns x
+// itself (or a rotated copy when x is a view or a leaf, which must not be changed). Differentiable; the
+// backward keeps only the tables, shared by every layer.
+torch::Tensor apply_rope_(torch::Tensor x, const RopeTables& tables, int64_t head_dim);
 
 }  // namespace qtune

@@ -2,7 +2,10 @@
 // (softmax in fp32, GQA by sharing each kv head across H/KV query heads). Depends on: models/transformer.h.
 #include "models/transformer.h"
 
+#include <torch/version.h>
+
 #include "models/layer_checkpoint.h"
+#include "models/swiglu.h"
 
 #include <cmath>
 
@@ -20,7 +23,57 @@ FrozenLinear projection(ModelWeights& weights, const std::string& name, bool has
 
 std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
+// k/v [B, KV, Tk, Dh] repeated for each query head of their group: [B, H, Tk, Dh].
+torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
+  if (group == 1) return kv;
+  const auto s = kv.sizes();
+  return kv.unsqueeze(2).expand({s[0], s[1], group, s[2], s[3]}).reshape({s[0], s[1] * group, s[2], s[3]});
+}
+
+// Rows that are one whole sequence each (segment 1 everywhere): causal attention needs no mask.
+bool one_sequence_per_row(const SequenceLayout& layout) { return layout.segment_ids.eq(1).all().item<bool>(); }
+
 }  // namespace
+
+#if TORCH_VERSION_MAJOR >= 2
+#define QTUNE_HAS_SDPA 1
+#endif
+
+bool fused_attention_available(const torch::Device& device) {
+#ifdef QTUNE_HAS_SDPA
+  return device.is_cuda();
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3), KV = k.size(1), Tk = k.size(2), group = H / KV;
+  TORCH_CHECK(causal || visible.defined(), "attend: a mask or causal");
+#ifdef QTUNE_HAS_SDPA
+  if (fused_attention_available(q.device())) {
+    if (causal) {
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5
+      return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, /*scale=*/std::nullopt, /*enable_gqa=*/true);
+#else
+      return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), {}, 0.0, true);
+#endif
+    }
+    // With a mask: the memory-efficient kernel, which wants as many kv heads as query heads.
+    return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), visible.squeeze(2), 0.0, false);
+  }
+#endif
+  (void)per_query_head;
+  // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.
+  const torch::Tensor qg = q.reshape({B, KV, group, T, Dh});
+  torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(Dh));
+  const torch::Tensor mask = visible.defined() ? visible : torch::ones({T, Tk}, q.options().dtype(torch::kBool)).tril(Tk - T).view({1, 1, 1, T, Tk});
+  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  const auto softmax_dtype = q.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;  // fp32 at least, as transformers
+  const torch::Tensor probs = torch::softmax(scores, -1, softmax_dtype).to(q.scalar_type());      // [B, KV, group, T, Tk]
+  return torch::matmul(probs, v.unsqueeze(2)).reshape({B, H, T, Dh});
+}
 
 torch::Tensor ModelWeights::take(const std::string& name) {
   auto it = tensors.find(name);
@@ -49,16 +102,17 @@ AttentionImpl::AttentionImpl(const ModelConfig& config, int64_t layer, ModelWeig
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache) {
-  const int64_t B = x.size(0), T = x.size(1), group = num_heads_ / num_kv_heads_;
-  torch::Tensor q = q_proj->forward(x).view({B, T, num_heads_, head_dim_});     // [B, T, H, Dh]
-  torch::Tensor k = k_proj->forward(x).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, Dh]
+  const int64_t B = x.size(0), T = x.size(1);
+  torch::Tensor q = q_proj->forward(x);  // [B, T, H·Dh]
+  torch::Tensor k = k_proj->forward(x);  // [B, T, KV·Dh]
   torch::Tensor v = v_proj->forward(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, Dh]
   if (!q_norm.is_empty()) {
-    q = q_norm->forward(q);
-    k = k_norm->forward(k);
+    q = q_norm->forward(q.view({B, T, num_heads_, head_dim_}));
+    k = k_norm->forward(k.view({B, T, num_kv_heads_, head_dim_}));
   }
-  q = apply_rope(q.transpose(1, 2), context.rope);  // [B, H, T, Dh]
-  k = apply_rope(k.transpose(1, 2), context.rope);  // [B, KV, T, Dh]
+  // Rotated in place: the projections' outputs are fresh tensors nothing else holds.
+  q = apply_rope_(q, context.rope, head_dim_).view({B, T, num_heads_, head_dim_}).transpose(1, 2);     // [B, H, T, Dh]
+  k = apply_rope_(k, context.rope, head_dim_).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, Dh]
   if (cache != nullptr) {
     auto& ck = cache->keys[layer_];
     auto& cv = cache->values[layer_];
@@ -67,16 +121,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionCont
     ck = k;
     cv = v;
   }
-  // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.
-  torch::Tensor qg = q.reshape({B, num_kv_heads_, group, T, head_dim_});
-  torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_));
   const torch::Tensor& visible = windowed_ ? context.visible_window : context.visible_full;  // [B, 1, 1, T, Tk]
-  scores = scores.masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity());
-  const auto softmax_dtype = q.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;  // fp32 at least, as transformers
-  torch::Tensor probs = torch::softmax(scores, -1, softmax_dtype).to(q.scalar_type());  // [B, KV, group, T, Tk]
-  torch::Tensor out = torch::matmul(probs, v.unsqueeze(2));                              // [B, KV, group, T, Dh]
-  out = out.reshape({B, num_heads_, T, head_dim_}).transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});
-  return o_proj->forward(out);
+  const torch::Tensor out = attend(q, k, v, visible, context.causal);                         // [B, H, T, Dh]
+  return o_proj->forward(out.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_}));
 }
 
 MlpImpl::MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) {
@@ -87,7 +134,7 @@ MlpImpl::MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj->forward(torch::silu(gate_proj->forward(x)) * up_proj->forward(x));
+  return down_proj->forward(swiglu(gate_proj->forward(x), up_proj->forward(x)));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) {
@@ -137,15 +184,20 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
   }
   AttentionContext context;
   context.rope = rope_tables(inv_freq_, layout.position_ids, dtype());
-  context.visible_full = attention_visibility(layout.segment_ids, key_segments, offset, std::nullopt);
-  if (config_.sliding_window)
-    context.visible_window = attention_visibility(layout.segment_ids, key_segments, offset, config_.sliding_window);
+  const int64_t T = input_ids.size(1);
+  const bool window_shorter = config_.sliding_window && *config_.sliding_window < T;
+  context.causal = offset == 0 && !window_shorter && one_sequence_per_row(layout);
+  if (!context.causal) {
+    context.visible_full = attention_visibility(layout.segment_ids, key_segments, offset, std::nullopt);
+    if (config_.sliding_window)
+      context.visible_window = attention_visibility(layout.segment_ids, key_segments, offset, config_.sliding_window);
+  }
 
   torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
   const bool checkpoint = gradient_checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
   for (const auto& layer : *layers) {
     DecoderLayerImpl* decoder = layer->as<DecoderLayer>();
-    h = checkpoint ? checkpointed_layer(*decoder, h, context) : decoder->forward(h, context, cache);
+    h = checkpoint ? checkpointed_layer(*decoder, h, context, activation_offloading_) : decoder->forward(h, context, cache);
   }
   return norm->forward(h);
 }

@@ -39,9 +39,21 @@ struct ModelWeights {
 // Per-forward state shared by every layer.
 struct AttentionContext {
   RopeTables rope;
-  torch::Tensor visible_full;    // [B, 1, 1, T, Tk] bool
+  // True when every row is one whole sequence (no padding, no packing, no cache, no window shorter than
+  // the row): plain causal attention, and no [T, Tk] mask is made at all (flash attention takes none).
+  bool causal = false;
+  torch::Tensor visible_full;    // [B, 1, 1, T, Tk] bool (undefined when causal)
   torch::Tensor visible_window;  // same with the sliding window applied (undefined if no window)
 };
+
+// softmax(q·kᵀ/√Dh masked)·v with GQA (query head h uses kv head h / (H/KV)): q [B, H, T, Dh],
+// k/v [B, KV, Tk, Dh], visible [B, 1, 1, T, Tk] or undefined with causal -> [B, H, T, Dh].
+// CUDA tensors on LibTorch 2.x: scaled_dot_product_attention (flash when causal, memory-efficient with a
+// mask). Elsewhere the eager math of transformers (softmax in float32).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal);
+
+// Whether attend() goes through scaled_dot_product_attention for tensors on `device`.
+bool fused_attention_available(const torch::Device& device);
 
 class AttentionImpl : public torch::nn::Module {
  public:
