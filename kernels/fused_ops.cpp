@@ -70,7 +70,8 @@ at::Tensor swiglu_forward(const at::Tensor& gate, const at::Tensor& up) {
 #ifdef QTUNE_WITH_CUDA
   if (gate.is_cuda() && gate.scalar_type() != at::kDouble) return swiglu_forward_cuda(gate.contiguous(), up.contiguous());
 #endif
-  return at::silu(gate) * up;
+  if (gate.scalar_type() == at::kFloat || gate.scalar_type() == at::kDouble) return at::silu(gate) * up;
+  return (at::silu(gate.to(at::kFloat)) * up.to(at::kFloat)).to(gate.scalar_type());  // the CPU has no half silu: float32, rounded once
 }
 
 std::pair<at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& grad_h, const at::Tensor& gate, const at::Tensor& up) {

@@ -35,17 +35,13 @@ struct RowLogProbs {
 };
 
 RowLogProbs row_log_probs(CausalLM& model, const DeviceBatch& batch) {
-  const torch::Tensor logits = model->forward(batch.input_ids, batch.layout);  // [2B, T, V]
-  const torch::Tensor targets = next_token_targets(batch.labels);              // [2B, T]
-  const torch::Tensor trained = targets.ne(-100);
+  const torch::Tensor targets = next_token_targets(batch.labels);  // [2B, T]
+  const TargetScores scores = target_scores(model, batch.input_ids, batch.layout, targets, /*with_logit_sums=*/true);
   RowLogProbs r;
-  r.sums = target_log_probs(logits, targets).sum(1);
-  r.counts = trained.sum(1).to(r.sums.scalar_type());
-  {
-    torch::NoGradGuard no_grad;
-    r.logit_sums = (logits.detach().sum(2, /*keepdim=*/false, r.sums.scalar_type()) * trained).sum(1);
-  }
-  r.vocab = logits.size(2);
+  r.sums = scores.log_probs.sum(1);
+  r.counts = targets.ne(-100).sum(1).to(r.sums.scalar_type());
+  r.logit_sums = scores.logit_sums.sum(1);
+  r.vocab = model->lm_head->weight().out_features();
   return r;
 }
 

@@ -12,8 +12,7 @@ namespace {
 // Summed cross-entropy of next-token prediction over the trained positions, added in float64 (the sum
 // then does not depend on how the tokens are split into micro-batches and ranks).
 torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
-  const torch::Tensor logits = model->forward(batch.input_ids, batch.layout);  // [B, T, V]
-  return -target_log_probs(logits, next_token_targets(batch.labels)).sum(torch::kDouble);
+  return -target_scores(model, batch.input_ids, batch.layout, next_token_targets(batch.labels)).log_probs.sum(torch::kDouble);
 }
 
 class SftTask : public TrainingTask {

@@ -16,18 +16,8 @@ DeviceBatch to_device(const Batch& b, torch::Device device) {
   return d;
 }
 
-torch::Tensor at_least_float(const torch::Tensor& t) {
-  return t.scalar_type() == torch::kDouble || t.scalar_type() == torch::kFloat ? t : t.to(torch::kFloat);
-}
-
 torch::Tensor next_token_targets(const torch::Tensor& labels) {
   return torch::cat({labels.slice(1, 1), torch::full({labels.size(0), 1}, -100, labels.options())}, 1);
-}
-
-torch::Tensor target_log_probs(const torch::Tensor& logits, const torch::Tensor& targets) {
-  const int64_t vocab = logits.size(-1);
-  const torch::Tensor flat = at_least_float(logits).reshape({-1, vocab});  // a view for contiguous f32/f64 logits
-  return -at::cross_entropy_loss(flat, targets.reshape({-1}), {}, at::Reduction::None, -100, 0.0).view(targets.sizes());
 }
 
 void sum_across_ranks(Distributed* group, std::vector<double>& values) {

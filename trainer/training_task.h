@@ -12,6 +12,7 @@
 
 #include "core/torch.h"
 #include "data/packing.h"
+#include "models/chunked_log_probs.h"
 #include "models/transformer.h"
 #include "trainer/distributed.h"
 #include "trainer/progress.h"
@@ -66,14 +67,8 @@ struct DeviceBatch {
 };
 DeviceBatch to_device(const Batch& batch, torch::Device device);
 
-// Logits in at least float32 (bf16/f16 are widened; f64 stays f64 for exact gradient checks).
-torch::Tensor at_least_float(const torch::Tensor& t);
-
 // Next-token targets of unshifted `labels` [R, T]: labels[:, t + 1] at position t, -100 at the last position.
 torch::Tensor next_token_targets(const torch::Tensor& labels);
-// log p(target) at every position of `logits` [R, T, V] (in at least float32), 0 where the target is -100: [R, T].
-// The logits are used as they are (no shifted copy of the largest tensor of the step).
-torch::Tensor target_log_probs(const torch::Tensor& logits, const torch::Tensor& targets);
 
 // The micro-batches of a run over fixed rows: batch m is batch (m mod n) of epoch (m div n), each
 // epoch's order from plan_batches() over global batches of micro_batch_size × `world` rows, of which

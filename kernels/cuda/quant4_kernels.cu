@@ -1,24 +1,12 @@
 // The 4-bit CUDA kernels and their launchers. Depends on: kernels/cuda/quant4_kernels.cuh,
-// kernels/quant_codes.h, cuda_bf16.h / cuda_fp16.h.
+// kernels/cuda/element_convert.cuh, kernels/quant_codes.h.
 #include "kernels/cuda/quant4_kernels.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
+#include "kernels/cuda/element_convert.cuh"
 #include "kernels/quant_codes.h"
 
 namespace qtune::cuda {
 namespace {
-
-template <typename T> __device__ __forceinline__ float to_float(T v);
-template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
 
 __device__ __forceinline__ uint8_t code_of(float x, Format format) {
   return format == Format::NF4 ? qtune::codes::nf4_code(x) : qtune::codes::fp4_code(x);

@@ -1,26 +1,19 @@
 // ATen glue of the 4-bit CUDA kernels: tensor checks, output allocation, the current stream. Built only
 // against a CUDA LibTorch (QTUNE_WITH_CUDA). Depends on: kernels/cuda/quant4_kernels.cuh,
-// kernels/blockwise_quant.h, ATen CUDA.
+// kernels/cuda/aten_glue.h, kernels/blockwise_quant.h, ATen CUDA.
 #include <ATen/cuda/CUDAContext.h>
 
 #include "kernels/blockwise_quant.h"
+#include "kernels/cuda/aten_glue.h"
 #include "kernels/cuda/quant4_kernels.cuh"
 
 namespace qtune {
 namespace {
 
-cuda::ElementType element_type(at::ScalarType dtype) {
-  switch (dtype) {
-    case at::kFloat: return cuda::ElementType::F32;
-    case at::kBFloat16: return cuda::ElementType::BF16;
-    case at::kHalf: return cuda::ElementType::F16;
-    default: TORCH_CHECK(false, "4-bit CUDA kernels support f32, bf16 and f16, not ", dtype);
-  }
-}
+using cuda_glue::check;
+using cuda_glue::element_type;
 
 cuda::Format format_of(QuantType type) { return type == QuantType::NF4 ? cuda::Format::NF4 : cuda::Format::FP4; }
-
-void check(cudaError_t status, const char* what) { TORCH_CHECK(status == cudaSuccess, what, ": ", cudaGetErrorString(status)); }
 
 }  // namespace
 
@@ -33,8 +26,8 @@ Quantized4bit quantize_4bit_cuda(const at::Tensor& weight, QuantType type, int64
   q.packed = at::empty({(n + 1) / 2}, on_device(at::kByte));
   at::Tensor absmax = at::empty({q.blocks()}, on_device(at::kFloat));
   at::Tensor nonfinite = at::zeros({1}, on_device(at::kInt));
-  check(cuda::quantize_4bit(w.data_ptr(), element_type(w.scalar_type()), n, static_cast<int>(blocksize), format_of(type), q.packed.data_ptr<uint8_t>(),
-                            absmax.data_ptr<float>(), nonfinite.data_ptr<int>(), at::cuda::getCurrentCUDAStream()),
+  check(cuda::quantize_4bit(w.data_ptr(), element_type(w.scalar_type(), "quantize_4bit_cuda"), n, static_cast<int>(blocksize), format_of(type),
+                            q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), nonfinite.data_ptr<int>(), at::cuda::getCurrentCUDAStream()),
         "quantize_4bit");
   require_finite_weight(nonfinite.item<int>() == 0, where);
   q.scales = make_scales(absmax, double_quant);  // the second level is small: on the CPU, as the CPU path does it
@@ -58,7 +51,8 @@ at::Tensor gemv_4bit_cuda(const at::Tensor& x, const Quantized4bit& q) {
   at::Tensor y = at::empty({q.shape[0]}, input.options());
   const at::Tensor absmax = device_absmax(q);
   check(cuda::gemv_4bit(input.data_ptr(), q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), q.code_map.contiguous().data_ptr<float>(), q.shape[0],
-                        q.shape[1], static_cast<int>(q.blocksize), element_type(input.scalar_type()), y.data_ptr(), at::cuda::getCurrentCUDAStream()),
+                        q.shape[1], static_cast<int>(q.blocksize), element_type(input.scalar_type(), "gemv_4bit_cuda"), y.data_ptr(),
+                        at::cuda::getCurrentCUDAStream()),
         "gemv_4bit");
   return y;
 }
@@ -70,7 +64,7 @@ at::Tensor dequantize_4bit_cuda(const Quantized4bit& q, at::ScalarType dtype) {
   const at::Tensor absmax = device_absmax(q);
   at::Tensor out = at::empty(q.shape, q.packed.options().dtype(dtype));
   check(cuda::dequantize_4bit(q.packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), q.code_map.contiguous().data_ptr<float>(), n,
-                              static_cast<int>(q.blocksize), element_type(dtype), out.data_ptr(), stream),
+                              static_cast<int>(q.blocksize), element_type(dtype, "dequantize_4bit_cuda"), out.data_ptr(), stream),
         "dequantize_4bit");
   return out;
 }
