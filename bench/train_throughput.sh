@@ -17,7 +17,8 @@
 #   MODEL=tiny SEQ=128 STEPS=3 WARMUP=1 bench/train_throughput.sh   # a CPU smoke run (seconds)
 #   bench/train_throughput.sh --max-seq 24GiB 80GiB           # longest trainable SEQ at batch 1 under each limit
 # Variables / flags: MODEL --model (llama3-8b | tiny), SEQ --seq, BATCH --batch, STEPS --steps, WARMUP --warmup,
-#   OUT --out (runs/bench_throughput), QTUNE --qtune (build/trainer/qtune), DEVICE --device (auto | cuda | cpu),
+#   OUT --out (runs/bench_throughput), QTUNE --qtune (build-cuda/trainer/qtune where it exists, else
+#   build/trainer/qtune), DEVICE --device (auto | cuda | cpu),
 #   PEAK_FLOPS --peak-flops (989e12: H100 SXM / H200 bf16 dense), OVERRIDES --overrides ("key=value ..." for
 #   qtune train, e.g. "activation_offloading=true"), max-seq search: MAX_SEQ_START (1024), MAX_SEQ_CAP (131072,
 #   the model's positions), MAX_SEQ_STEP (256: bisection stops when the bracket is this narrow), MAX_SEQ_STEPS (3).
@@ -30,7 +31,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 MODEL=${MODEL:-llama3-8b} SEQ=${SEQ:-2048} BATCH=${BATCH:-1} STEPS=${STEPS:-20} WARMUP=${WARMUP:-5}
-OUT=${OUT:-$root/runs/bench_throughput} QTUNE=${QTUNE:-$root/build/trainer/qtune} DEVICE=${DEVICE:-auto}
+QTUNE=${QTUNE:-$([ -x "$root/build-cuda/trainer/qtune" ] && echo "$root/build-cuda/trainer/qtune" || echo "$root/build/trainer/qtune")}
+OUT=${OUT:-$root/runs/bench_throughput} DEVICE=${DEVICE:-auto}
 PEAK_FLOPS=${PEAK_FLOPS:-989e12} OVERRIDES=${OVERRIDES:-}
 MAX_SEQ_START=${MAX_SEQ_START:-1024} MAX_SEQ_CAP=${MAX_SEQ_CAP:-131072} MAX_SEQ_STEP=${MAX_SEQ_STEP:-256} MAX_SEQ_STEPS=${MAX_SEQ_STEPS:-3}
 limits=()
