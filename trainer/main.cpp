@@ -1,12 +1,27 @@
 // qtune entry point: parses the command line and maps failures to exit statuses (2: bad usage or
-// input, with one "error:" line; 1: internal failure). Depends on: trainer/commands.h, core/error.h.
+// input, with one "error:" line; 1: internal failure or out of memory, also one line).
+// Depends on: trainer/commands.h, core/error.h.
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <iostream>
+#include <new>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "trainer/commands.h"
+
+namespace {
+
+// One line, so that scripts (bench/train_throughput.sh --max-seq) can tell "too big" from a failure.
+int out_of_memory(std::string message) {
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  std::cerr << "error: out of memory: " << message << " (lower sequence_len or micro_batch_size; gradient_checkpointing and activation_offloading save memory)\n";
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"qtune: QLoRA fine-tuning of Llama-family models (see README.md)", "qtune"};
@@ -42,8 +57,16 @@ int main(int argc, char** argv) {
   } catch (const qtune::InputError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 2;
+  } catch (const c10::OutOfMemoryError& e) {
+    return out_of_memory(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    return out_of_memory("the host has no memory left");
   } catch (const c10::Error& e) {
-    std::cerr << "error: internal: " << e.what_without_backtrace() << "\n";
+    // LibTorch's CPU allocator reports a failed allocation as a plain c10::Error.
+    const std::string message = e.what_without_backtrace();
+    if (message.find("can't allocate memory") != std::string::npos || message.find("not enough memory") != std::string::npos)
+      return out_of_memory(message);
+    std::cerr << "error: internal: " << message << "\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "error: internal: " << e.what() << "\n";

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -13,6 +14,8 @@
 
 namespace qtune {
 namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
 std::string clock_text(double seconds) {
   const auto s = static_cast<int64_t>(seconds);
@@ -52,7 +55,7 @@ int64_t resident_bytes() {
 
 Progress::Progress(const TrainConfig& config, int64_t total_steps, int64_t start_step, std::size_t adapted_modules, const PackingReport& data,
                    torch::Device device)
-    : config_(config), total_steps_(total_steps), start_step_(start_step), tty_(::isatty(STDOUT_FILENO) != 0), start_(std::chrono::steady_clock::now()) {
+    : config_(config), device_(device), total_steps_(total_steps), start_step_(start_step), tty_(::isatty(STDOUT_FILENO) != 0), start_(std::chrono::steady_clock::now()) {
   const std::string path = (std::filesystem::path(config.output_dir) / "metrics.jsonl").string();
   if (start_step > 0) truncate_metrics(path, start_step);
   else std::filesystem::remove(path);
@@ -60,9 +63,16 @@ Progress::Progress(const TrainConfig& config, int64_t total_steps, int64_t start
   std::cout << fmt::format("train  {} steps on {} ({}), LoRA r={} on {} projections; {} rows, {} tokens ({} trained){}\n", total_steps, device.str(),
                            config.load_in_4bit ? config.bnb_4bit_quant_type + " base" : "16-bit base", config.lora_r, adapted_modules, data.rows,
                            data.tokens, data.trained_tokens, start_step > 0 ? fmt::format("; resuming after step {}", start_step) : "");
+  if (device.is_cuda() && config.gpu_memory_limit > 0) {
+    const double total = static_cast<double>(device_total_memory_bytes(device));
+    std::cout << fmt::format("gpu memory limit {:.2f} GiB of {:.2f} GiB on {} (caching allocator fraction {:.4f})\n",
+                             static_cast<double>(config.gpu_memory_limit) / kGiB, total / kGiB, device.str(),
+                             std::min(1.0, static_cast<double>(config.gpu_memory_limit) / total));
+  }
+  reset_peak_device_memory(device);  // the first line's peak: the first steps, not the loading before them
 }
 
-void Progress::write_metrics(const StepRecord& r) {
+void Progress::write_metrics(const StepRecord& r, const DeviceMemoryPeak& peak) {
   nlohmann::ordered_json line = {{"step", r.step},     {"epoch", r.epoch},        {"loss", r.loss},         {"lr", r.lr},
                                  {"grad_norm", r.grad_norm}, {"trained_tokens", r.trained_tokens}, {"tokens", r.tokens}};
   if (r.skipped) line["skipped_nonfinite"] = true;
@@ -71,7 +81,12 @@ void Progress::write_metrics(const StepRecord& r) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   line["elapsed_s"] = elapsed;
   line["tokens_per_s"] = elapsed > 0 ? static_cast<double>(tokens_since_start_) / elapsed : 0.0;
+  line["step_time_s"] = r.step_seconds;
   line["host_memory_bytes"] = resident_bytes();
+  if (device_.is_cuda()) {
+    line["device_peak_allocated_bytes"] = peak.allocated;
+    line["device_peak_reserved_bytes"] = peak.reserved;
+  }
   metrics_ << line.dump() << "\n";
   metrics_.flush();
 }
@@ -80,12 +95,16 @@ void Progress::step(const StepRecord& r) {
   tokens_since_start_ += r.tokens;
   const bool logged = config_.logging_steps <= 1 || r.step % config_.logging_steps == 0 || r.step == total_steps_ || !r.eval.empty();
   if (!logged) return;
-  write_metrics(r);
+  const DeviceMemoryPeak peak = peak_device_memory_bytes(device_);
+  reset_peak_device_memory(device_);  // the next line's peak covers the steps after this one
+  write_metrics(r, peak);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double per_step = elapsed / static_cast<double>(std::max<int64_t>(1, r.step - start_step_));
   const double eta = per_step * static_cast<double>(total_steps_ - r.step);
-  std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  grad {:.3f}  {:.0f} tok/s  mem {:.2f} GB  eta {}", r.step, total_steps_, r.loss,
-                                 r.lr, r.grad_norm, elapsed > 0 ? tokens_since_start_ / elapsed : 0.0, resident_bytes() / 1e9, clock_text(eta));
+  // On a GPU also the peak of its memory in tensors since the previous line.
+  const std::string gpu = device_.is_cuda() ? fmt::format("  gpu {:.2f} GiB", static_cast<double>(peak.allocated) / kGiB) : "";
+  std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  grad {:.3f}  {:.0f} tok/s  mem {:.2f} GB{}  eta {}", r.step, total_steps_, r.loss,
+                                 r.lr, r.grad_norm, elapsed > 0 ? tokens_since_start_ / elapsed : 0.0, resident_bytes() / 1e9, gpu, clock_text(eta));
   // Preference runs: the pair accuracy and reward margin, the numbers DPO users watch.
   const double accuracy = metric_or_nan(r.metrics, "rewards/accuracies"), margin = metric_or_nan(r.metrics, "rewards/margins");
   if (!std::isnan(accuracy)) text += fmt::format("  acc {:.2f}  margin {:.3f}", accuracy, margin);

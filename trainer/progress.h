@@ -1,5 +1,6 @@
 // Training progress: a live bar on a terminal (loss, lr, grad norm, tokens/s, memory, ETA), plain lines
-// otherwise, and every logged value in output_dir/metrics.jsonl. Depends on: trainer/train_config.h.
+// otherwise, and every logged value in output_dir/metrics.jsonl (on a GPU also the allocator's peak memory
+// since the previous line). Depends on: trainer/train_config.h, trainer/device_memory.h.
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,7 @@
 
 #include "core/torch.h"
 #include "data/packing.h"
+#include "trainer/device_memory.h"
 #include "trainer/train_config.h"
 
 namespace qtune {
@@ -29,6 +31,7 @@ struct StepRecord {
   bool skipped = false;  // non-finite, skipped (skip_nonfinite_steps)
   Metrics metrics;       // the recipe's (preference rewards, ...)
   Metrics eval;          // validation metrics when evaluated this step ("eval_loss", ...)
+  double step_seconds = 0;  // wall time of the step: its micro-batches, the optimizer, the GPU work waited for
 };
 
 class Progress {
@@ -41,8 +44,9 @@ class Progress {
   void finish(const std::string& message);
 
  private:
-  void write_metrics(const StepRecord& record);
+  void write_metrics(const StepRecord& record, const DeviceMemoryPeak& peak);
   const TrainConfig& config_;
+  torch::Device device_;
   int64_t total_steps_, start_step_;
   bool tty_;
   std::ofstream metrics_;

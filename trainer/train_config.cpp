@@ -4,6 +4,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -186,6 +188,19 @@ const std::vector<Key>& keys() {
       field("max_grad_norm", &TrainConfig::max_grad_norm),
       field("bf16", &TrainConfig::bf16),
       field("gradient_checkpointing", &TrainConfig::gradient_checkpointing),
+      field("activation_offloading", &TrainConfig::activation_offloading),
+      {"gpu_memory_limit",
+       [](TrainConfig& c, const json& v, const std::string& where) {
+         std::optional<int64_t> bytes;
+         if (v.is_number_integer()) bytes = v.get<int64_t>() > 0 ? std::optional<int64_t>(v.get<int64_t>()) : std::nullopt;
+         else if (v.is_number() && std::isfinite(v.get<double>()) && v.get<double>() >= 1 && v.get<double>() < 9e18)
+           bytes = std::llround(v.get<double>());  // 2.4e10
+         else if (v.is_string()) bytes = parse_byte_size(v.get<std::string>());
+         if (!bytes)
+           input_error("{} is {}; write a size such as 22GiB, 24GB, 500MiB or a whole number of bytes", where_key(where, "gpu_memory_limit"),
+                       v.dump());
+         c.gpu_memory_limit = *bytes;
+       }},
       field("skip_nonfinite_steps", &TrainConfig::skip_nonfinite_steps),
       field("device", &TrainConfig::device),
       field("output_dir", &TrainConfig::output_dir),
@@ -283,9 +298,27 @@ void check(TrainConfig& c, const std::string& where) {
   if (c.lora_dropout < 0 || c.lora_dropout >= 1) input_error("{} must be in [0, 1)", where_key(where, "lora_dropout"));
   if (c.val_set_size < 0) input_error("{} must be 0, a fraction below 1 or a count", where_key(where, "val_set_size"));
   if (c.warmup_ratio < 0 || c.warmup_ratio >= 1) input_error("{} must be in [0, 1)", where_key(where, "warmup_ratio"));
+  // Offloading moves the checkpointed layer inputs to the host: without checkpointing there is nothing to move.
+  if (c.activation_offloading) c.gradient_checkpointing = true;
 }
 
 }  // namespace
+
+std::optional<int64_t> parse_byte_size(const std::string& text) {
+  static const std::regex size(R"(\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*)");
+  std::smatch m;
+  if (!std::regex_match(text, m, size)) return std::nullopt;
+  static const std::map<std::string, double> units = {{"", 1},      {"b", 1},       {"kb", 1e3},          {"mb", 1e6},
+                                                      {"gb", 1e9},  {"tb", 1e12},   {"kib", 1024.0},      {"mib", 1048576.0},
+                                                      {"gib", 1073741824.0}, {"tib", 1099511627776.0}};
+  std::string unit = m[3].str();
+  std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  const auto factor = units.find(unit);
+  if (factor == units.end()) return std::nullopt;
+  const double bytes = std::stod(m[1].str()) * factor->second;
+  if (!(bytes >= 1) || bytes > 9.0e18) return std::nullopt;
+  return static_cast<int64_t>(std::llround(bytes));
+}
 
 json yaml_to_json(const std::string& yaml_text, const std::string& where) {
   try {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,8 @@ struct TrainConfig {
   double max_grad_norm = 1.0;
   bool bf16 = true;
   bool gradient_checkpointing = false;
+  bool activation_offloading = false;  // layer inputs wait in host memory until recomputed; turns checkpointing on
+  int64_t gpu_memory_limit = 0;        // bytes the CUDA caching allocator may hold (0: no limit); "22GiB" in YAML
   bool skip_nonfinite_steps = false;  // skip (and log) a step whose loss or gradients are not finite
   std::string device = "auto";        // auto (CUDA when present) | cpu | cuda
 
@@ -123,6 +126,10 @@ struct TrainingBase {
   std::optional<at::ScalarType> compute_dtype;
 };
 TrainingBase training_base(const std::string& adapter_dir);
+
+// Bytes of a size written as "22GiB", "24GB", "500MiB", "1.5 GiB" or a plain number of bytes (GiB/MiB/KiB:
+// powers of 2; GB/MB/KB: powers of 10). nullopt when the text is not such a size or not positive.
+std::optional<int64_t> parse_byte_size(const std::string& text);
 
 // YAML text -> JSON (plain scalars become bool/int/float/null where YAML 1.2 says so; quoted stay
 // strings). Throws InputError naming `where` and the line on a syntax error.

@@ -1,10 +1,11 @@
 // The training run, top to bottom. Depends on: trainer/trainer.h, trainer/{training_task,adamw,lr_schedule,
-// checkpoint,progress}.h, adapters/{lora,peft_format}.h, models/model_loader.h, data/prepare_data.h.
+// checkpoint,progress,device_memory}.h, adapters/{lora,peft_format}.h, models/model_loader.h, data/prepare_data.h.
 #include "trainer/trainer.h"
 
 #include <torch/cuda.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "models/model_files.h"
 #include "trainer/adamw.h"
 #include "trainer/checkpoint.h"
+#include "trainer/device_memory.h"
 #include "trainer/distributed.h"
 #include "trainer/gradient_reducer.h"
 #include "trainer/lr_schedule.h"
@@ -68,7 +70,9 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
     for (auto& [name, linear] : m.model->projections())
       if (LoraAdapterImpl* adapter = lora_of(linear)) adapter->set_dropout(0);
   m.model->to(device);
-  m.model->set_gradient_checkpointing(config.gradient_checkpointing);
+  // Offloading moves the layer inputs that checkpointing keeps, so it needs checkpointing on.
+  m.model->set_gradient_checkpointing(config.gradient_checkpointing || config.activation_offloading);
+  m.model->set_activation_offloading(config.activation_offloading);
   m.model->train();
   return m;
 }
@@ -105,6 +109,11 @@ void continue_on_another_world_size(TrainerState& state, int world_size, std::si
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text) {
   const LaunchEnvironment launch = launch_environment();
   const torch::Device device = rank_device(launch, pick_device(config));
+  if (config.gpu_memory_limit > 0) {  // before anything is loaded, so that loading counts too
+    if (!device.is_cuda())
+      input_error("{}: key 'gpu_memory_limit' needs a CUDA device (this run is on {}); remove the key or train on a GPU", config.source, device.str());
+    limit_device_memory(device, config.gpu_memory_limit);
+  }
   // NCCL sums GPU gradients where the build has it (ddp_backend auto or nccl); Gloo everything else.
   const bool nccl = device.is_cuda() && (config.ddp_backend == "nccl" || (config.ddp_backend == "auto" && nccl_available()));
   if (config.ddp_backend == "nccl" && !(device.is_cuda() && nccl_available()))
@@ -172,6 +181,7 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   while (state.step < total_steps && state.micro_batch < budget) {
     // One optimizer step: its micro-batches' gradients, normalized over all of them by the recipe.
     const int64_t count = std::min(accumulation, budget - state.micro_batch);
+    const auto step_start = std::chrono::steady_clock::now();
     StepResult result = task->accumulate(model, state.micro_batch, count, [&] { reducer.last_backward_begins(); });
     reducer.finish();  // .grad: the step's gradients summed over the ranks
     const double step_loss = result.loss;
@@ -192,13 +202,15 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
       optimizer.step(lr);
     }
     optimizer.zero_grad();
+    if (device.is_cuda()) torch::cuda::synchronize();  // the step's kernels are done: its time is all of it
+    const double step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     state.step += 1;
     state.micro_batch += count;
     state.last_loss = step_loss;
     summary.final_loss = step_loss;
 
     StepRecord record{state.step, static_cast<double>(state.micro_batch) / per_epoch, step_loss, lr, grad_norm,
-                      result.trained_tokens, result.tokens, !finite, std::move(result.metrics), {}};
+                      result.trained_tokens, result.tokens, !finite, std::move(result.metrics), {}, step_seconds};
     if (config.eval_steps > 0 && state.step % config.eval_steps == 0) record.eval = task->evaluate(model);
     if (progress) progress->step(record);
 

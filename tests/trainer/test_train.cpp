@@ -53,6 +53,13 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   auto l = losses(out + "/metrics.jsonl");
   ASSERT_EQ(l.size(), 20u);
   EXPECT_LT(l.back(), l.front() * 0.7) << "loss did not fall: " << l.front() << " -> " << l.back();
+  // Each line has its step's time; GPU memory only on a GPU.
+  std::ifstream metrics(out + "/metrics.jsonl");
+  std::string line, last_line;
+  while (std::getline(metrics, line)) last_line = line;
+  const auto last = nlohmann::json::parse(last_line);
+  EXPECT_GT(last.at("step_time_s").get<double>(), 0.0);
+  EXPECT_FALSE(last.contains("device_peak_allocated_bytes"));
   EXPECT_TRUE(fs::exists(out + "/adapter_model.safetensors"));
   auto adapter = nlohmann::json::parse(test::read_file(out + "/adapter_config.json"));
   EXPECT_EQ(adapter["peft_type"], "LORA");
@@ -70,6 +77,13 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   auto from_merged = test::run_qtune("generate --model " + dir + "/merged --prompt 'say dog' --chat --max-new-tokens 8");
   ASSERT_EQ(from_merged.exit_code, 0) << from_merged.out;
   EXPECT_EQ(with_adapter.out, from_merged.out);
+}
+
+TEST(Train, GpuMemoryLimitNeedsACudaDevice) {
+  const std::string config = make_run("gpu_limit", "gpu_memory_limit: 1GiB\n");
+  auto r = test::run_qtune("train " + config);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("error: " + config + ": key 'gpu_memory_limit' needs a CUDA device (this run is on cpu)"), std::string::npos) << r.out;
 }
 
 TEST(Train, StoppedAndResumedEqualsUninterrupted) {

@@ -66,6 +66,36 @@ TEST(TrainConfig, PreferenceKeys) {
   EXPECT_FALSE(ipo.precompute_ref_log_probs);
 }
 
+TEST(TrainConfig, ActivationOffloadingTurnsCheckpointingOn) {
+  TrainConfig plain = TrainConfig::load(write_config(kMinimal));
+  EXPECT_FALSE(plain.activation_offloading);
+  EXPECT_FALSE(plain.gradient_checkpointing);
+  TrainConfig offloaded = TrainConfig::load(write_config(std::string(kMinimal) + "activation_offloading: true\n"));
+  EXPECT_TRUE(offloaded.activation_offloading);
+  EXPECT_TRUE(offloaded.gradient_checkpointing);
+  // Even when the file turns checkpointing off: offloading needs it, so it wins (silently).
+  TrainConfig both = TrainConfig::load(write_config(std::string(kMinimal) + "gradient_checkpointing: false\n"), {"activation_offloading=true"});
+  EXPECT_TRUE(both.gradient_checkpointing);
+}
+
+TEST(TrainConfig, GpuMemoryLimitIsASize) {
+  EXPECT_EQ(TrainConfig::load(write_config(kMinimal)).gpu_memory_limit, 0);  // no limit
+  const std::string path = write_config(std::string(kMinimal) + "gpu_memory_limit: 22GiB\n");
+  EXPECT_EQ(TrainConfig::load(path).gpu_memory_limit, 22 * (int64_t(1) << 30));
+  EXPECT_EQ(TrainConfig::load(path, {"gpu_memory_limit=24GB"}).gpu_memory_limit, 24'000'000'000);
+  EXPECT_EQ(TrainConfig::load(path, {"gpu_memory_limit=500MiB"}).gpu_memory_limit, 500 * (int64_t(1) << 20));
+  EXPECT_EQ(TrainConfig::load(path, {"gpu_memory_limit=123456789"}).gpu_memory_limit, 123456789);  // bytes
+  EXPECT_EQ(TrainConfig::load(path, {"gpu_memory_limit=2.4e10"}).gpu_memory_limit, 24'000'000'000);
+
+  EXPECT_EQ(parse_byte_size("1.5 GiB"), int64_t(3) << 29);
+  EXPECT_EQ(parse_byte_size("80gib"), int64_t(80) << 30);
+  EXPECT_EQ(parse_byte_size("512MB"), 512'000'000);
+  EXPECT_EQ(parse_byte_size("64KiB"), 65536);
+  EXPECT_EQ(parse_byte_size("1000"), 1000);
+  for (const char* bad : {"", "GiB", "-1GiB", "0", "0GiB", "12 XB", "1e9", "22 GiB per GPU", "1.2.3GB"})
+    EXPECT_FALSE(parse_byte_size(bad).has_value()) << bad;
+}
+
 TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
   struct Case {
     std::string body, message;
@@ -96,6 +126,12 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
       {std::string(kMinimal) + "ddp_backend: mpi\n", "ddp_backend"},
       {std::string(kMinimal) + "ddp_timeout: 0\n", "key 'ddp_timeout' must be at least 1 (seconds)"},
       {std::string(kMinimal) + "ddp_bucket_cap_mb: 0\n", "key 'ddp_bucket_cap_mb' must be a positive number of MiB"},
+      // Memory keys.
+      {std::string(kMinimal) + "gpu_memory_limit: lots\n", ":5: key 'gpu_memory_limit' is \"lots\"; write a size such as 22GiB"},
+      {std::string(kMinimal) + "gpu_memory_limit: 0\n", "key 'gpu_memory_limit' is 0; write a size"},
+      {std::string(kMinimal) + "gpu_memory_limit: -3GiB\n", "key 'gpu_memory_limit' is \"-3GiB\""},
+      {std::string(kMinimal) + "gpu_memory_limit: [22GiB]\n", "key 'gpu_memory_limit'"},
+      {std::string(kMinimal) + "activation_offloading: yes please\n", "key 'activation_offloading' must be true or false"},
   };
   for (const auto& c : cases) {
     const std::string path = write_config(c.body);
