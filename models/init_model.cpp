@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "models/model_files.h"
 #include "models/architecture.h"
+#include "models/bnb_format.h"
+#include "models/quantize_model.h"
 #include "models/safetensors.h"
 
 namespace qtune {
@@ -51,12 +53,18 @@ void write_random_model(const InitModelOptions& o) {
 
   ModelConfig config = o.config;
   config.torch_dtype = o.dtype == at::kFloat ? "float32" : o.dtype == at::kHalf ? "float16" : "bfloat16";
-  std::vector<WeightSpec> weights = hf_weight_specs(config);
-  std::vector<TensorSpec> specs;
-  for (const auto& w : weights) specs.push_back({w.name, o.dtype, w.shape});
-  ShardedWriter writer(o.out_dir, specs, o.max_shard_bytes, {{"format", "pt"}});
-  for (const auto& w : weights) writer.write(w.name, random_tensor(w, o));
-  writer.finish();
+  std::map<std::string, WeightSpec> by_name;
+  std::map<std::string, Quantized4bit> quantized;
+  std::vector<OutputWeight> outputs;
+  for (const auto& w : hf_weight_specs(config)) {
+    by_name.emplace(w.name, w);
+    const bool four_bit = o.quantize && w.decoder_projection;
+    if (four_bit) quantized.emplace(w.name, quantize_4bit(random_tensor(w, o), o.quantize->type, o.quantize->blocksize, o.quantize->double_quant, w.name));
+    outputs.push_back({w.name, four_bit, o.dtype, w.shape});
+  }
+  QuantizeModelReport sizes;
+  write_bnb_weights(o.out_dir, outputs, quantized, [&](const std::string& name) { return random_tensor(by_name.at(name), o); }, {}, o.max_shard_bytes,
+                    sizes);
 
   nlohmann::ordered_json generation;
   if (config.bos_token_id) generation["bos_token_id"] = *config.bos_token_id;
@@ -65,7 +73,9 @@ void write_random_model(const InitModelOptions& o) {
   generation["_from_model_config"] = true;
   AtomicFile::write_all((fs::path(o.out_dir) / "generation_config.json").string(), generation.dump(2) + "\n");
   // config.json last: a folder with a config.json is a complete model.
-  AtomicFile::write_all((fs::path(o.out_dir) / "config.json").string(), config.to_hf_json().dump(2) + "\n");
+  nlohmann::ordered_json config_json = config.to_hf_json();
+  if (o.quantize) config_json["quantization_config"] = bnb_quantization_config({true, o.quantize->type, o.quantize->double_quant, config.torch_dtype});
+  AtomicFile::write_all((fs::path(o.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
 }
 
 }  // namespace qtune

@@ -6,9 +6,11 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "models/model_config.h"
+#include "models/model_loader.h"
 
 namespace qtune {
 
@@ -19,11 +21,15 @@ struct InitModelOptions {
   at::ScalarType dtype = at::kBFloat16;
   std::uint64_t max_shard_bytes = 5'000'000'000ull;  // as transformers' save_pretrained default
   bool force = false;                                 // allow writing into a folder that holds a model
+  // Write the decoder projections in 4 bits (bitsandbytes format, as `qtune quantize` would from the
+  // 16-bit model of the same seed), so a 70B-shaped model never exists in 16 bits on disk.
+  std::optional<QuantizeOptions> quantize;
 };
 
 // Initialization as transformers does it: projections and embeddings ~ N(0, initializer_range),
 // biases 0, norm weights 1. Each tensor draws from its own generator seeded by (seed, tensor name),
-// so the result depends only on the seed and the config.
+// so the result depends only on the seed and the config. With `quantize`, the 4-bit projections are held
+// in memory until all are made (the shard headers need their sizes): host memory ≈ the 4-bit model.
 void write_random_model(const InitModelOptions& options);
 
 }  // namespace qtune

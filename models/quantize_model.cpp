@@ -11,6 +11,41 @@
 
 namespace qtune {
 
+void write_bnb_weights(const std::string& out_dir, const std::vector<OutputWeight>& weights, const std::map<std::string, Quantized4bit>& quantized,
+                       const std::function<at::Tensor(const std::string&)>& tensor_of, const std::function<void(const std::string&)>& written,
+                       uint64_t max_shard_bytes, QuantizeModelReport& report) {
+  std::vector<TensorSpec> specs;
+  std::vector<std::pair<std::string, at::Tensor>> bnb_parts;  // only for the 4-bit weights
+  for (const auto& w : weights) {
+    if (w.quantized) {
+      const Quantized4bit& q = quantized.at(w.name);
+      report.quantized_parameters += q.numel();
+      for (auto& [name, tensor] : bnb_tensors(w.name, q)) {
+        specs.push_back({name, tensor.scalar_type(), tensor.sizes().vec()});
+        report.quantized_bytes += static_cast<int64_t>(specs.back().bytes());
+        bnb_parts.emplace_back(name, tensor);
+      }
+    } else {
+      specs.push_back({w.name, w.dtype, w.shape});
+      int64_t numel = 1;
+      for (int64_t d : w.shape) numel *= d;
+      report.other_parameters += numel;
+      report.other_bytes += static_cast<int64_t>(specs.back().bytes());
+    }
+  }
+  ShardedWriter writer(out_dir, specs, max_shard_bytes, {{"format", "pt"}});
+  std::size_t next_part = 0;
+  for (const auto& spec : specs) {
+    if (next_part < bnb_parts.size() && bnb_parts[next_part].first == spec.name) {
+      writer.write(spec.name, bnb_parts[next_part++].second);
+    } else {
+      writer.write(spec.name, tensor_of(spec.name));
+      if (written) written(spec.name);
+    }
+  }
+  writer.finish();
+}
+
 QuantizeModelReport write_quantized_model(const QuantizeModelOptions& o) {
   namespace fs = std::filesystem;
   if (fs::exists(o.out_dir) && fs::equivalent(o.out_dir, o.model_dir)) input_error("{}: --out must differ from --model", o.out_dir);
@@ -31,39 +66,18 @@ QuantizeModelReport write_quantized_model(const QuantizeModelOptions& o) {
     }
   }
 
-  // Phase 2: the tensor list in the model's order, then stream it out.
+  // Phase 2: stream it out in the model's order.
   QuantizeModelReport report;
   report.format = bnb;
   report.blocksize = quantized.empty() ? o.quantize.blocksize : quantized.begin()->second.blocksize;
-  std::vector<TensorSpec> specs;
-  std::vector<std::pair<std::string, at::Tensor>> bnb_parts;  // only for the 4-bit weights
+  std::vector<OutputWeight> weights;
   for (const auto& spec : checked.specs) {
-    if (spec.decoder_projection) {
-      const Quantized4bit& q = quantized.at(spec.name);
-      report.quantized_parameters += q.numel();
-      for (auto& [name, tensor] : bnb_tensors(spec.name, q)) {
-        specs.push_back({name, tensor.scalar_type(), tensor.sizes().vec()});
-        report.quantized_bytes += static_cast<int64_t>(specs.back().bytes());
-        bnb_parts.emplace_back(name, tensor);
-      }
-    } else {
-      const TensorInfo& info = checked.checkpoint.info(spec.name);
-      specs.push_back({spec.name, info.dtype, info.shape});
-      report.other_parameters += info.numel();
-      report.other_bytes += static_cast<int64_t>(info.bytes());
-    }
+    const TensorInfo& info = checked.checkpoint.info(spec.name);
+    weights.push_back({spec.name, spec.decoder_projection, info.dtype, info.shape});
   }
-  ShardedWriter writer(o.out_dir, specs, o.max_shard_bytes, {{"format", "pt"}});
-  std::size_t next_part = 0;
-  for (const auto& spec : specs) {
-    if (next_part < bnb_parts.size() && bnb_parts[next_part].first == spec.name) {
-      writer.write(spec.name, bnb_parts[next_part++].second);
-    } else {
-      writer.write(spec.name, checked.checkpoint.view(spec.name));
-      checked.checkpoint.release(spec.name);
-    }
-  }
-  writer.finish();
+  write_bnb_weights(
+      o.out_dir, weights, quantized, [&](const std::string& name) { return checked.checkpoint.view(name); },
+      [&](const std::string& name) { checked.checkpoint.release(name); }, o.max_shard_bytes, report);
 
   // Tokenizer and generation files travel with the model; config.json (with quantization_config) last.
   copy_tokenizer_files(o.model_dir, o.out_dir);

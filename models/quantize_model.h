@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "models/model_loader.h"
 
@@ -27,5 +30,22 @@ struct QuantizeModelReport {
 };
 
 QuantizeModelReport write_quantized_model(const QuantizeModelOptions& options);
+
+// A tensor of a model being written: a 4-bit projection (its bitsandbytes tensors come from `quantized`)
+// or a plain tensor of that dtype and shape.
+struct OutputWeight {
+  std::string name;
+  bool quantized = false;
+  at::ScalarType dtype = at::kBFloat16;  // plain tensors only
+  std::vector<int64_t> shape;
+};
+
+// Streams `weights` (in model order) into safetensors shards in `out_dir`: each 4-bit projection as the
+// tensors bitsandbytes stores for it, each plain tensor from tensor_of(name), asked for once and in order
+// (so it can be made or mapped just then), then written(name) once it is on disk (to drop mapped pages).
+// Fills the sizes of `report`.
+void write_bnb_weights(const std::string& out_dir, const std::vector<OutputWeight>& weights, const std::map<std::string, Quantized4bit>& quantized,
+                       const std::function<at::Tensor(const std::string&)>& tensor_of, const std::function<void(const std::string&)>& written,
+                       uint64_t max_shard_bytes, QuantizeModelReport& report);
 
 }  // namespace qtune

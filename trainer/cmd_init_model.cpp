@@ -16,7 +16,9 @@ Command add_init_model_command(CLI::App& app) {
     std::uint64_t seed = 0;
     int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
     int64_t sliding_window = 0;
-    bool tie = false, untie = false, force = false, byte_tokenizer = false;
+    bool tie = false, untie = false, force = false, byte_tokenizer = false, double_quant = false;
+    std::string quantize;
+    int64_t blocksize = 64;
     double max_shard_gb = 5.0, init_std = 0.02;
   };
   auto args = std::make_shared<Args>();
@@ -38,6 +40,9 @@ Command add_init_model_command(CLI::App& app) {
   sub->add_flag("--untie", args->untie, "separate lm_head (qwen2 ties by default)");
   sub->add_option("--max-shard-gb", args->max_shard_gb, "shard the safetensors above this size (GB)")->capture_default_str();
   sub->add_flag("--force", args->force, "overwrite a model already in --out");
+  sub->add_option("--quantize", args->quantize, "write the decoder projections in 4 bits, bitsandbytes format: nf4 | fp4");
+  sub->add_flag("--double-quant", args->double_quant, "with --quantize: also quantize the absmax to 8 bits (QLoRA's double quantization)");
+  sub->add_option("--blocksize", args->blocksize, "with --quantize: elements per absmax (power of two, 32..4096)")->capture_default_str();
   sub->add_flag("--byte-tokenizer", args->byte_tokenizer,
                 "also write qtune's byte-level tokenizer (256 bytes + ChatML tokens; vocab at least 259)");
 
@@ -79,6 +84,12 @@ Command add_init_model_command(CLI::App& app) {
     o.force = args->force;
     if (!(args->max_shard_gb > 0)) input_error("--max-shard-gb must be > 0");
     o.max_shard_bytes = static_cast<std::uint64_t>(args->max_shard_gb * 1e9);
+    if (!args->quantize.empty()) {
+      check_blocksize(args->blocksize, "--blocksize");
+      o.quantize = QuantizeOptions{parse_quant_type(args->quantize, "--quantize"), args->blocksize, args->double_quant};
+    } else if (args->double_quant) {
+      input_error("--double-quant needs --quantize nf4 (or fp4)");
+    }
     write_random_model(o);
     if (args->byte_tokenizer) write_byte_tokenizer(o.out_dir);
     std::cout << "wrote " << c.hf_class_name() << " to " << o.out_dir << " (run: qtune inspect " << o.out_dir << ")\n";

@@ -186,10 +186,11 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
     reducer.finish();  // .grad: the step's gradients summed over the ranks
     const double step_loss = result.loss;
     // Gradient norm over the adapter, clipping, and the non-finite check.
-    double squares = 0;
+    // Summed on the device and read once: one host sync per step, not one per adapter tensor.
+    torch::Tensor squares = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
     for (auto& [name, p] : parameters)
-      if (p.grad().defined()) squares += p.grad().to(torch::kFloat).pow(2).sum().item<double>();
-    const double grad_norm = std::sqrt(squares);
+      if (p.grad().defined()) squares += p.grad().to(torch::kFloat).pow(2).sum().to(torch::kDouble);
+    const double grad_norm = std::sqrt(squares.item<double>());
     const bool finite = std::isfinite(step_loss) && std::isfinite(grad_norm);
     if (!finite && !config.skip_nonfinite_steps)
       input_error("step {}: the {} is not finite ({}); lower learning_rate, check the data, or set skip_nonfinite_steps: true", state.step + 1,

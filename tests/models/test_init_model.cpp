@@ -53,6 +53,26 @@ TEST(InitModel, ShardsLargeModelsAndLoadsThemBack) {
   EXPECT_EQ(model->forward(torch::randint(0, 300, {1, 4})).sizes(), (std::vector<int64_t>{1, 4, 300}));
 }
 
+TEST(InitModel, FourBitOutputEqualsQuantizingTheSixteenBitModel) {
+  // init-model --quantize must write, byte for byte, what `qtune quantize` makes of the 16-bit model of the
+  // same seed (the bitsandbytes tensors, their order, the shards and the quantization_config).
+  const std::string plain = test::temp_dir("plain16"), quantized = test::temp_dir("quantized"), direct = test::temp_dir("direct4");
+  const std::string sizes = " --arch llama --seed 3 --hidden 64 --layers 2 --heads 4 --vocab 300";
+  ASSERT_EQ(test::run_qtune("init-model --out " + plain + sizes).exit_code, 0);
+  auto r = test::run_qtune("quantize --model " + plain + " --out " + quantized + " --type nf4 --double-quant --blocksize 64");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = test::run_qtune("init-model --out " + direct + sizes + " --quantize nf4 --double-quant --blocksize 64");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(test::read_file(direct + "/model.safetensors"), test::read_file(quantized + "/model.safetensors"));
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(direct + "/config.json")), nlohmann::json::parse(test::read_file(quantized + "/config.json")));
+  CausalLM model = load_causal_lm(direct);  // and it loads as a 4-bit model
+  EXPECT_EQ(model->projections()[0].second->weight().format(), "nf4-dq");
+
+  r = test::run_qtune("init-model --out " + test::temp_dir("bad") + sizes + " --double-quant");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--double-quant needs --quantize"), std::string::npos) << r.out;
+}
+
 TEST(InitModel, RefusesToOverwriteAModelWithoutForce) {
   const std::string dir = test::make_tiny_model("llama");
   auto r = test::run_qtune("init-model --arch llama --out " + dir);
