@@ -80,9 +80,8 @@ std::pair<at::Tensor, at::Tensor> swiglu_backward(const at::Tensor& grad_h, cons
 #endif
   const at::ScalarType t = stat_type(gate);
   const at::Tensor g = gate.to(t), u = up.to(t), dh = grad_h.to(t);
-  const at::Tensor s = at::sigmoid(g);
-  const at::Tensor grad_gate = dh * u * s * (1 + g * (1 - s));
-  const at::Tensor grad_up = dh * g * s;
+  const at::Tensor grad_gate = at::silu_backward(dh * u, g);  // ATen's fused dsilu: dh·u·σ·(1 + g·(1 − σ))
+  const at::Tensor grad_up = dh * at::silu(g);
   return {grad_gate.to(gate.scalar_type()), grad_up.to(up.scalar_type())};
 }
 
