@@ -23,12 +23,6 @@ FrozenLinear projection(ModelWeights& weights, const std::string& name, bool has
 
 std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
-// k/v [B, KV, Tk, Dh] repeated for each query head of their group: [B, H, Tk, Dh].
-torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
-  if (group == 1) return kv;
-  const auto s = kv.sizes();
-  return kv.unsqueeze(2).expand({s[0], s[1], group, s[2], s[3]}).reshape({s[0], s[1] * group, s[2], s[3]});
-}
 
 // Rows that are one whole sequence each (segment 1 everywhere): causal attention needs no mask.
 bool one_sequence_per_row(const SequenceLayout& layout) { return layout.segment_ids.eq(1).all().item<bool>(); }
@@ -37,6 +31,14 @@ bool one_sequence_per_row(const SequenceLayout& layout) { return layout.segment_
 
 #if TORCH_VERSION_MAJOR >= 2
 #define QTUNE_HAS_SDPA 1
+namespace {
+// k/v [B, KV, Tk, Dh] repeated for each query head of their group: [B, H, Tk, Dh].
+torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
+  if (group == 1) return kv;
+  const auto s = kv.sizes();
+  return kv.unsqueeze(2).expand({s[0], s[1], group, s[2], s[3]}).reshape({s[0], s[1] * group, s[2], s[3]});
+}
+}  // namespace
 #endif
 
 bool fused_attention_available(const torch::Device& device) {
@@ -64,7 +66,6 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
     return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), visible.squeeze(2), 0.0, false);
   }
 #endif
-  (void)per_query_head;
   // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.
   const torch::Tensor qg = q.reshape({B, KV, group, T, Dh});
   torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(Dh));

@@ -34,12 +34,11 @@ int64_t device_total_memory_bytes(torch::Device device) {
   return static_cast<int64_t>(total);
 }
 
-double limit_device_memory(torch::Device device, int64_t bytes) {
-  if (!device.is_cuda()) return 0;
+void limit_device_memory(torch::Device device, int64_t bytes) {
+  if (!device.is_cuda()) return;
   const int64_t total = device_total_memory_bytes(device);
   const double fraction = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total));
   c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, index_of(device));
-  return fraction;
 }
 
 DeviceMemoryPeak peak_device_memory_bytes(torch::Device device) {
@@ -55,7 +54,7 @@ void reset_peak_device_memory(torch::Device device) {
 }
 #else
 int64_t device_total_memory_bytes(torch::Device) { return 0; }
-double limit_device_memory(torch::Device, int64_t) { return 0; }
+void limit_device_memory(torch::Device, int64_t) {}
 DeviceMemoryPeak peak_device_memory_bytes(torch::Device) { return {}; }
 void reset_peak_device_memory(torch::Device) {}
 #endif

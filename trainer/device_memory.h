@@ -13,8 +13,8 @@ namespace qtune {
 int64_t device_total_memory_bytes(torch::Device device);
 
 // Lets the caching allocator hold at most `bytes` on `device` (setMemoryFraction of the total); an
-// allocation past it fails as a CUDA out-of-memory error would. Returns the fraction set (0 on the CPU).
-double limit_device_memory(torch::Device device, int64_t bytes);
+// allocation past it fails as a CUDA out-of-memory error would. Nothing on the CPU.
+void limit_device_memory(torch::Device device, int64_t bytes);
 
 // Peaks of the caching allocator since the start or the last reset: bytes in tensors (allocated) and
 // bytes taken from the driver (reserved, what nvidia-smi sees of the allocator). Both 0 on the CPU.

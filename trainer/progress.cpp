@@ -65,9 +65,8 @@ Progress::Progress(const TrainConfig& config, int64_t total_steps, int64_t start
                            data.tokens, data.trained_tokens, start_step > 0 ? fmt::format("; resuming after step {}", start_step) : "");
   if (device.is_cuda() && config.gpu_memory_limit > 0) {
     const double total = static_cast<double>(device_total_memory_bytes(device));
-    std::cout << fmt::format("gpu memory limit {:.2f} GiB of {:.2f} GiB on {} (caching allocator fraction {:.4f})\n",
-                             static_cast<double>(config.gpu_memory_limit) / kGiB, total / kGiB, device.str(),
-                             std::min(1.0, static_cast<double>(config.gpu_memory_limit) / total));
+    std::cout << fmt::format("gpu memory limit {:.2f} GiB of {:.2f} GiB on {}\n", static_cast<double>(config.gpu_memory_limit) / kGiB, total / kGiB,
+                             device.str());
   }
   reset_peak_device_memory(device);  // the first line's peak: the first steps, not the loading before them
 }

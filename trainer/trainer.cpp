@@ -70,8 +70,7 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
     for (auto& [name, linear] : m.model->projections())
       if (LoraAdapterImpl* adapter = lora_of(linear)) adapter->set_dropout(0);
   m.model->to(device);
-  // Offloading moves the layer inputs that checkpointing keeps, so it needs checkpointing on.
-  m.model->set_gradient_checkpointing(config.gradient_checkpointing || config.activation_offloading);
+  m.model->set_gradient_checkpointing(config.gradient_checkpointing);  // on whenever activation_offloading is (the config's check)
   m.model->set_activation_offloading(config.activation_offloading);
   m.model->train();
   return m;
