@@ -32,10 +32,12 @@ import re
 
 DEFAULT_PEAK_FLOPS = 989e12
 
-# Llama-3-8B (and Llama 3.1 8B: same sizes) and a tiny shape that trains on a CPU in seconds.
+# Llama-3-8B and -70B (and Llama 3.1: same sizes) and a tiny shape that trains on a CPU in seconds.
 SHAPES = {
     "llama3-8b": dict(hidden=4096, layers=32, heads=32, kv_heads=8, intermediate=14336, vocab=128256),
+    "llama3-70b": dict(hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672, vocab=128256),
     "tiny": dict(hidden=256, layers=2, heads=8, kv_heads=4, intermediate=688, vocab=32000),
+    "tiny-4layers": dict(hidden=256, layers=4, heads=8, kv_heads=4, intermediate=688, vocab=32000),  # streams layers in steady state
 }
 # Both tools build the model with these (Llama 3.1 values; they do not change the FLOPs).
 ROPE_THETA = 500000.0
@@ -82,6 +84,30 @@ def steady_state(records, warmup):
     seconds = sum(r["step_time_s"] for r in kept)
     tokens = sum(r["tokens"] for r in kept)
     return (tokens / seconds if seconds > 0 else 0.0), len(kept), seconds
+
+
+def offload_figures(records, warmup):
+    """The layer streaming of offload_base over the steps after `warmup` (metrics.jsonl fields): host->device
+    bytes per step, the copies' rate, and the fraction of copy time the compute did not wait for
+    (1 - waited / copying, summed over the steps). None when the run streamed nothing."""
+    kept = [r for r in records if r["step"] > warmup and r.get("offload_h2d_bytes")]
+    if not kept:
+        return {}
+    copy_s = [r["offload_h2d_bytes"] / (r["offload_h2d_gb_per_s"] * 1e9) for r in kept if r["offload_h2d_gb_per_s"] > 0]
+    waited = sum((1 - r["offload_copy_hidden"]) * c for r, c in zip(kept, copy_s))
+    total_bytes = sum(r["offload_h2d_bytes"] for r in kept)
+    return dict(offload_h2d_bytes_per_step=total_bytes / len(kept),
+                offload_h2d_gb_per_s=(total_bytes / sum(copy_s) / 1e9) if sum(copy_s) > 0 else None,
+                offload_copy_hidden=(1 - waited / sum(copy_s)) if sum(copy_s) > 0 else None)
+
+
+def plan_link_gb_per_s(log_lines):
+    """The host->device rate qtune measured for its memory plan ("... at 25.3 GB/s (measured)"), or None."""
+    for l in log_lines:
+        m = re.search(r"copies [0-9.]+ s at ([0-9.]+) GB/s \(measured\)", l)
+        if m:
+            return float(m.group(1))
+    return None
 
 
 def result_line(tool, model, seq, batch, **fields):
@@ -132,4 +158,7 @@ def summary_text(line):
         text += ", gpu peak %s allocated / %s reserved" % (gib(line["peak_allocated_bytes"]), gib(line.get("peak_reserved_bytes")))
     elif line.get("peak_host_bytes"):
         text += ", host peak %s" % gib(line["peak_host_bytes"])
+    if line.get("offload_h2d_bytes_per_step"):
+        text += "; streamed %.1f GB/step at %.1f GB/s, %.0f%% of the copy time hidden" % (
+            line["offload_h2d_bytes_per_step"] / 1e9, line["offload_h2d_gb_per_s"] or 0, 100 * (line["offload_copy_hidden"] or 0))
     return text

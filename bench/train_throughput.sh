@@ -15,9 +15,10 @@
 # Usage (from anywhere; variables or the equivalent flags):
 #   bench/train_throughput.sh                                  # MODEL=llama3-8b SEQ=2048 BATCH=1 STEPS=20 WARMUP=5
 #   MODEL=tiny SEQ=128 STEPS=3 WARMUP=1 bench/train_throughput.sh   # a CPU smoke run (seconds)
+#   bench/offload_70b.sh                                       # the 70B shape under 22 GiB (layers streamed)
 #   bench/train_throughput.sh --max-seq 24GiB 80GiB           # longest trainable SEQ at batch 1 under each limit
-# Variables / flags: MODEL --model (llama3-8b | tiny), SEQ --seq, BATCH --batch, STEPS --steps, WARMUP --warmup,
-#   OUT --out (runs/bench_throughput), QTUNE --qtune (build-cuda/trainer/qtune where it exists, else
+# Variables / flags: MODEL --model (llama3-8b | llama3-70b | tiny), SEQ --seq, BATCH --batch, STEPS --steps, WARMUP --warmup,
+#   OUT --out (runs/bench_throughput), NAME --name (a suffix of the run's folder name), QTUNE --qtune (build-cuda/trainer/qtune where it exists, else
 #   build/trainer/qtune), DEVICE --device (auto | cuda | cpu),
 #   PEAK_FLOPS --peak-flops (989e12: H100 SXM / H200 bf16 dense), OVERRIDES --overrides ("key=value ..." for
 #   qtune train, e.g. "activation_offloading=true"), max-seq search: MAX_SEQ_START (1024), MAX_SEQ_CAP (131072,
@@ -33,7 +34,7 @@ root=$(cd "$here/.." && pwd)
 MODEL=${MODEL:-llama3-8b} SEQ=${SEQ:-2048} BATCH=${BATCH:-1} STEPS=${STEPS:-20} WARMUP=${WARMUP:-5}
 QTUNE=${QTUNE:-$([ -x "$root/build-cuda/trainer/qtune" ] && echo "$root/build-cuda/trainer/qtune" || echo "$root/build/trainer/qtune")}
 OUT=${OUT:-$root/runs/bench_throughput} DEVICE=${DEVICE:-auto}
-PEAK_FLOPS=${PEAK_FLOPS:-989e12} OVERRIDES=${OVERRIDES:-}
+PEAK_FLOPS=${PEAK_FLOPS:-989e12} OVERRIDES=${OVERRIDES:-} NAME=${NAME:-}
 MAX_SEQ_START=${MAX_SEQ_START:-1024} MAX_SEQ_CAP=${MAX_SEQ_CAP:-131072} MAX_SEQ_STEP=${MAX_SEQ_STEP:-256} MAX_SEQ_STEPS=${MAX_SEQ_STEPS:-3}
 limits=()
 while [ $# -gt 0 ]; do
@@ -48,6 +49,7 @@ while [ $# -gt 0 ]; do
     --device) DEVICE=$2; shift 2 ;;
     --peak-flops) PEAK_FLOPS=$2; shift 2 ;;
     --overrides) OVERRIDES=$2; shift 2 ;;
+    --name) NAME=$2; shift 2 ;;
     --max-seq) shift; while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do limits+=("$1"); shift; done
                [ ${#limits[@]} -gt 0 ] || { echo "error: --max-seq needs at least one limit, e.g. --max-seq 24GiB 80GiB" >&2; exit 2; } ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -158,7 +160,9 @@ if status == "ok":
                   mean_step_time_s=seconds / kept if kept else None,
                   tokens_per_step=records[-1]["tokens"] if records else None,
                   peak_allocated_bytes=peaks("device_peak_allocated_bytes"), peak_reserved_bytes=peaks("device_peak_reserved_bytes"),
-                  peak_host_bytes=peaks("host_memory_bytes"), final_loss=records[-1]["loss"] if records else None)
+                  peak_host_bytes=peaks("host_memory_bytes"), final_loss=records[-1]["loss"] if records else None,
+                  plan_link_gb_per_s=t.plan_link_gb_per_s(log), plan=[l for l in log if l.startswith(("memory plan", "  "))] or None,
+                  **t.offload_figures(records, warmup))
 try:  # which GPU, where there is one
     fields["gpu_name"] = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                                         text=True).stdout.splitlines()[0].strip() if "cuda" in device_line else None
@@ -176,7 +180,7 @@ PY
 }
 
 if [ ${#limits[@]} -eq 0 ]; then
-  run "$MODEL-seq$SEQ-b$BATCH" "$SEQ" "$BATCH" "$STEPS" "$WARMUP"
+  run "$MODEL-seq$SEQ-b$BATCH${NAME:+-$NAME}" "$SEQ" "$BATCH" "$STEPS" "$WARMUP"
   [ "$run_status" = ok ] || exit 1
   exit 0
 fi

@@ -189,10 +189,16 @@ at::Tensor dequantize_4bit_aten(const Quantized4bit& q, at::ScalarType dtype) {
   return (values * per_element(dequantize_absmax(q.scales), q.blocksize, n)).to(dtype).view(q.shape);
 }
 
+std::vector<at::Tensor*> tensors_of(Quantized4bit& q) {
+  std::vector<at::Tensor*> out;
+  for (at::Tensor* t : {&q.packed, &q.code_map, &q.scales.absmax, &q.scales.nested_absmax, &q.scales.nested_map})
+    if (t->defined()) out.push_back(t);
+  return out;
+}
+
 Quantized4bit to_device(const Quantized4bit& q, const at::Device& device) {
   Quantized4bit out = q;
-  for (at::Tensor* t : {&out.packed, &out.code_map, &out.scales.absmax, &out.scales.nested_absmax, &out.scales.nested_map})
-    if (t->defined()) *t = t->to(device);
+  for (at::Tensor* t : tensors_of(out)) *t = t->to(device);
   return out;
 }
 

@@ -69,6 +69,8 @@ at::Tensor dequantize_4bit_aten(const Quantized4bit& q, at::ScalarType dtype);
 
 // q with every tensor moved to `device`.
 Quantized4bit to_device(const Quantized4bit& q, const at::Device& device);
+// q's tensors (the undefined ones skipped), in a fixed order: what moving or packing q must visit.
+std::vector<at::Tensor*> tensors_of(Quantized4bit& q);
 
 // 8-bit blockwise quantization against a sorted 256-value map (used for the nested absmax).
 void quantize_blockwise_8bit(const at::Tensor& values /* float32 [n] */, const at::Tensor& map, int64_t blocksize, at::Tensor& codes,

@@ -2,6 +2,7 @@
 #include "models/init_model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include "core/torch.h"
 
 #include <filesystem>
@@ -28,19 +29,23 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // One tensor, generated in row chunks of about 16M values so a huge embedding never needs an fp32 copy.
+// Each chunk has its own generator (the first seeded by the tensor's name, as when there was one chunk
+// only), so the chunks are drawn in parallel and the result does not depend on the thread count.
 torch::Tensor random_tensor(const WeightSpec& spec, const InitModelOptions& o) {
   auto options = torch::TensorOptions().dtype(o.dtype);
   if (ends_with(spec.name, "norm.weight")) return torch::ones(spec.shape, options);
   if (ends_with(spec.name, ".bias")) return torch::zeros(spec.shape, options);
   torch::Tensor out = torch::empty(spec.shape, options);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(fnv1a(spec.name, o.seed));
   const int64_t rows = spec.shape[0], cols = spec.shape.size() > 1 ? spec.shape[1] : 1;
   const int64_t chunk = std::max<int64_t>(1, (16 << 20) / std::max<int64_t>(cols, 1));
-  for (int64_t r = 0; r < rows; r += chunk) {
-    const int64_t n = std::min(chunk, rows - r);
-    torch::Tensor values = at::normal(0.0, o.config.initializer_range, {n, cols}, generator);
-    out.narrow(0, r, n).copy_(values.view(out.narrow(0, r, n).sizes()));
-  }
+  at::parallel_for(0, (rows + chunk - 1) / chunk, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      auto generator = at::make_generator<at::CPUGeneratorImpl>(fnv1a(c == 0 ? spec.name : spec.name + "#" + std::to_string(c), o.seed));
+      const int64_t r = c * chunk, n = std::min(chunk, rows - r);
+      torch::Tensor values = at::normal(0.0, o.config.initializer_range, {n, cols}, generator);
+      out.narrow(0, r, n).copy_(values.view(out.narrow(0, r, n).sizes()));
+    }
+  });
   return out;
 }
 

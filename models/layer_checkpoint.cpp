@@ -24,16 +24,18 @@ using torch::autograd::variable_list;
 
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, DecoderLayerImpl* layer, const AttentionContext* context,
-                               bool offload) {
+                               const CheckpointOptions* options) {
     auto& d = ctx->saved_data;
     d["layer"] = reinterpret_cast<int64_t>(layer);  // the module outlives the graph (it belongs to the model)
+    d["stream"] = reinterpret_cast<int64_t>(options->stream);  // so does the stream (the model owns it)
+    d["index"] = options->index;
     d["rng"] = generator_state(x.device());
     d["cos"] = context->rope.cos;
     d["sin"] = context->rope.sin;
     d["causal"] = context->causal;
     if (context->visible_full.defined()) d["visible_full"] = context->visible_full;
     if (context->visible_window.defined()) d["visible_window"] = context->visible_window;
-    if (offload && !x.is_cpu()) {
+    if (options->offload_input && !x.is_cpu()) {
       // Queued on the compute stream: the copy cannot race the layers that follow, and the pinned
       // target lets the host go on at once. The device copy of x is freed when the forward drops it.
       torch::Tensor host = at::empty(x.sizes(), x.options().device(torch::kCPU).pinned_memory(true));
@@ -50,6 +52,8 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
   static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
     auto& d = ctx->saved_data;
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(d["layer"].toInt());
+    auto* stream = reinterpret_cast<LayerStream*>(d["stream"].toInt());
+    const int64_t index = d["index"].toInt();
     AttentionContext context;
     context.rope = {d["cos"].toTensor(), d["sin"].toTensor()};
     context.causal = d["causal"].toBool();
@@ -59,6 +63,10 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     const torch::Tensor saved = offloaded ? d["offloaded_input"].toTensor().to(torch::Device(d["device"].toStringRef()), /*non_blocking=*/true)
                                           : ctx->get_saved_variables()[0];
     const torch::Tensor x = saved.detach().requires_grad_(true);
+    if (stream != nullptr) {  // backward runs the layers in reverse: copy the one before this one meanwhile
+      stream->begin(index);
+      stream->prefetch(index - 1);
+    }
     // Replay the forward's random numbers, then put the generator back where the backward found it.
     const torch::Tensor now = generator_state(x.device());
     set_generator_state(x.device(), d["rng"].toTensor());
@@ -69,16 +77,17 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     }
     set_generator_state(x.device(), now);
     torch::autograd::backward({y}, {grad_output[0]});  // accumulates into the layer's trainable parameters
+    if (stream != nullptr) stream->end(index);
     return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context, bool offload_input) {
+torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context, const CheckpointOptions& options) {
   // The first layer's input (frozen embeddings) needs no gradient, but the function's output must be part
   // of the graph for the backward to reach the adapters inside: enter it as a leaf that requires one.
-  return CheckpointFunction::apply(x.requires_grad() ? x : x.detach().requires_grad_(true), &layer, &context, offload_input);
+  return CheckpointFunction::apply(x.requires_grad() ? x : x.detach().requires_grad_(true), &layer, &context, &options);
 }
 
 }  // namespace qtune

@@ -7,6 +7,7 @@
 // the generator state of the input's device is saved before the forward and restored for the rerun).
 #pragma once
 
+#include "models/layer_stream.h"
 #include "models/transformer.h"
 
 namespace qtune {
@@ -16,9 +17,16 @@ namespace qtune {
 torch::Tensor generator_state(const torch::Device& device);
 void set_generator_state(const torch::Device& device, const torch::Tensor& state);
 
-// layer(x, context) under checkpointing; x [B, T, D]. No KV cache (training only). offload_input: a GPU
-// x waits for the backward in pinned host memory instead (copied on the compute stream, without blocking
-// the host); a CPU x is kept as it is.
-torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context, bool offload_input = false);
+struct CheckpointOptions {
+  // A GPU x waits for the backward in pinned host memory (copied on the compute stream, without blocking
+  // the host); a CPU x is kept as it is.
+  bool offload_input = false;
+  // With streamed layers (offload_base): the recompute brings layer `index` in and prefetches index - 1.
+  LayerStream* stream = nullptr;
+  int64_t index = 0;
+};
+
+// layer(x, context) under checkpointing; x [B, T, D]. No KV cache (training only).
+torch::Tensor checkpointed_layer(DecoderLayerImpl& layer, const torch::Tensor& x, const AttentionContext& context, const CheckpointOptions& options = {});
 
 }  // namespace qtune

@@ -64,16 +64,29 @@ QuantizedWeight::QuantizedWeight(Quantized4bit q) : q_(std::move(q)) {
   TORCH_CHECK(q_.shape.size() == 2, "QuantizedWeight expects an [out, in] weight");
 }
 
+void QuantizedWeight::stream_from_host(Quantized4bit host_copy) {
+  TORCH_CHECK(host_copy.shape == q_.shape && host_copy.type == q_.type, "stream_from_host: another weight");
+  q_ = std::move(host_copy);
+  streamed_ = true;
+}
+
+const Quantized4bit& QuantizedWeight::compute_copy() const {
+  if (!streamed_) return q_;
+  TORCH_CHECK(bound_.packed.defined(), "a streamed 4-bit weight was used outside its layer's turn (offload_base)");
+  return bound_;
+}
+
 torch::Tensor QuantizedWeight::matmul(const torch::Tensor& x) const {
+  const Quantized4bit& q = compute_copy();
 #ifdef QTUNE_WITH_CUDA
   // One token without gradient (generation): the GEMV kernel reads the codes directly.
-  if (x.is_cuda() && !x.requires_grad() && x.numel() == in_features() && q_.packed.is_cuda()) {
+  if (x.is_cuda() && !x.requires_grad() && x.numel() == in_features() && q.packed.is_cuda()) {
     auto shape = x.sizes().vec();
     shape.back() = out_features();
-    return gemv_4bit_cuda(x.reshape({-1}), q_).view(shape);
+    return gemv_4bit_cuda(x.reshape({-1}), q).view(shape);
   }
 #endif
-  return Linear4bitFunction::apply(x, &q_);
+  return Linear4bitFunction::apply(x, &q);
 }
 
 std::string QuantizedWeight::format() const {

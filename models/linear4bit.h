@@ -24,8 +24,18 @@ class QuantizedWeight final : public FrozenWeight {
   int64_t storage_bytes() const override { return q_.storage_bytes(); }
   const Quantized4bit& quantized() const { return q_; }
 
+  // Streaming (models/layer_stream.h): q_ becomes `host_copy` (in host memory) and the weight computes only
+  // from the device copy bound while its layer runs; matmul() without one throws.
+  void stream_from_host(Quantized4bit host_copy);
+  void bind(Quantized4bit device_copy) { bound_ = std::move(device_copy); }
+  void unbind() { bound_ = Quantized4bit(); }
+
  private:
+  const Quantized4bit& compute_copy() const;
+
   Quantized4bit q_;
+  bool streamed_ = false;
+  Quantized4bit bound_;  // streamed: the device copy of the running layer, or empty
 };
 
 }  // namespace qtune

@@ -73,7 +73,7 @@ CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options) {
                                     : quantize_4bit(source, options.quantize->type, options.quantize->blocksize, options.quantize->double_quant,
                                                     checked.checkpoint.file_of(spec.name) + ": tensor '" + spec.name + "'");
       if (!checked.bnb || !options.device.is_cpu()) checked.checkpoint.release(spec.name);
-      weights.projections[module] = std::make_shared<QuantizedWeight>(to_device(q, options.device));
+      weights.projections[module] = std::make_shared<QuantizedWeight>(to_device(q, options.layers_on_host ? torch::kCPU : options.device));
       continue;
     }
     torch::Tensor t = checked.checkpoint.view(spec.name).to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);

@@ -43,6 +43,9 @@ struct LoadOptions {
   // Quantize the decoder projections while loading (tensor by tensor from the mapped files, so host
   // memory peaks at the quantized model plus one tensor). A pre-quantized checkpoint loads as it is.
   std::optional<QuantizeOptions> quantize;
+  // The decoder's 4-bit weights stay in host memory (for CausalLMImpl::stream_layers_from_host, offload_base):
+  // a model too big for the device loads without ever being on it whole.
+  bool layers_on_host = false;
 };
 
 CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options = {});

@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include "models/layer_checkpoint.h"
+#include "models/linear4bit.h"
 #include "models/swiglu.h"
 
 #include <cmath>
@@ -194,11 +195,21 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
       context.visible_window = attention_visibility(layout.segment_ids, key_segments, offset, config_.sliding_window);
   }
 
-  torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
   const bool checkpoint = gradient_checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
-  for (const auto& layer : *layers) {
-    DecoderLayerImpl* decoder = layer->as<DecoderLayer>();
-    h = checkpoint ? checkpointed_layer(*decoder, h, context, activation_offloading_) : decoder->forward(h, context, cache);
+  LayerStream* stream = layer_stream_.get();
+  // Without checkpointing the graph would keep views of a slot that later layers overwrite.
+  TORCH_CHECK(stream == nullptr || checkpoint || !torch::GradMode::is_enabled(), "streamed layers (offload_base) need gradient checkpointing to train");
+  if (stream != nullptr) stream->prefetch(0);
+  torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    DecoderLayerImpl* decoder = layers[i]->as<DecoderLayer>();
+    const auto index = static_cast<int64_t>(i);
+    if (stream != nullptr) {
+      stream->begin(index);
+      stream->prefetch(index + 1);  // copied while this layer computes
+    }
+    h = checkpoint ? checkpointed_layer(*decoder, h, context, {activation_offloading_, stream, index}) : decoder->forward(h, context, cache);
+    if (stream != nullptr) stream->end(index);
   }
   return norm->forward(h);
 }
@@ -210,21 +221,31 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const std::o
   return logits(hidden_states(input_ids, l, cache));
 }
 
+std::vector<std::pair<std::string, FrozenLinear>> DecoderLayerImpl::projections() {
+  auto& a = *self_attn;
+  auto& m = *mlp;
+  return {{"self_attn.q_proj", a.q_proj}, {"self_attn.k_proj", a.k_proj}, {"self_attn.v_proj", a.v_proj}, {"self_attn.o_proj", a.o_proj},
+          {"mlp.gate_proj", m.gate_proj},  {"mlp.up_proj", m.up_proj},    {"mlp.down_proj", m.down_proj}};
+}
+
+void CausalLMImpl::stream_layers_from_host() {
+  TORCH_CHECK(!layer_stream_, "the layers are streamed already");
+  std::vector<std::vector<QuantizedWeight*>> weights;
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    weights.emplace_back();
+    for (auto& [name, linear] : layers[i]->as<DecoderLayer>()->projections()) {
+      auto* q = dynamic_cast<QuantizedWeight*>(linear->weight_ptr().get());
+      TORCH_CHECK(q != nullptr, "offload_base streams 4-bit layers, but layer ", i, " ", name, " is ", linear->weight().format());
+      weights.back().push_back(q);
+    }
+  }
+  layer_stream_ = std::make_shared<LayerStream>(weights, device());
+}
+
 std::vector<std::pair<std::string, FrozenLinear>> CausalLMImpl::projections() {
   std::vector<std::pair<std::string, FrozenLinear>> out;
-  for (std::size_t i = 0; i < layers->size(); ++i) {
-    auto layer = layers[i]->as<DecoderLayer>();
-    const std::string p = layer_prefix(static_cast<int64_t>(i));
-    auto& a = *layer->self_attn;
-    auto& m = *layer->mlp;
-    out.emplace_back(p + "self_attn.q_proj", a.q_proj);
-    out.emplace_back(p + "self_attn.k_proj", a.k_proj);
-    out.emplace_back(p + "self_attn.v_proj", a.v_proj);
-    out.emplace_back(p + "self_attn.o_proj", a.o_proj);
-    out.emplace_back(p + "mlp.gate_proj", m.gate_proj);
-    out.emplace_back(p + "mlp.up_proj", m.up_proj);
-    out.emplace_back(p + "mlp.down_proj", m.down_proj);
-  }
+  for (std::size_t i = 0; i < layers->size(); ++i)
+    for (auto& [name, linear] : layers[i]->as<DecoderLayer>()->projections()) out.emplace_back(layer_prefix(static_cast<int64_t>(i)) + name, linear);
   return out;
 }
 

@@ -8,11 +8,13 @@
 #include "core/torch.h"
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "models/frozen_linear.h"
+#include "models/layer_stream.h"
 #include "models/model_config.h"
 #include "models/rms_norm.h"
 #include "models/rope.h"
@@ -83,6 +85,8 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache);  // [B, T, D]
+  // The seven projections, by name within the layer ("self_attn.q_proj", ...), attention first.
+  std::vector<std::pair<std::string, FrozenLinear>> projections();
 
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
@@ -109,6 +113,12 @@ class CausalLMImpl : public torch::nn::Module {
   // With checkpointing: each layer's saved input waits in host memory (pinned, copied asynchronously on
   // CUDA) until its recompute, so the GPU holds no per-layer activations at all.
   void set_activation_offloading(bool on) { activation_offloading_ = on; }
+  // offload_base: the 4-bit decoder layers move to (pinned) host memory and are streamed to device()
+  // layer by layer while the model computes (models/layer_stream.h). Training then needs gradient
+  // checkpointing. Call once the rest of the model is on its device. Throws unless every decoder
+  // projection is 4-bit.
+  void stream_layers_from_host();
+  LayerStream* layer_stream() { return layer_stream_.get(); }  // null unless streaming
   at::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
   torch::Device device() const { return embed_tokens_.device(); }
 
@@ -122,6 +132,7 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor inv_freq_;      // [Dh/2] fp32
   bool gradient_checkpointing_ = false;
   bool activation_offloading_ = false;
+  std::shared_ptr<LayerStream> layer_stream_;
 };
 TORCH_MODULE(CausalLM);
 

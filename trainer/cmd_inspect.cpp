@@ -9,16 +9,10 @@
 
 #include "models/model_loader.h"
 #include "trainer/commands.h"
+#include "trainer/train_config.h"
 
 namespace qtune {
 namespace {
-
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
-  return fmt::format("{:.2f} {}", bytes, units[u]);
-}
 
 std::string grouped(int64_t n) {
   std::string s = std::to_string(n), out;
@@ -94,9 +88,9 @@ Command add_inspect_command(CLI::App& app) {
     fmt::print("parameters  {} total: embeddings {}, lm_head {}, decoder projections {}, norms/biases {}\n",
                grouped(p.total()), grouped(p.embedding), grouped(p.lm_head), grouped(p.decoder_projections), grouped(p.other));
     fmt::print("dtypes      {}\n", dtypes);
-    fmt::print("files       {} safetensors file(s), {}\n", m.checkpoint.files().size(), human_bytes(static_cast<double>(file_bytes)));
+    fmt::print("files       {} safetensors file(s), {}\n", m.checkpoint.files().size(), format_byte_size(static_cast<double>(file_bytes)));
     fmt::print("memory      bf16 {}; 4-bit NF4 + double quant {} ({:.3f} bytes/param); NF4 without double quant {}\n",
-               human_bytes(bf16), human_bytes(nf4_dq), nf4_dq / static_cast<double>(p.total()), human_bytes(nf4));
+               format_byte_size(bf16), format_byte_size(nf4_dq), nf4_dq / static_cast<double>(p.total()), format_byte_size(nf4));
     fmt::print("            (4-bit: decoder projections at 4 bits, block 64; embeddings, lm_head and norms in bf16)\n");
     if (!m.unused.empty()) fmt::print("unused      {} tensor(s) not used by the model, e.g. {}\n", m.unused.size(), m.unused.front());
     return 0;

@@ -201,6 +201,12 @@ const std::vector<Key>& keys() {
                        v.dump());
          c.gpu_memory_limit = *bytes;
        }},
+      {"offload_base",
+       [](TrainConfig& c, const json& v, const std::string& where) {
+         if (v.is_boolean()) c.offload_base = v.get<bool>() ? "true" : "false";
+         else if (v == "auto") c.offload_base = "auto";
+         else input_error("{} must be true, false or auto (got {})", where_key(where, "offload_base"), v.dump());
+       }},
       field("skip_nonfinite_steps", &TrainConfig::skip_nonfinite_steps),
       field("device", &TrainConfig::device),
       field("output_dir", &TrainConfig::output_dir),
@@ -298,11 +304,19 @@ void check(TrainConfig& c, const std::string& where) {
   if (c.lora_dropout < 0 || c.lora_dropout >= 1) input_error("{} must be in [0, 1)", where_key(where, "lora_dropout"));
   if (c.val_set_size < 0) input_error("{} must be 0, a fraction below 1 or a count", where_key(where, "val_set_size"));
   if (c.warmup_ratio < 0 || c.warmup_ratio >= 1) input_error("{} must be in [0, 1)", where_key(where, "warmup_ratio"));
-  // Offloading moves the checkpointed layer inputs to the host: without checkpointing there is nothing to move.
-  if (c.activation_offloading) c.gradient_checkpointing = true;
+  // Offloading moves the checkpointed layer inputs to the host: without checkpointing there is nothing to
+  // move. Streamed layers are overwritten in their slots: the backward must recompute from them.
+  if (c.activation_offloading || c.offload_base == "true") c.gradient_checkpointing = true;
 }
 
 }  // namespace
+
+std::string format_byte_size(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) bytes /= 1024, ++u;
+  return u == 0 ? fmt::format("{:.0f} B", bytes) : fmt::format("{:.2f} {}", bytes, units[u]);
+}
 
 std::optional<int64_t> parse_byte_size(const std::string& text) {
   static const std::regex size(R"(\s*([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*)");

@@ -72,6 +72,7 @@ struct TrainConfig {
   bool gradient_checkpointing = false;
   bool activation_offloading = false;  // layer inputs wait in host memory until recomputed; turns checkpointing on
   int64_t gpu_memory_limit = 0;        // bytes the CUDA caching allocator may hold (0: no limit); "22GiB" in YAML
+  std::string offload_base = "auto";   // true | false | auto (the memory plan streams the 4-bit layers when they do not fit)
   bool skip_nonfinite_steps = false;  // skip (and log) a step whose loss or gradients are not finite
   std::string device = "auto";        // auto (CUDA when present) | cpu | cuda
 
@@ -130,6 +131,8 @@ TrainingBase training_base(const std::string& adapter_dir);
 // Bytes of a size written as "22GiB", "24GB", "500MiB", "1.5 GiB" or a plain number of bytes (GiB/MiB/KiB:
 // powers of 2; GB/MB/KB: powers of 10). nullopt when the text is not such a size or not positive.
 std::optional<int64_t> parse_byte_size(const std::string& text);
+// The other way: "1.50 GiB", "312.00 MiB", "18 B" (powers of 2).
+std::string format_byte_size(double bytes);
 
 // YAML text -> JSON (plain scalars become bool/int/float/null where YAML 1.2 says so; quoted stay
 // strings). Throws InputError naming `where` and the line on a syntax error.

@@ -18,10 +18,13 @@
 #include "adapters/peft_format.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/json_file.h"
+#include "models/linear4bit.h"
 #include "models/model_files.h"
 #include "trainer/adamw.h"
 #include "trainer/checkpoint.h"
 #include "trainer/device_memory.h"
+#include "trainer/device_probe.h"
 #include "trainer/distributed.h"
 #include "trainer/gradient_reducer.h"
 #include "trainer/lr_schedule.h"
@@ -56,11 +59,40 @@ torch::Device pick_device(const TrainConfig& config) {
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
 }
 
-TrainingModel load_training_model(const TrainConfig& config, torch::Device device) {
-  // 4-bit (or 16-bit) frozen base. Compute in bf16 on a GPU (bf16: true), fp32 on the CPU.
+namespace {
+// Compute in bf16 on a GPU (bf16: true), fp32 on the CPU.
+at::ScalarType compute_dtype(const TrainConfig& config, torch::Device device) { return device.is_cuda() && config.bf16 ? torch::kBFloat16 : torch::kFloat; }
+}  // namespace
+
+MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device) {
+  const ModelConfig model = ModelConfig::load(config.base_model);
+  std::optional<QuantizeOptions> four_bit = config.load_options().quantize;
+  const std::string config_json = (fs::path(config.base_model) / "config.json").string();
+  if (std::optional<BnbConfig> bnb = read_bnb_config(read_json_file(config_json), config_json))  // pre-quantized: loaded as it is
+    four_bit = QuantizeOptions{bnb->type, 64, bnb->double_quant};
+  DeviceFacts facts;
+  facts.name = device.str();
+  const at::ScalarType dtype = compute_dtype(config, device);
+  facts.compute_bytes = static_cast<int>(c10::elementSize(dtype));
+  facts.fused_attention = fused_attention_available(device);
+  if (config.gpu_memory_limit > 0) {
+    facts.budget_bytes = config.gpu_memory_limit;
+    facts.budget_source = "gpu_memory_limit";
+  } else if (device.is_cuda()) {
+    facts.budget_bytes = device_total_memory_bytes(device);
+    facts.budget_source = "the GPU's memory";
+  }
+  facts.matmul_flops_per_s = measure_matmul_flops(device, dtype);
+  facts.host_to_device_bytes_per_s = measure_host_to_device_bandwidth(device);
+  return plan_memory(model, four_bit, config, facts);
+}
+
+TrainingModel load_training_model(const TrainConfig& config, torch::Device device, const MemoryPlan& plan) {
+  // 4-bit (or 16-bit) frozen base; with offload_base its layers are loaded into host memory, never whole on the device.
   LoadOptions load = config.load_options();
   load.device = device;
-  load.dtype = device.is_cuda() && config.bf16 ? torch::kBFloat16 : torch::kFloat;
+  load.dtype = compute_dtype(config, device);
+  load.layers_on_host = plan.offload_base;
   TrainingModel m{load_causal_lm(config.base_model, load), {}, load.dtype};
   // LoRA: new adapters, or the ones in lora_model_dir to continue from (for DPO also frozen as the reference).
   m.lora = config.lora_model_dir.empty() ? lora_options(config) : load_peft_adapter(m.model, config.lora_model_dir);
@@ -70,8 +102,13 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
     for (auto& [name, linear] : m.model->projections())
       if (LoraAdapterImpl* adapter = lora_of(linear)) adapter->set_dropout(0);
   m.model->to(device);
-  m.model->set_gradient_checkpointing(config.gradient_checkpointing);  // on whenever activation_offloading is (the config's check)
-  m.model->set_activation_offloading(config.activation_offloading);
+  m.model->set_gradient_checkpointing(plan.gradient_checkpointing);  // on whenever offloading is (the plan's rule)
+  m.model->set_activation_offloading(plan.activation_offloading);
+  if (plan.offload_base) {
+    if (m.model->projections().empty() || dynamic_cast<const QuantizedWeight*>(&m.model->projections().front().second->weight()) == nullptr)
+      input_error("{}: offload_base streams 4-bit layers from host memory; set load_in_4bit: true (or use a bnb-4bit checkpoint)", config.source);
+    m.model->stream_layers_from_host();
+  }
   m.model->train();
   return m;
 }
@@ -128,7 +165,9 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
   std::unique_ptr<TrainingTask> task =
       config.rl.empty() ? make_sft_task(data, config, device, ranks) : make_preference_task(data, config, device, ranks);
 
-  TrainingModel trained = load_training_model(config, device);  // LoRA initialized from the seed: equal on every rank
+  const MemoryPlan plan = plan_training_memory(config, device);
+  if (group.is_main()) std::cout << plan.describe();
+  TrainingModel trained = load_training_model(config, device, plan);  // LoRA initialized from the seed: equal on every rank
   torch::manual_seed(static_cast<uint64_t>(config.seed + group.rank()));  // dropout masks differ between ranks
   CausalLM& model = trained.model;
   const LoraOptions& lora = trained.lora;
@@ -209,6 +248,12 @@ TrainSummary run_training(const TrainConfig& config, const std::string& config_t
     state.last_loss = step_loss;
     summary.final_loss = step_loss;
 
+    if (LayerStream* stream = model->layer_stream()) {  // offload_base: what the streaming moved and hid this step
+      const LayerStreamStats copies = stream->take_stats();
+      result.metrics.emplace_back("offload_h2d_bytes", static_cast<double>(copies.bytes));
+      result.metrics.emplace_back("offload_h2d_gb_per_s", copies.copy_seconds > 0 ? static_cast<double>(copies.bytes) / copies.copy_seconds / 1e9 : 0.0);
+      result.metrics.emplace_back("offload_copy_hidden", copies.hidden_fraction());
+    }
     StepRecord record{state.step, static_cast<double>(state.micro_batch) / per_epoch, step_loss, lr, grad_norm,
                       result.trained_tokens, result.tokens, !finite, std::move(result.metrics), {}, step_seconds};
     if (config.eval_steps > 0 && state.step % config.eval_steps == 0) record.eval = task->evaluate(model);

@@ -9,6 +9,7 @@
 
 #include "adapters/lora.h"
 #include "core/torch.h"
+#include "trainer/memory_plan.h"
 #include "trainer/train_config.h"
 
 namespace qtune {
@@ -31,7 +32,13 @@ struct TrainingModel {
   LoraOptions lora;  // as injected or as read from lora_model_dir
   at::ScalarType dtype;
 };
-TrainingModel load_training_model(const TrainConfig& config, torch::Device device);
+// `plan` (plan_training_memory) says whether the layers are streamed from host memory, and checkpointing
+// and activation offloading.
+TrainingModel load_training_model(const TrainConfig& config, torch::Device device, const MemoryPlan& plan);
+
+// The memory plan of the run on `device`: the model's shapes from base_model, the budget
+// (gpu_memory_limit, else the GPU's memory), and the device's measured matmul and copy rates.
+MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device);
 
 // `config_text` is the resolved config, saved with checkpoints and outputs.
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text);

@@ -20,11 +20,14 @@ struct Outcome {
 };
 
 // One forward/backward of the summed next-token loss with LoRA (r 4, B drawn so the adapters matter).
-Outcome train_once(const std::string& model_dir, torch::Device device, at::ScalarType dtype, bool padded, bool checkpoint_and_offload) {
+// stream_layers: offload_base, the 4-bit layers streamed from pinned host memory (needs checkpointing).
+Outcome train_once(const std::string& model_dir, torch::Device device, at::ScalarType dtype, bool padded, bool checkpoint_and_offload,
+                   bool stream_layers = false) {
   LoadOptions options;
   options.device = device;
   options.dtype = dtype;
   options.quantize = QuantizeOptions{};
+  options.layers_on_host = stream_layers;
   CausalLM model = load_causal_lm(model_dir, options);
   LoraOptions lora;
   lora.r = 4;
@@ -38,6 +41,7 @@ Outcome train_once(const std::string& model_dir, torch::Device device, at::Scala
   }
   model->set_gradient_checkpointing(checkpoint_and_offload);
   model->set_activation_offloading(checkpoint_and_offload);
+  if (stream_layers) model->stream_layers_from_host();
   torch::manual_seed(5);
   const int64_t B = 3, T = 37;
   const torch::Tensor ids = torch::randint(3, 300, {B, T});
@@ -80,6 +84,7 @@ TEST(ModelCuda, Float32LossAndLoraGradientsEqualTheCpu) {
       const Outcome cpu = train_once(dir, torch::kCPU, at::kFloat, padded, false);
       expect_close(train_once(dir, torch::kCUDA, at::kFloat, padded, false), cpu, 1e-4);
       expect_close(train_once(dir, torch::kCUDA, at::kFloat, padded, true), cpu, 1e-4);  // checkpointing + offload
+      expect_close(train_once(dir, torch::kCUDA, at::kFloat, padded, true, true), cpu, 1e-4);  // + layers streamed
     }
   }
 }
@@ -91,6 +96,14 @@ TEST(ModelCuda, Bfloat16StaysCloseToFloat32) {
   const Outcome bf16 = train_once(dir, torch::kCUDA, at::kBFloat16, false, true);
   EXPECT_NEAR(bf16.loss, reference.loss, 2e-2 * std::abs(reference.loss));
   for (std::size_t i = 0; i < bf16.gradients.size(); ++i) EXPECT_LE(test::max_relative_error(bf16.gradients[i], reference.gradients[i]), 0.1) << i;
+}
+
+// Streaming changes where the weights wait, not what is computed: the same numbers as resident on the GPU.
+TEST(ModelCuda, StreamedLayersComputeWhatResidentOnesDo) {
+  if (!gpu_ready()) GTEST_SKIP() << "needs a CUDA build and a GPU";
+  const std::string dir = test::make_tiny_model("llama", "--layers 5");
+  const Outcome resident = train_once(dir, torch::kCUDA, at::kBFloat16, false, true);
+  expect_close(train_once(dir, torch::kCUDA, at::kBFloat16, false, true, true), resident, 1e-6);
 }
 
 }  // namespace

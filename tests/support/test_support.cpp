@@ -18,8 +18,9 @@ double max_relative_error(const torch::Tensor& actual, const torch::Tensor& expe
 
 std::string make_tiny_model(const std::string& arch, const std::string& extra_args) {
   std::string dir = temp_dir("model_" + arch);
-  CommandResult r = run_qtune("init-model --arch " + arch + " --out " + dir +
-                              " --hidden 64 --layers 2 --heads 4 --kv-heads 2 --vocab 300 --dtype f32 --init-std 0.2 --force " + extra_args);
+  const std::string layers = extra_args.find("--layers") == std::string::npos ? " --layers 2" : "";  // extra_args may say
+  CommandResult r = run_qtune("init-model --arch " + arch + " --out " + dir + " --hidden 64" + layers +
+                              " --heads 4 --kv-heads 2 --vocab 300 --dtype f32 --init-std 0.2 --force " + extra_args);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   return dir;
 }

@@ -86,6 +86,37 @@ TEST(Train, GpuMemoryLimitNeedsACudaDevice) {
   EXPECT_NE(r.out.find("error: " + config + ": key 'gpu_memory_limit' needs a CUDA device (this run is on cpu)"), std::string::npos) << r.out;
 }
 
+// offload_base streams the 4-bit layers from host memory: the same run as the resident model with
+// checkpointing (losses, adapter bytes), plus what the streaming moved in each metrics line.
+TEST(Train, OffloadBaseTrainsExactlyAsTheResidentModel) {
+  const std::string resident = make_run("resident", "gradient_checkpointing: true\noffload_base: false\n");
+  auto a = test::run_qtune("train " + resident);
+  ASSERT_EQ(a.exit_code, 0) << a.out;
+  EXPECT_NE(a.out.find("memory plan on cpu (estimate)"), std::string::npos) << a.out;
+  const std::string streamed = make_run("streamed", "offload_base: true\n");
+  auto b = test::run_qtune("train " + streamed);
+  ASSERT_EQ(b.exit_code, 0) << b.out;
+  EXPECT_NE(b.out.find("2 slots for the streamed decoder layers (offload_base)"), std::string::npos) << b.out;
+  const std::string out_a = fs::path(resident).parent_path() / "out", out_b = fs::path(streamed).parent_path() / "out";
+  EXPECT_EQ(losses(out_a + "/metrics.jsonl"), losses(out_b + "/metrics.jsonl"));
+  EXPECT_EQ(test::read_file(out_a + "/adapter_model.safetensors"), test::read_file(out_b + "/adapter_model.safetensors"));
+  std::ifstream metrics(out_b + "/metrics.jsonl");
+  std::string line;
+  std::getline(metrics, line);
+  const auto first = nlohmann::json::parse(line);
+  EXPECT_GT(first.at("offload_h2d_bytes").get<double>(), 0.0);
+  EXPECT_GT(first.at("offload_h2d_gb_per_s").get<double>(), 0.0);
+  EXPECT_EQ(first.at("offload_copy_hidden").get<double>(), 0.0);  // a CPU copy overlaps nothing
+  EXPECT_EQ(test::read_file(out_a + "/metrics.jsonl").find("offload_h2d_bytes"), std::string::npos);
+}
+
+TEST(Train, OffloadBaseNeedsAFourBitBase) {
+  const std::string config = make_run("offload_16bit", "offload_base: true\nload_in_4bit: false\n");
+  auto r = test::run_qtune("train " + config);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("error: " + config + ": offload_base streams 4-bit layers from host memory; set load_in_4bit: true"), std::string::npos) << r.out;
+}
+
 TEST(Train, StoppedAndResumedEqualsUninterrupted) {
   const std::string straight = make_run("straight");
   ASSERT_EQ(test::run_qtune("train " + straight).exit_code, 0);

@@ -1,0 +1,141 @@
+// The memory plan against real objects and published figures: its 4-bit bytes against the quantizer's
+// storage, its LoRA count against injected adapters, its slot size against the streamer's, its Llama-3-70B
+// parameter count against Meta's published 70.55B; and its choices under a budget: a 70B model under
+// 22 GiB streams its layers, an 8B one under 24 GiB does not. Depends on: trainer/memory_plan.h,
+// models/{model_loader,layer_stream}.h, adapters/lora.h.
+#include <gtest/gtest.h>
+
+#include "adapters/lora.h"
+#include "core/error.h"
+#include "models/architecture.h"
+#include "models/model_loader.h"
+#include "tests/support/test_support.h"
+#include "trainer/memory_plan.h"
+
+namespace qtune {
+namespace {
+
+TrainConfig config(const std::string& extra_json = "{}") {
+  nlohmann::json doc = {{"base_model", "model"}, {"datasets", {{{"path", "train.jsonl"}, {"type", "alpaca"}}}}, {"sequence_len", 2048},
+                        {"lora_r", 16},          {"lora_target_linear", true}};
+  doc.update(nlohmann::json::parse(extra_json));
+  return TrainConfig::from_json(doc, "test.yaml", "/tmp");
+}
+
+ModelConfig llama3(int64_t hidden, int64_t layers, int64_t heads, int64_t ffn) {
+  return ModelConfig::from_json({{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", hidden},
+                                 {"intermediate_size", ffn}, {"num_attention_heads", heads}, {"num_key_value_heads", 8},
+                                 {"num_hidden_layers", layers}, {"vocab_size", 128256}, {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0},
+                                 {"max_position_embeddings", 8192}, {"tie_word_embeddings", false}},
+                                "llama3");
+}
+
+DeviceFacts gpu(int64_t budget_gib) {
+  DeviceFacts f;
+  f.name = "cuda:0";
+  f.budget_bytes = budget_gib << 30;
+  f.budget_source = "gpu_memory_limit";
+  f.compute_bytes = 2;
+  f.fused_attention = true;
+  return f;
+}
+
+const MemoryPlan::Item& item(const std::vector<MemoryPlan::Item>& items, const std::string& starts) {
+  for (const auto& i : items)
+    if (i.what.rfind(starts, 0) == 0) return i;
+  throw std::runtime_error("no plan item " + starts);
+}
+
+TEST(MemoryPlan, FourBitBytesAreWhatTheQuantizerStores) {
+  for (bool dq : {false, true})
+    for (const auto& shape : std::vector<std::vector<int64_t>>{{64, 64}, {96, 200}, {300, 1000}, {7, 9}}) {
+      const Quantized4bit q = quantize_4bit(torch::randn(shape), QuantType::NF4, 64, dq, "test");
+      EXPECT_EQ(four_bit_weight_bytes(shape[0] * shape[1], 64, dq), q.storage_bytes()) << shape[0] << "x" << shape[1] << " dq " << dq;
+    }
+}
+
+TEST(MemoryPlan, SizesMatchTheLoadedModelTheAdaptersAndTheStreamer) {
+  const std::string dir = test::make_tiny_model("qwen2", "--layers 3");  // qkv biases
+  const ModelConfig model_config = ModelConfig::load(dir);
+  DeviceFacts cpu;
+  const TrainConfig c = config(R"({"offload_base": true, "lora_target_linear": false, "lora_target_modules": ["q_proj", "down_proj"], "lora_r": 4})");
+  const MemoryPlan plan = plan_memory(model_config, QuantizeOptions{}, c, cpu);
+
+  LoadOptions options;
+  options.quantize = QuantizeOptions{};
+  CausalLM model = load_causal_lm(dir, options);
+  int64_t four_bit = 0;
+  for (auto& [name, linear] : model->projections()) four_bit += linear->weight().storage_bytes();
+  EXPECT_EQ(item(plan.host, "3 decoder layers").bytes, four_bit);
+  int64_t other = 0;
+  for (const auto& b : model->buffers()) other += b.numel() * 4;  // embeddings, norms, biases (float32 on the CPU)
+  if (!model_config.tie_word_embeddings) other += model->lm_head->weight().storage_bytes();
+  EXPECT_EQ(item(plan.device, "embeddings").bytes, other);
+
+  LoraOptions lora;
+  lora.r = 4;
+  lora.target_modules = {"q_proj", "down_proj"};
+  inject_lora(model, lora, 1);
+  int64_t lora_parameters = 0;
+  for (auto& [name, p] : lora_state(model)) lora_parameters += p.numel();
+  EXPECT_EQ(item(plan.device, "LoRA r=4").bytes, 20 * lora_parameters);
+
+  model->set_gradient_checkpointing(true);
+  model->stream_layers_from_host();
+  const int64_t slots = item(plan.device, "2 slots").bytes;
+  EXPECT_LE(slots, 2 * model->layer_stream()->slot_bytes());
+  EXPECT_GE(slots + 2 * 7 * 5 * 256, 2 * model->layer_stream()->slot_bytes());  // the streamer aligns each tensor to 256 bytes
+  EXPECT_EQ(plan.layer_copy_bytes * 2, slots);
+  EXPECT_TRUE(plan.gradient_checkpointing);
+}
+
+TEST(MemoryPlan, Llama3SeventyBUnder22GiBStreamsItsLayers) {
+  const ModelConfig m = llama3(8192, 80, 64, 28672);
+  const ParameterCounts p = count_parameters(m);
+  EXPECT_NEAR(static_cast<double>(p.total()), 70.55e9, 0.01e9);  // Meta's model card: 70.55B (70,553,706,496)
+  const MemoryPlan plan = plan_memory(m, QuantizeOptions{}, config(), gpu(22));
+  EXPECT_TRUE(plan.fits) << plan.describe();
+  EXPECT_TRUE(plan.offload_base);
+  EXPECT_TRUE(plan.gradient_checkpointing);
+  EXPECT_EQ(plan.turned_on, (std::vector<std::string>{"gradient_checkpointing", "offload_base"})) << plan.describe();
+  EXPECT_LE(plan.device_bytes(), int64_t{22} << 30);
+  // About 4.13 bits per projection weight (QLoRA's double quantization), on the host.
+  const int64_t host_layers = item(plan.host, "80 decoder layers").bytes;
+  EXPECT_NEAR(static_cast<double>(host_layers) * 8 / static_cast<double>(p.decoder_projections), 4.127, 0.01);
+  EXPECT_EQ(plan.transfer_bytes_per_step, 2 * 78 * host_layers / 80);
+  // r = 16 on all seven projections: 16·(in + out) summed, per layer, times 80.
+  const int64_t per_layer = 16 * ((8192 + 8192) * 2 + (8192 + 1024) * 2 + (8192 + 28672) * 3);
+  EXPECT_EQ(item(plan.device, "LoRA r=16").bytes, 20 * 80 * per_layer);
+  EXPECT_NE(plan.describe().find("turned on to fit: gradient_checkpointing, offload_base"), std::string::npos) << plan.describe();
+}
+
+TEST(MemoryPlan, EightBUnder24GiBStaysResidentAndOffloadBaseFalseIsObeyed) {
+  const MemoryPlan eight = plan_memory(llama3(4096, 32, 32, 14336), QuantizeOptions{}, config(R"({"gradient_checkpointing": true})"), gpu(24));
+  EXPECT_TRUE(eight.fits) << eight.describe();
+  EXPECT_FALSE(eight.offload_base);
+  EXPECT_TRUE(eight.turned_on.empty());
+  EXPECT_EQ(eight.transfer_bytes_per_step, 0);
+
+  const MemoryPlan refused = plan_memory(llama3(8192, 80, 64, 28672), QuantizeOptions{}, config(R"({"offload_base": false})"), gpu(22));
+  EXPECT_FALSE(refused.offload_base);
+  EXPECT_FALSE(refused.fits);
+  EXPECT_NE(refused.describe().find("over the budget"), std::string::npos) << refused.describe();
+}
+
+TEST(MemoryPlan, ExpectedStepTimeIsTheSlowerOfComputeAndCopies) {
+  DeviceFacts f = gpu(22);
+  f.matmul_flops_per_s = 500e12;
+  f.host_to_device_bytes_per_s = 25e9;
+  const MemoryPlan plan = plan_memory(llama3(8192, 80, 64, 28672), QuantizeOptions{}, config(), f);
+  EXPECT_NEAR(plan.transfer_seconds_per_step, static_cast<double>(plan.transfer_bytes_per_step) / 25e9, 1e-9);
+  // 2048 tokens · (3 passes · 2·68.45e9 + attention + lm_head) / 500 TFLOP/s ≈ 1.74 s: copy-bound at 25 GB/s.
+  EXPECT_NEAR(plan.compute_seconds_per_step, 1.74, 0.01);
+  EXPECT_NE(plan.describe().find("copy-bound"), std::string::npos) << plan.describe();
+}
+
+TEST(MemoryPlan, OffloadBaseNeedsAFourBitBase) {
+  EXPECT_THROW(plan_memory(llama3(4096, 32, 32, 14336), std::nullopt, config(R"({"offload_base": true})"), gpu(24)), InputError);
+}
+
+}  // namespace
+}  // namespace qtune

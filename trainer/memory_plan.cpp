@@ -1,0 +1,194 @@
+// The memory plan's arithmetic. Depends on: trainer/memory_plan.h, models/architecture.h, adapters/lora.h.
+#include "trainer/memory_plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "adapters/lora.h"
+#include "core/error.h"
+#include "models/architecture.h"
+
+namespace qtune {
+namespace {
+
+constexpr int64_t kLossChunkBytes = int64_t{128} << 20;  // float32 logits of one chunk (models/chunked_log_probs)
+constexpr int64_t kLoraBytesPerParameter = 20;          // float32 weight, gradient, gradient sum, two AdamW moments
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The shapes the plan needs, per decoder layer (all layers alike in this family).
+struct LayerShapes {
+  int64_t projection_numel = 0, largest_projection = 0, four_bit_bytes = 0;
+  int64_t lora_parameters = 0, adapted = 0, adapted_inputs = 0;  // LoRA on this layer; Σ in over adapted projections
+};
+
+struct Settings {
+  bool checkpointing, offload_base, activation_offloading;
+};
+
+struct Sizes {
+  LayerShapes layer;
+  int64_t other_bytes = 0;  // embeddings, lm_head, norms, biases on the device
+  int64_t tokens = 0, rows = 0;
+};
+
+void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, const DeviceFacts& facts, const Sizes& s, bool four_bit,
+          Settings on) {
+  on.checkpointing = on.checkpointing || on.offload_base || on.activation_offloading;  // both need the recompute
+  const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, N = s.tokens;
+  const int64_t T = config.sequence_len, attention_width = m.num_heads * m.head_dim;
+  const int64_t layer_bytes = four_bit ? s.layer.four_bit_bytes : s.layer.projection_numel * c;
+  plan = MemoryPlan{};
+  plan.facts = facts;
+  plan.gradient_checkpointing = on.checkpointing;
+  plan.offload_base = on.offload_base;
+  plan.activation_offloading = on.activation_offloading;
+  plan.device.push_back({"embeddings, lm_head, norms and biases", s.other_bytes});
+  if (on.offload_base) {
+    plan.device.push_back({"2 slots for the streamed decoder layers (offload_base)", 2 * layer_bytes});
+    plan.host.push_back({fmt::format("{} decoder layers, 4-bit{}", L, facts.host_to_device_bytes_per_s > 0 ? " (pinned)" : ""), L * layer_bytes});
+    plan.layer_copy_bytes = layer_bytes;
+  } else {
+    plan.device.push_back({fmt::format("{} decoder layers{}", L, four_bit ? ", 4-bit" : ""), L * layer_bytes});
+  }
+  const int64_t lora = L * s.layer.lora_parameters;
+  const std::string count = lora < 1000000 ? std::to_string(lora) : fmt::format("{:.1f}M", static_cast<double>(lora) / 1e6);
+  plan.device.push_back({fmt::format("LoRA r={}: {} parameters with gradients and AdamW moments", config.lora_r, count),
+                         lora * kLoraBytesPerParameter});
+
+  // What autograd keeps of one layer: the norms' outputs, q/k/v, attention output, the MLP's gate, up and
+  // product; LoRA's low-rank inputs (and dropout's masked copies); eager attention's fp32 scores.
+  const int64_t kv_width = m.num_kv_heads * m.head_dim;
+  int64_t per_layer = N * c * (4 * D + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
+  if (config.lora_dropout > 0) per_layer += N * (c + 1) * s.layer.adapted_inputs;
+  if (!facts.fused_attention) per_layer += s.rows * m.num_heads * T * T * (4 + c);
+  const int64_t backward_working = 2 * N * std::max(F, D) * c + 2 * s.layer.largest_projection * c;  // gradients in flight, dequantized weight
+  const int64_t loss = std::min(N * m.vocab_size * 4, kLossChunkBytes) * 3 + 4 * N * D * c;
+  int64_t activations = loss + backward_working;
+  const int64_t inputs = L * N * D * c;
+  if (on.checkpointing) {
+    activations += per_layer;
+    if (on.activation_offloading) plan.host.push_back({"checkpointed layer inputs (activation_offloading)", inputs});
+    else activations += inputs;
+  } else {
+    activations += L * per_layer;
+  }
+  plan.device.push_back({fmt::format("activations of a micro-batch of {} tokens{}", N,
+                                     on.checkpointing ? on.activation_offloading ? ", checkpointed, inputs on the host" : ", checkpointed" : ""),
+                         activations});
+
+  // Per micro-batch: a forward streams every layer but the two the last backward left in the slots, the
+  // backward every layer but the two the forward left (LayerStream); offloaded inputs go out and back.
+  int64_t transfer = on.offload_base ? 2 * std::max<int64_t>(L - 2, 0) * layer_bytes : 0;
+  if (on.activation_offloading) transfer += 2 * inputs;
+  plan.transfer_bytes_per_step = transfer * config.gradient_accumulation_steps;
+
+  // FLOPs per token: projections 2·P forward, 2·P backward (no weight gradients for the frozen base),
+  // one more forward when recomputing; causal attention 2·T·width forward, twice that backward; lm_head
+  // forward and backward.
+  const double P = static_cast<double>(L * s.layer.projection_numel);
+  const double attention = 2.0 * static_cast<double>(L) * static_cast<double>(T) * static_cast<double>(attention_width);
+  const double forward = 2 * P + attention, backward = 2 * P + 2 * attention, head = 4.0 * static_cast<double>(m.vocab_size * D);
+  const double flops = static_cast<double>(N * config.gradient_accumulation_steps) * (forward + backward + (on.checkpointing ? forward : 0) + head);
+  if (facts.matmul_flops_per_s > 0) plan.compute_seconds_per_step = flops / facts.matmul_flops_per_s;
+  if (facts.host_to_device_bytes_per_s > 0) plan.transfer_seconds_per_step = static_cast<double>(plan.transfer_bytes_per_step) / facts.host_to_device_bytes_per_s;
+  plan.fits = facts.budget_bytes <= 0 || plan.device_bytes() <= facts.budget_bytes;
+}
+
+std::string bytes_text(int64_t bytes) { return format_byte_size(static_cast<double>(bytes)); }
+
+}  // namespace
+
+int64_t four_bit_weight_bytes(int64_t numel, int64_t blocksize, bool double_quant) {
+  const int64_t blocks = ceil_div(numel, blocksize);
+  const int64_t absmax = double_quant ? blocks + ceil_div(blocks, 256) * 4 + 256 * 4 : blocks * 4;
+  return ceil_div(numel, 2) + absmax + 16 * 4;
+}
+
+int64_t MemoryPlan::device_bytes() const {
+  int64_t total = 0;
+  for (const auto& item : device) total += item.bytes;
+  return total;
+}
+
+int64_t MemoryPlan::host_bytes() const {
+  int64_t total = 0;
+  for (const auto& item : host) total += item.bytes;
+  return total;
+}
+
+MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> four_bit, const TrainConfig& config, const DeviceFacts& facts) {
+  if (config.offload_base == "true" && !four_bit)
+    input_error("{}: offload_base streams 4-bit layers from host memory; set load_in_4bit: true (or use a bnb-4bit checkpoint)", config.source);
+  Sizes s;
+  LoraOptions lora;
+  lora.r = config.lora_r;
+  lora.target_modules = config.lora_target_modules;
+  lora.target_linear = config.lora_target_linear || config.lora_target_modules.empty();
+  const std::vector<std::string> adapted = lora_target_modules(model, lora);  // "model.layers.0.self_attn.q_proj", ...
+  const std::string first_layer = "model.layers.0.";
+  for (const WeightSpec& spec : hf_weight_specs(model)) {
+    const int64_t numel = spec.shape[0] * (spec.shape.size() > 1 ? spec.shape[1] : 1);
+    if (!spec.decoder_projection) {
+      s.other_bytes += numel * facts.compute_bytes;
+      continue;
+    }
+    if (spec.name.compare(0, first_layer.size(), first_layer) != 0) continue;  // every layer is like layer 0
+    LayerShapes& l = s.layer;
+    l.projection_numel += numel;
+    l.largest_projection = std::max(l.largest_projection, numel);
+    if (four_bit) l.four_bit_bytes += four_bit_weight_bytes(numel, four_bit->blocksize, four_bit->double_quant);
+    if (std::find(adapted.begin(), adapted.end(), spec.name.substr(0, spec.name.rfind('.'))) != adapted.end()) {
+      l.lora_parameters += config.lora_r * (spec.shape[0] + spec.shape[1]);
+      l.adapted += 1;
+      l.adapted_inputs += spec.shape[1];
+    }
+  }
+  s.rows = config.micro_batch_size * (config.rl.empty() ? 1 : 2);  // preference rows come as chosen + rejected
+  s.tokens = s.rows * config.sequence_len;
+
+  Settings on{config.gradient_checkpointing || config.activation_offloading || config.offload_base == "true",
+              config.offload_base == "true", config.activation_offloading};
+  MemoryPlan plan;
+  fill(plan, model, config, facts, s, four_bit.has_value(), on);
+  // Under a budget, switch on what fits the run, cheapest first; offload_base only where the config leaves
+  // it to the plan (auto).
+  auto try_on = [&](bool& setting, const char* name, bool allowed) {
+    if (plan.fits || setting || !allowed) return;
+    setting = true;
+    std::vector<std::string> turned = plan.turned_on;
+    fill(plan, model, config, facts, s, four_bit.has_value(), on);
+    turned.push_back(name);
+    plan.turned_on = turned;
+  };
+  try_on(on.checkpointing, "gradient_checkpointing", true);
+  try_on(on.offload_base, "offload_base", config.offload_base == "auto" && four_bit.has_value());
+  try_on(on.activation_offloading, "activation_offloading", true);
+  return plan;
+}
+
+std::string MemoryPlan::describe() const {
+  std::string out = fmt::format("memory plan on {} (estimate{})\n", facts.name,
+                                facts.budget_bytes > 0 ? fmt::format("; budget {} from {}", bytes_text(facts.budget_bytes), facts.budget_source) : "");
+  for (const auto& item : device) out += fmt::format("  device {:>11}  {}\n", bytes_text(item.bytes), item.what);
+  out += fmt::format("  device {:>11}  total{}\n", bytes_text(device_bytes()), fits ? "" : " — over the budget: lower micro_batch_size or sequence_len");
+  for (const auto& item : host) out += fmt::format("  host   {:>11}  {}\n", bytes_text(item.bytes), item.what);
+  if (!turned_on.empty()) out += fmt::format("  turned on to fit: {}\n", fmt::join(turned_on, ", "));
+  if (transfer_bytes_per_step > 0)
+    out += fmt::format("  host→device {:.1f} GB per step{}\n", static_cast<double>(transfer_bytes_per_step) / 1e9,
+                       layer_copy_bytes > 0 ? fmt::format(" ({:.0f} MB per layer copy)", static_cast<double>(layer_copy_bytes) / 1e6) : "");
+  if (compute_seconds_per_step > 0) {
+    std::string line = fmt::format("  step time ≈ {:.2f} s of compute at {:.1f} TFLOP/s (measured matmul)", compute_seconds_per_step,
+                                   facts.matmul_flops_per_s / 1e12);
+    if (transfer_seconds_per_step > 0)
+      line += fmt::format("; copies {:.2f} s at {:.1f} GB/s (measured){}", transfer_seconds_per_step, facts.host_to_device_bytes_per_s / 1e9,
+                          transfer_seconds_per_step > compute_seconds_per_step
+                              ? ": copy-bound, more tokens per micro-batch (micro_batch_size, sequence_len) would hide them"
+                              : ", hidden behind compute");
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace qtune
