@@ -42,7 +42,7 @@ int main(int argc, char** argv) try {
   torch::manual_seed(static_cast<uint64_t>(config.seed));
   PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
   auto task = config.rl.empty() ? make_sft_task(data, config, device) : make_preference_task(data, config, device);
-  TrainingModel trained = load_training_model(config, device, plan_training_memory(config, device));
+  TrainingModel trained = load_training_model(planned_config(config, plan_training_memory(config, device)), device);
   task->prepare(trained.model);
 
   std::ofstream("/proc/self/clear_refs") << "5";  // VmHWM := VmRSS

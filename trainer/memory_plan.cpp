@@ -25,18 +25,19 @@ struct LayerShapes {
 
 struct Settings {
   bool checkpointing, offload_base, activation_offloading;
+  int64_t micro_batch, accumulation;
 };
 
 struct Sizes {
   LayerShapes layer;
   int64_t other_bytes = 0;  // embeddings, lm_head, norms, biases on the device
-  int64_t tokens = 0, rows = 0;
 };
 
 void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, const DeviceFacts& facts, const Sizes& s, bool four_bit,
           Settings on) {
   on.checkpointing = on.checkpointing || on.offload_base || on.activation_offloading;  // both need the recompute
-  const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, N = s.tokens;
+  const int64_t rows = on.micro_batch * (config.rl.empty() ? 1 : 2);  // preference rows come as chosen + rejected
+  const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, N = rows * config.sequence_len;
   const int64_t T = config.sequence_len, attention_width = m.num_heads * m.head_dim;
   const int64_t layer_bytes = four_bit ? s.layer.four_bit_bytes : s.layer.projection_numel * c;
   plan = MemoryPlan{};
@@ -44,6 +45,8 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   plan.gradient_checkpointing = on.checkpointing;
   plan.offload_base = on.offload_base;
   plan.activation_offloading = on.activation_offloading;
+  plan.micro_batch_size = on.micro_batch;
+  plan.gradient_accumulation_steps = on.accumulation;
   plan.device.push_back({"embeddings, lm_head, norms and biases", s.other_bytes});
   if (on.offload_base) {
     plan.device.push_back({"2 slots for the streamed decoder layers (offload_base)", 2 * layer_bytes});
@@ -62,7 +65,7 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   const int64_t kv_width = m.num_kv_heads * m.head_dim;
   int64_t per_layer = N * c * (4 * D + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
   if (config.lora_dropout > 0) per_layer += N * (c + 1) * s.layer.adapted_inputs;
-  if (!facts.fused_attention) per_layer += s.rows * m.num_heads * T * T * (4 + c);
+  if (!facts.fused_attention) per_layer += rows * m.num_heads * T * T * (4 + c);
   const int64_t backward_working = 2 * N * std::max(F, D) * c + 2 * s.layer.largest_projection * c;  // gradients in flight, dequantized weight
   const int64_t loss = std::min(N * m.vocab_size * 4, kLossChunkBytes) * 3 + 4 * N * D * c;
   int64_t activations = loss + backward_working;
@@ -79,10 +82,12 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
                          activations});
 
   // Per micro-batch: a forward streams every layer but the two the last backward left in the slots, the
-  // backward every layer but the two the forward left (LayerStream); offloaded inputs go out and back.
-  int64_t transfer = on.offload_base ? 2 * std::max<int64_t>(L - 2, 0) * layer_bytes : 0;
+  // backward every layer but the two the forward left (LayerStream); DPO's reference forward comes first
+  // and leaves the wrong two, so it adds L. Offloaded inputs go out and back.
+  const bool reference_pass = (config.rl == "dpo" || config.rl == "ipo") && !config.precompute_ref_log_probs;
+  int64_t transfer = on.offload_base ? (2 * std::max<int64_t>(L - 2, 0) + (reference_pass ? L : 0)) * layer_bytes : 0;
   if (on.activation_offloading) transfer += 2 * inputs;
-  plan.transfer_bytes_per_step = transfer * config.gradient_accumulation_steps;
+  plan.transfer_bytes_per_step = transfer * on.accumulation;
 
   // FLOPs per token: projections 2·P forward, 2·P backward (no weight gradients for the frozen base),
   // one more forward when recomputing; causal attention 2·T·width forward, twice that backward; lm_head
@@ -90,7 +95,8 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   const double P = static_cast<double>(L * s.layer.projection_numel);
   const double attention = 2.0 * static_cast<double>(L) * static_cast<double>(T) * static_cast<double>(attention_width);
   const double forward = 2 * P + attention, backward = 2 * P + 2 * attention, head = 4.0 * static_cast<double>(m.vocab_size * D);
-  const double flops = static_cast<double>(N * config.gradient_accumulation_steps) * (forward + backward + (on.checkpointing ? forward : 0) + head);
+  const double passes = forward + backward + (on.checkpointing ? forward : 0) + (reference_pass ? forward : 0);
+  const double flops = static_cast<double>(N * on.accumulation) * (passes + head);
   if (facts.matmul_flops_per_s > 0) plan.compute_seconds_per_step = flops / facts.matmul_flops_per_s;
   if (facts.host_to_device_bytes_per_s > 0) plan.transfer_seconds_per_step = static_cast<double>(plan.transfer_bytes_per_step) / facts.host_to_device_bytes_per_s;
   plan.fits = facts.budget_bytes <= 0 || plan.device_bytes() <= facts.budget_bytes;
@@ -145,11 +151,8 @@ MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> 
       l.adapted_inputs += spec.shape[1];
     }
   }
-  s.rows = config.micro_batch_size * (config.rl.empty() ? 1 : 2);  // preference rows come as chosen + rejected
-  s.tokens = s.rows * config.sequence_len;
-
   Settings on{config.gradient_checkpointing || config.activation_offloading || config.offload_base == "true",
-              config.offload_base == "true", config.activation_offloading};
+              config.offload_base == "true", config.activation_offloading, config.micro_batch_size, config.gradient_accumulation_steps};
   MemoryPlan plan;
   fill(plan, model, config, facts, s, four_bit.has_value(), on);
   // Under a budget, switch on what fits the run, cheapest first; offload_base only where the config leaves
@@ -165,7 +168,28 @@ MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> 
   try_on(on.checkpointing, "gradient_checkpointing", true);
   try_on(on.offload_base, "offload_base", config.offload_base == "auto" && four_bit.has_value());
   try_on(on.activation_offloading, "activation_offloading", true);
+  // Still over: the largest divisor of the micro-batch that fits, with as many more accumulation steps.
+  for (int64_t rows = on.micro_batch - 1; !plan.fits && rows >= 1; --rows) {
+    if (config.micro_batch_size % rows != 0) continue;
+    std::vector<std::string> turned = plan.turned_on;
+    on.micro_batch = rows;
+    on.accumulation = config.gradient_accumulation_steps * (config.micro_batch_size / rows);
+    fill(plan, model, config, facts, s, four_bit.has_value(), on);
+    if (plan.fits || rows == 1)
+      turned.push_back(fmt::format("micro_batch_size {} -> {} with gradient_accumulation_steps {} -> {}", config.micro_batch_size, rows,
+                                   config.gradient_accumulation_steps, on.accumulation));
+    plan.turned_on = turned;
+  }
   return plan;
+}
+
+TrainConfig planned_config(TrainConfig config, const MemoryPlan& plan) {
+  config.gradient_checkpointing = plan.gradient_checkpointing;
+  config.activation_offloading = plan.activation_offloading;
+  config.offload_base = plan.offload_base ? "true" : "false";
+  config.micro_batch_size = plan.micro_batch_size;
+  config.gradient_accumulation_steps = plan.gradient_accumulation_steps;
+  return config;
 }
 
 std::string MemoryPlan::describe() const {

@@ -35,7 +35,8 @@ struct MemoryPlan {
   std::vector<Item> device;  // on the GPU (or, on the CPU, in the process)
   std::vector<Item> host;    // kept in host memory instead
   bool gradient_checkpointing = false, offload_base = false, activation_offloading = false;
-  std::vector<std::string> turned_on;  // settings the plan switched on to fit the budget
+  int64_t micro_batch_size = 1, gradient_accumulation_steps = 1;  // the same rows per step, maybe split finer
+  std::vector<std::string> turned_on;  // settings the plan changed to fit the budget
   int64_t layer_copy_bytes = 0;        // one streamed layer
   int64_t transfer_bytes_per_step = 0; // host→device per optimizer step (streamed layers, offloaded inputs)
   double compute_seconds_per_step = 0; // FLOPs / measured matmul rate (0 when unmeasured)
@@ -53,7 +54,13 @@ struct MemoryPlan {
 int64_t four_bit_weight_bytes(int64_t numel, int64_t blocksize, bool double_quant);
 
 // four_bit: the base's 4-bit format (nullopt: a 16-bit base). InputError when offload_base is asked for a
-// 16-bit base.
+// 16-bit base. When nothing else fits, the plan splits each micro-batch into smaller ones accumulated in
+// the same step (micro_batch_size 8 -> 2 with 4× the accumulation steps): the step's rows and, with the
+// loss normalized over the whole step, its gradient stay the same.
 MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> four_bit, const TrainConfig& config, const DeviceFacts& facts);
+
+// `config` as the plan runs it: gradient_checkpointing, activation_offloading, offload_base (true/false),
+// micro_batch_size and gradient_accumulation_steps set from the plan.
+TrainConfig planned_config(TrainConfig config, const MemoryPlan& plan);
 
 }  // namespace qtune

@@ -87,12 +87,12 @@ MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device)
   return plan_memory(model, four_bit, config, facts);
 }
 
-TrainingModel load_training_model(const TrainConfig& config, torch::Device device, const MemoryPlan& plan) {
+TrainingModel load_training_model(const TrainConfig& config, torch::Device device) {
   // 4-bit (or 16-bit) frozen base; with offload_base its layers are loaded into host memory, never whole on the device.
   LoadOptions load = config.load_options();
   load.device = device;
   load.dtype = compute_dtype(config, device);
-  load.layers_on_host = plan.offload_base;
+  load.layers_on_host = config.offload_base == "true";
   TrainingModel m{load_causal_lm(config.base_model, load), {}, load.dtype};
   // LoRA: new adapters, or the ones in lora_model_dir to continue from (for DPO also frozen as the reference).
   m.lora = config.lora_model_dir.empty() ? lora_options(config) : load_peft_adapter(m.model, config.lora_model_dir);
@@ -102,9 +102,9 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
     for (auto& [name, linear] : m.model->projections())
       if (LoraAdapterImpl* adapter = lora_of(linear)) adapter->set_dropout(0);
   m.model->to(device);
-  m.model->set_gradient_checkpointing(plan.gradient_checkpointing);  // on whenever offloading is (the plan's rule)
-  m.model->set_activation_offloading(plan.activation_offloading);
-  if (plan.offload_base) {
+  m.model->set_gradient_checkpointing(config.gradient_checkpointing);  // on whenever offloading is (the config's check, the plan)
+  m.model->set_activation_offloading(config.activation_offloading);
+  if (config.offload_base == "true") {
     if (m.model->projections().empty() || dynamic_cast<const QuantizedWeight*>(&m.model->projections().front().second->weight()) == nullptr)
       input_error("{}: offload_base streams 4-bit layers from host memory; set load_in_4bit: true (or use a bnb-4bit checkpoint)", config.source);
     m.model->stream_layers_from_host();
@@ -142,32 +142,35 @@ void continue_on_another_world_size(TrainerState& state, int world_size, std::si
 
 }  // namespace
 
-TrainSummary run_training(const TrainConfig& config, const std::string& config_text) {
+TrainSummary run_training(const TrainConfig& requested, const std::string& config_text) {
   const LaunchEnvironment launch = launch_environment();
-  const torch::Device device = rank_device(launch, pick_device(config));
-  if (config.gpu_memory_limit > 0) {  // before anything is loaded, so that loading counts too
+  const torch::Device device = rank_device(launch, pick_device(requested));
+  if (requested.gpu_memory_limit > 0) {  // before anything is loaded, so that loading counts too
     if (!device.is_cuda())
-      input_error("{}: key 'gpu_memory_limit' needs a CUDA device (this run is on {}); remove the key or train on a GPU", config.source, device.str());
-    limit_device_memory(device, config.gpu_memory_limit);
+      input_error("{}: key 'gpu_memory_limit' needs a CUDA device (this run is on {}); remove the key or train on a GPU", requested.source, device.str());
+    limit_device_memory(device, requested.gpu_memory_limit);
   }
   // NCCL sums GPU gradients where the build has it (ddp_backend auto or nccl); Gloo everything else.
-  const bool nccl = device.is_cuda() && (config.ddp_backend == "nccl" || (config.ddp_backend == "auto" && nccl_available()));
-  if (config.ddp_backend == "nccl" && !(device.is_cuda() && nccl_available()))
-    input_error("{}: ddp_backend: nccl needs training on GPUs and a CUDA build of qtune with NCCL; use auto or gloo", config.source);
-  Distributed group(launch, std::chrono::seconds(config.ddp_timeout), nccl);
+  const bool nccl = device.is_cuda() && (requested.ddp_backend == "nccl" || (requested.ddp_backend == "auto" && nccl_available()));
+  if (requested.ddp_backend == "nccl" && !(device.is_cuda() && nccl_available()))
+    input_error("{}: ddp_backend: nccl needs training on GPUs and a CUDA build of qtune with NCCL; use auto or gloo", requested.source);
+  Distributed group(launch, std::chrono::seconds(requested.ddp_timeout), nccl);
   Distributed* ranks = group.world_size() > 1 ? &group : nullptr;
 
   // Data first: its errors are the most common and the cheapest to report. Rank 0 fills the token cache,
   // the others then read it.
   if (!group.is_main()) group.barrier();
-  PreparedData data = prepare_data(config.data_config(), config.tokenizer_dir());
+  PreparedData data = prepare_data(requested.data_config(), requested.tokenizer_dir());
   if (group.is_main()) group.barrier();
+
+  // The memory plan, before the model is loaded: under a budget it may switch on checkpointing and
+  // offloading or split micro-batches; the run then goes by the planned config.
+  const MemoryPlan plan = plan_training_memory(requested, device);
+  if (group.is_main()) std::cout << plan.describe();
+  const TrainConfig config = planned_config(requested, plan);
   std::unique_ptr<TrainingTask> task =
       config.rl.empty() ? make_sft_task(data, config, device, ranks) : make_preference_task(data, config, device, ranks);
-
-  const MemoryPlan plan = plan_training_memory(config, device);
-  if (group.is_main()) std::cout << plan.describe();
-  TrainingModel trained = load_training_model(config, device, plan);  // LoRA initialized from the seed: equal on every rank
+  TrainingModel trained = load_training_model(config, device);  // LoRA initialized from the seed: equal on every rank
   torch::manual_seed(static_cast<uint64_t>(config.seed + group.rank()));  // dropout masks differ between ranks
   CausalLM& model = trained.model;
   const LoraOptions& lora = trained.lora;

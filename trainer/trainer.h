@@ -32,15 +32,15 @@ struct TrainingModel {
   LoraOptions lora;  // as injected or as read from lora_model_dir
   at::ScalarType dtype;
 };
-// `plan` (plan_training_memory) says whether the layers are streamed from host memory, and checkpointing
-// and activation offloading.
-TrainingModel load_training_model(const TrainConfig& config, torch::Device device, const MemoryPlan& plan);
+// With offload_base: true (or "auto" decided by planned_config) the layers are streamed from host memory.
+TrainingModel load_training_model(const TrainConfig& config, torch::Device device);
 
 // The memory plan of the run on `device`: the model's shapes from base_model, the budget
 // (gpu_memory_limit, else the GPU's memory), and the device's measured matmul and copy rates.
 MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device);
 
-// `config_text` is the resolved config, saved with checkpoints and outputs.
+// `config_text` is the resolved config, saved with checkpoints and outputs. The run goes by
+// planned_config(config, its memory plan).
 TrainSummary run_training(const TrainConfig& config, const std::string& config_text);
 
 }  // namespace qtune

@@ -94,6 +94,12 @@ TEST(LayerStream, CopiesEachLayerOncePerPassExceptTheTwoLeftInTheSlots) {
   EXPECT_GT(second.copy_seconds, 0);
   EXPECT_EQ(second.hidden_fraction(), 0);  // nothing overlaps a CPU copy
   EXPECT_EQ(stream.take_stats().copies, 0);
+  {  // DPO: the reference forward (no gradients) before the policy's leaves layers L-2 and L-1 in the slots
+    torch::NoGradGuard no_grad;
+    model->forward(ids);
+  }
+  step();
+  EXPECT_EQ(stream.take_stats().copies, (L - 2) + L + (L - 2));  // what the memory plan counts for DPO
 }
 
 TEST(LayerStream, HostCopyHoldsTheCodesTheLoaderMade) {

@@ -3,6 +3,7 @@
 // parameter count against Meta's published 70.55B; and its choices under a budget: a 70B model under
 // 22 GiB streams its layers, an 8B one under 24 GiB does not. Depends on: trainer/memory_plan.h,
 // models/{model_loader,layer_stream}.h, adapters/lora.h.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "adapters/lora.h"
@@ -103,6 +104,9 @@ TEST(MemoryPlan, Llama3SeventyBUnder22GiBStreamsItsLayers) {
   const int64_t host_layers = item(plan.host, "80 decoder layers").bytes;
   EXPECT_NEAR(static_cast<double>(host_layers) * 8 / static_cast<double>(p.decoder_projections), 4.127, 0.01);
   EXPECT_EQ(plan.transfer_bytes_per_step, 2 * 78 * host_layers / 80);
+  // DPO scores the reference model first: one more forward, L more layer copies (tests/models/test_layer_stream.cpp).
+  const MemoryPlan dpo = plan_memory(m, QuantizeOptions{}, config(R"({"rl": "dpo", "datasets": [{"path": "p.jsonl", "type": "preference"}]})"), gpu(22));
+  EXPECT_EQ(dpo.transfer_bytes_per_step, (78 + 80 + 78) * host_layers / 80);
   // r = 16 on all seven projections: 16·(in + out) summed, per layer, times 80.
   const int64_t per_layer = 16 * ((8192 + 8192) * 2 + (8192 + 1024) * 2 + (8192 + 28672) * 3);
   EXPECT_EQ(item(plan.device, "LoRA r=16").bytes, 20 * 80 * per_layer);
@@ -131,6 +135,30 @@ TEST(MemoryPlan, ExpectedStepTimeIsTheSlowerOfComputeAndCopies) {
   // 2048 tokens · (3 passes · 2·68.45e9 + attention + lm_head) / 500 TFLOP/s ≈ 1.74 s: copy-bound at 25 GB/s.
   EXPECT_NEAR(plan.compute_seconds_per_step, 1.74, 0.01);
   EXPECT_NE(plan.describe().find("copy-bound"), std::string::npos) << plan.describe();
+}
+
+TEST(MemoryPlan, SplitsTheMicroBatchWhenNothingElseFits) {
+  const ModelConfig m = llama3(8192, 80, 64, 28672);
+  const TrainConfig requested = config(R"({"micro_batch_size": 32, "gradient_accumulation_steps": 2})");
+  const MemoryPlan plan = plan_memory(m, QuantizeOptions{}, requested, gpu(22));
+  EXPECT_TRUE(plan.fits) << plan.describe();
+  EXPECT_TRUE(plan.offload_base && plan.activation_offloading) << plan.describe();
+  ASSERT_LT(plan.micro_batch_size, 32);
+  EXPECT_EQ(32 % plan.micro_batch_size, 0);
+  EXPECT_EQ(plan.micro_batch_size * plan.gradient_accumulation_steps, 64);  // the step's rows are unchanged
+  // The largest split that fits: the next larger divisor of 32 does not.
+  const MemoryPlan larger = plan_memory(m, QuantizeOptions{}, config(fmt::format(R"({{"micro_batch_size": {}, "offload_base": true,
+      "activation_offloading": true}})", plan.micro_batch_size * 2)), gpu(22));
+  EXPECT_NE(larger.micro_batch_size, plan.micro_batch_size * 2) << larger.describe();
+  EXPECT_NE(plan.describe().find(fmt::format("micro_batch_size 32 -> {} with gradient_accumulation_steps 2 -> {}", plan.micro_batch_size,
+                                             plan.gradient_accumulation_steps)),
+            std::string::npos)
+      << plan.describe();
+  const TrainConfig run = planned_config(requested, plan);
+  EXPECT_EQ(run.offload_base, "true");
+  EXPECT_TRUE(run.gradient_checkpointing && run.activation_offloading);
+  EXPECT_EQ(run.micro_batch_size, plan.micro_batch_size);
+  EXPECT_EQ(run.gradient_accumulation_steps, plan.gradient_accumulation_steps);
 }
 
 TEST(MemoryPlan, OffloadBaseNeedsAFourBitBase) {

@@ -110,6 +110,18 @@ TEST(Train, OffloadBaseTrainsExactlyAsTheResidentModel) {
   EXPECT_EQ(test::read_file(out_a + "/metrics.jsonl").find("offload_h2d_bytes"), std::string::npos);
 }
 
+// What the memory plan does when nothing else fits: the same rows per step in smaller micro-batches. Without
+// dropout the steps are the same (the loss is normalized over the whole step; CPU gradient sums are float64).
+TEST(Train, SplittingMicroBatchesKeepsTheSteps) {
+  const std::string whole = make_run("whole", "micro_batch_size: 4\ngradient_accumulation_steps: 1\nlora_dropout: 0\nmax_steps: 6\n");
+  const std::string split = make_run("split", "micro_batch_size: 2\ngradient_accumulation_steps: 2\nlora_dropout: 0\nmax_steps: 6\n");
+  ASSERT_EQ(test::run_qtune("train " + whole).exit_code, 0);
+  ASSERT_EQ(test::run_qtune("train " + split).exit_code, 0);
+  const std::string a = fs::path(whole).parent_path() / "out", b = fs::path(split).parent_path() / "out";
+  EXPECT_EQ(losses(a + "/metrics.jsonl"), losses(b + "/metrics.jsonl"));
+  EXPECT_EQ(test::read_file(a + "/adapter_model.safetensors"), test::read_file(b + "/adapter_model.safetensors"));
+}
+
 TEST(Train, OffloadBaseNeedsAFourBitBase) {
   const std::string config = make_run("offload_16bit", "offload_base: true\nload_in_4bit: false\n");
   auto r = test::run_qtune("train " + config);
