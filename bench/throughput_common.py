@@ -159,6 +159,8 @@ def summary_text(line):
     elif line.get("peak_host_bytes"):
         text += ", host peak %s" % gib(line["peak_host_bytes"])
     if line.get("offload_h2d_bytes_per_step"):
-        text += "; streamed %.1f GB/step at %.1f GB/s, %.0f%% of the copy time hidden" % (
-            line["offload_h2d_bytes_per_step"] / 1e9, line["offload_h2d_gb_per_s"] or 0, 100 * (line["offload_copy_hidden"] or 0))
+        moved = line["offload_h2d_bytes_per_step"]
+        text += "; streamed %s/step at %.1f GB/s, %.0f%% of the copy time hidden" % (
+            "%.1f GB" % (moved / 1e9) if moved >= 1e9 else "%.1f MB" % (moved / 1e6), line["offload_h2d_gb_per_s"] or 0,
+            100 * (line["offload_copy_hidden"] or 0))
     return text

@@ -212,6 +212,11 @@ TrainSummary run_training(const TrainConfig& requested, const std::string& confi
   state.micro_batches_per_epoch = static_cast<int64_t>(task->batches_per_epoch());
 
   task->prepare(model);
+  // Layer copies outside the steps (the preparation, evaluations) are not reported as any step's.
+  auto forget_layer_copies = [&model] {
+    if (LayerStream* stream = model->layer_stream()) stream->take_stats();
+  };
+  forget_layer_copies();
   std::optional<Progress> progress;  // rank 0 alone reports, and writes checkpoints and outputs
   if (group.is_main()) progress.emplace(config, total_steps, state.step, adapted, task->packing(), device);
   stop_requested = false;
@@ -259,7 +264,10 @@ TrainSummary run_training(const TrainConfig& requested, const std::string& confi
     }
     StepRecord record{state.step, static_cast<double>(state.micro_batch) / per_epoch, step_loss, lr, grad_norm,
                       result.trained_tokens, result.tokens, !finite, std::move(result.metrics), {}, step_seconds};
-    if (config.eval_steps > 0 && state.step % config.eval_steps == 0) record.eval = task->evaluate(model);
+    if (config.eval_steps > 0 && state.step % config.eval_steps == 0) {
+      record.eval = task->evaluate(model);
+      forget_layer_copies();
+    }
     if (progress) progress->step(record);
 
     std::vector<double> stops = {stop_requested ? 1.0 : 0.0};  // a signal to any rank stops them all
