@@ -35,13 +35,17 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     d["causal"] = context->causal;
     if (context->visible_full.defined()) d["visible_full"] = context->visible_full;
     if (context->visible_window.defined()) d["visible_window"] = context->visible_window;
-    if (options->offload_input && !x.is_cpu()) {
-      // Queued on the compute stream: the copy cannot race the layers that follow, and the pinned
-      // target lets the host go on at once. The device copy of x is freed when the forward drops it.
-      torch::Tensor host = at::empty(x.sizes(), x.options().device(torch::kCPU).pinned_memory(true));
-      host.copy_(x, /*non_blocking=*/true);
-      d["offloaded_input"] = host;
+    if (ActivationOffload* activations = options->activations) {
+      // The device copy of x is freed when the forward drops it (once the copy out has read it).
+      const OffloadedInput previous = activations->previous(), mine = activations->to_host(x);
+      d["activations"] = reinterpret_cast<int64_t>(activations);  // the model owns it, as the layer
+      d["input_host"] = mine.host;
+      d["input_ticket"] = mine.ticket;
       d["device"] = x.device().str();
+      if (previous.host.defined()) {
+        d["previous_host"] = previous.host;
+        d["previous_ticket"] = previous.ticket;
+      }
     } else {
       ctx->save_for_backward({x});
     }
@@ -59,9 +63,16 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     context.causal = d["causal"].toBool();
     if (d.find("visible_full") != d.end()) context.visible_full = d["visible_full"].toTensor();
     if (d.find("visible_window") != d.end()) context.visible_window = d["visible_window"].toTensor();
-    const bool offloaded = d.find("offloaded_input") != d.end();
-    const torch::Tensor saved = offloaded ? d["offloaded_input"].toTensor().to(torch::Device(d["device"].toStringRef()), /*non_blocking=*/true)
-                                          : ctx->get_saved_variables()[0];
+    torch::Tensor saved;
+    if (d.find("activations") != d.end()) {
+      auto* activations = reinterpret_cast<ActivationOffload*>(d["activations"].toInt());
+      const torch::Device device(d["device"].toStringRef());
+      saved = activations->to_device({d["input_host"].toTensor(), d["input_ticket"].toInt()}, device);
+      if (d.find("previous_host") != d.end())  // the backward goes on with the layer before: bring its input meanwhile
+        activations->prefetch({d["previous_host"].toTensor(), d["previous_ticket"].toInt()}, device);
+    } else {
+      saved = ctx->get_saved_variables()[0];
+    }
     const torch::Tensor x = saved.detach().requires_grad_(true);
     if (stream != nullptr) {  // backward runs the layers in reverse: copy the one before this one meanwhile
       stream->begin(index);

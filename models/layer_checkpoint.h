@@ -7,6 +7,7 @@
 // the generator state of the input's device is saved before the forward and restored for the rerun).
 #pragma once
 
+#include "models/activation_offload.h"
 #include "models/layer_stream.h"
 #include "models/transformer.h"
 
@@ -18,9 +19,9 @@ torch::Tensor generator_state(const torch::Device& device);
 void set_generator_state(const torch::Device& device, const torch::Tensor& state);
 
 struct CheckpointOptions {
-  // A GPU x waits for the backward in pinned host memory (copied on the compute stream, without blocking
-  // the host); a CPU x is kept as it is.
-  bool offload_input = false;
+  // With activation offloading: x waits for the backward there, and the recompute prefetches the input of
+  // the layer before (the one offloaded just before x in the same forward).
+  ActivationOffload* activations = nullptr;
   // With streamed layers (offload_base): the recompute brings layer `index` in and prefetches index - 1.
   LayerStream* stream = nullptr;
   int64_t index = 0;

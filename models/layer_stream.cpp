@@ -10,7 +10,8 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cuda_runtime_api.h>
+
+#include "models/cuda_event.h"
 #endif
 
 namespace qtune {
@@ -36,28 +37,7 @@ Quantized4bit views_into(const Quantized4bit& like, const std::vector<int64_t>& 
 #ifdef QTUNE_WITH_CUDA
 namespace {
 
-// An owned cudaEvent_t; a timing one can measure the time since another.
-class Event {
- public:
-  explicit Event(bool timing = false) { C10_CUDA_CHECK(cudaEventCreateWithFlags(&event_, timing ? cudaEventDefault : cudaEventDisableTiming)); }
-  ~Event() { cudaEventDestroy(event_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  void record(cudaStream_t stream) { C10_CUDA_CHECK(cudaEventRecord(event_, stream)); }
-  // The stream waits for the last record (not at all before the first: CUDA treats it as complete).
-  void block(cudaStream_t stream) const { C10_CUDA_CHECK(cudaStreamWaitEvent(stream, event_, 0)); }
-  double seconds_since(const Event& start) const {
-    C10_CUDA_CHECK(cudaEventSynchronize(event_));
-    float ms = 0;
-    C10_CUDA_CHECK(cudaEventElapsedTime(&ms, start.event_, event_));
-    return ms / 1000.0;
-  }
-
- private:
-  cudaEvent_t event_ = nullptr;
-};
-
-using Interval = std::pair<std::unique_ptr<Event>, std::unique_ptr<Event>>;
+using Interval = std::pair<std::unique_ptr<CudaEvent>, std::unique_ptr<CudaEvent>>;
 
 // `bytes` of page-locked host memory, exactly: LibTorch's pinned allocator rounds each block up to a power
 // of two (a 441 MB layer would take 512 MB, 16% more host memory for a 70B model).
@@ -70,8 +50,8 @@ torch::Tensor pinned_bytes(int64_t bytes) {
   return at::from_blob(data, {bytes}, [](void* p) { cudaHostUnregister(p); std::free(p); }, at::TensorOptions().dtype(at::kByte));
 }
 
-std::unique_ptr<Event> timestamp(cudaStream_t stream) {
-  auto event = std::make_unique<Event>(true);
+std::unique_ptr<CudaEvent> timestamp(cudaStream_t stream) {
+  auto event = std::make_unique<CudaEvent>(true);
   event->record(stream);
   return event;
 }
@@ -84,7 +64,7 @@ struct LayerStream::Device {
   // Constructed with `device` current: events belong to the device that is current at their creation.
   explicit Device(torch::Device device) : copy_stream(c10::cuda::getStreamFromPool(false, device.index())) {}
   c10::cuda::CUDAStream copy_stream;
-  Event copied[2], released[2];
+  CudaEvent copied[2], released[2];
   std::vector<Interval> copy_times, stall_times;
 };
 #else

@@ -200,6 +200,8 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
   // Without checkpointing the graph would keep views of a slot that later layers overwrite.
   TORCH_CHECK(stream == nullptr || checkpoint || !torch::GradMode::is_enabled(), "streamed layers (offload_base) need gradient checkpointing to train");
   if (stream != nullptr) stream->prefetch(0);
+  ActivationOffload* activations = checkpoint ? activation_offload_.get() : nullptr;
+  if (activations != nullptr) activations->begin_forward();
   torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
   for (std::size_t i = 0; i < layers->size(); ++i) {
     DecoderLayerImpl* decoder = layers[i]->as<DecoderLayer>();
@@ -208,7 +210,7 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
       stream->begin(index);
       stream->prefetch(index + 1);  // copied while this layer computes
     }
-    h = checkpoint ? checkpointed_layer(*decoder, h, context, {activation_offloading_, stream, index}) : decoder->forward(h, context, cache);
+    h = checkpoint ? checkpointed_layer(*decoder, h, context, {activations, stream, index}) : decoder->forward(h, context, cache);
     if (stream != nullptr) stream->end(index);
   }
   return norm->forward(h);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "models/activation_offload.h"
 #include "models/frozen_linear.h"
 #include "models/layer_stream.h"
 #include "models/model_config.h"
@@ -110,9 +111,9 @@ class CausalLMImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   // Recompute each decoder layer in the backward instead of keeping its activations (training).
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
-  // With checkpointing: each layer's saved input waits in host memory (pinned, copied asynchronously on
-  // CUDA) until its recompute, so the GPU holds no per-layer activations at all.
-  void set_activation_offloading(bool on) { activation_offloading_ = on; }
+  // With checkpointing: each layer's saved input waits in host memory (pinned, copied on a side stream on
+  // CUDA) until its recompute, so the GPU holds no per-layer activations at all (models/activation_offload.h).
+  void set_activation_offloading(bool on) { activation_offload_ = on ? std::make_shared<ActivationOffload>() : nullptr; }
   // offload_base: the 4-bit decoder layers move to (pinned) host memory and are streamed to device()
   // layer by layer while the model computes (models/layer_stream.h). Training then needs gradient
   // checkpointing. Call once the rest of the model is on its device. Throws unless every decoder
@@ -131,7 +132,7 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor embed_tokens_;  // [V, D]
   torch::Tensor inv_freq_;      // [Dh/2] fp32
   bool gradient_checkpointing_ = false;
-  bool activation_offloading_ = false;
+  std::shared_ptr<ActivationOffload> activation_offload_;
   std::shared_ptr<LayerStream> layer_stream_;
 };
 TORCH_MODULE(CausalLM);

@@ -20,13 +20,14 @@ class NoisyAdapter : public LinearAdapter {
   torch::Tensor weight_;
 };
 
-std::vector<torch::Tensor> gradients(bool checkpointing, const std::string& model_dir) {
+std::vector<torch::Tensor> gradients(bool checkpointing, const std::string& model_dir, bool offload_inputs = false) {
   CausalLM model = load_causal_lm(model_dir);
   uint64_t seed = 1;
   for (auto& [name, linear] : model->projections())
     linear->set_adapter(std::make_shared<NoisyAdapter>(linear->weight().in_features(), linear->weight().out_features(), seed++));
   model->train();
   model->set_gradient_checkpointing(checkpointing);
+  model->set_activation_offloading(offload_inputs);
   torch::manual_seed(123);
   torch::Tensor ids = torch::randint(0, 300, {2, 10});
   torch::Tensor probe = torch::randn({2, 10, 300});
@@ -42,6 +43,15 @@ TEST(LayerCheckpoint, GradientsEqualThePlainBackward) {
   ASSERT_EQ(plain.size(), checkpointed.size());
   ASSERT_FALSE(plain.empty());
   for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(plain[i].equal(checkpointed[i])) << i;
+}
+
+// Offloaded inputs (on the CPU copied to a second tensor, the bookkeeping as on CUDA) come back to their own
+// layers: each recompute gets its input, prefetched by the recompute of the layer after it.
+TEST(LayerCheckpoint, OffloadedInputsComeBackToTheirOwnLayers) {
+  const std::string model = test::make_tiny_model("llama", "--layers 4");
+  auto plain = gradients(false, model), offloaded = gradients(true, model, true);
+  ASSERT_EQ(plain.size(), offloaded.size());
+  for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(plain[i].equal(offloaded[i])) << i;
 }
 
 }  // namespace
