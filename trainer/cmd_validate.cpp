@@ -1,6 +1,6 @@
 // qtune validate CONFIG.yaml [key=value ...]: checks the config, the model folder, the tokenizer and every
-// dataset (reading, templating, tokenizing, packing) without training. Depends on: trainer/commands.h,
-// trainer/data_report.h, models/model_loader.h.
+// dataset (reading, templating, tokenizing, packing) without training, and prints the run's memory plan.
+// Depends on: trainer/commands.h, trainer/data_report.h, trainer/trainer.h, models/model_loader.h.
 #include <iostream>
 #include <sstream>
 
@@ -10,6 +10,7 @@
 #include "models/model_loader.h"
 #include "trainer/commands.h"
 #include "trainer/data_report.h"
+#include "trainer/trainer.h"
 
 namespace qtune {
 
@@ -44,6 +45,7 @@ Command add_validate_command(CLI::App& app) {
                   "identical within sequence_len", config.source, plan.report.dropped_overlong, config.sequence_len, plan.report.dropped_untrained,
                   plan.report.dropped_identical);
     print_data_report(report, data, plan, config);
+    report << plan_training_memory(config, pick_device(config)).describe();  // what a run would keep where
     std::cout << report.str() << "ok\n";
     return 0;
   };

@@ -68,6 +68,7 @@ TEST_F(DataCommands, ValidateReportsCountsAndReusesTheCache) {
   auto r = qtune("validate " + config());
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("template    llama3 (recognized from the tokenizer)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("memory plan on cpu (estimate)"), std::string::npos) << r.out;  // what a run would keep where
   EXPECT_NE(r.out.find("2 samples"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("cached in "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\nok\n"), std::string::npos) << r.out;
