@@ -125,19 +125,25 @@ std::vector<RankRng> all_ranks_rng(Distributed& group, const torch::Device& devi
   return ranks;
 }
 
-// A checkpoint of another world size: its global batches had another size, so continue at the same
-// fraction of the epoch. Close to, but not, the run that never stopped (other batches, other dropout masks).
-void continue_on_another_world_size(TrainerState& state, int world_size, std::size_t per_epoch, const std::string& checkpoint, bool report) {
-  if (state.world_size == world_size) return;
+// A checkpoint of another world size, or of another micro-batch split by the memory plan (another
+// gpu_memory_limit or GPU): its micro-batches had another size, so continue at the same fraction of the
+// epoch. Close to, but not, the run that never stopped (other batches, other dropout masks).
+void continue_on_another_layout(TrainerState& state, int world_size, std::size_t per_epoch, const std::string& checkpoint, bool report) {
+  if (state.world_size == world_size && (state.micro_batches_per_epoch <= 0 || state.micro_batches_per_epoch == static_cast<int64_t>(per_epoch)))
+    return;
   const int64_t before = state.micro_batch;
   if (state.micro_batches_per_epoch > 0)
     state.micro_batch = static_cast<int64_t>(std::llround(static_cast<double>(before) / static_cast<double>(state.micro_batches_per_epoch) *
                                                           static_cast<double>(per_epoch)));
   if (report)
     fmt::print(stderr,
-               "note: {} was written by {} rank(s), this run has {}: continuing at the same point of the epoch (global micro-batch {} "
+               "note: {} was written {}: continuing at the same point of the epoch (global micro-batch {} "
                "instead of {}); data order and dropout masks differ from an uninterrupted run, so the result is close, not identical\n",
-               checkpoint, state.world_size, world_size, state.micro_batch, before);
+               checkpoint,
+               state.world_size != world_size ? fmt::format("by {} rank(s), this run has {}", state.world_size, world_size)
+                                              : fmt::format("with {} micro-batches per epoch, this run has {} (micro_batch_size changed, or the memory plan split it)",
+                                                            state.micro_batches_per_epoch, per_epoch),
+               state.micro_batch, before);
 }
 
 }  // namespace
@@ -202,7 +208,7 @@ TrainSummary run_training(const TrainConfig& requested, const std::string& confi
     const std::string dir = config.resume_from_checkpoint == "auto" ? latest_checkpoint(config.output_dir) : config.resume_from_checkpoint;
     if (!dir.empty()) {
       state = load_checkpoint(dir, contents, group.rank());
-      continue_on_another_world_size(state, group.world_size(), task->batches_per_epoch(), dir, group.is_main());
+      continue_on_another_layout(state, group.world_size(), task->batches_per_epoch(), dir, group.is_main());
       if (config.max_steps > 0) budget = state.micro_batch + (total_steps - state.step) * accumulation;
     } else if (config.resume_from_checkpoint != "auto") {
       input_error("{}: no checkpoint to resume from", config.resume_from_checkpoint);

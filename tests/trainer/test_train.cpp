@@ -122,6 +122,18 @@ TEST(Train, SplittingMicroBatchesKeepsTheSteps) {
   EXPECT_EQ(test::read_file(a + "/adapter_model.safetensors"), test::read_file(b + "/adapter_model.safetensors"));
 }
 
+// A checkpoint resumed with other micro-batches (another gpu_memory_limit can make the plan split them):
+// the run continues at the same point of the epoch, and says so.
+TEST(Train, ResumingWithAnotherMicroBatchSplitContinuesAtTheSamePoint) {
+  const std::string config = make_run("resplit", "micro_batch_size: 4\ngradient_accumulation_steps: 1\nmax_steps: 8\n");
+  ASSERT_EQ(test::run_qtune("train " + config + " stop_after_steps=4").exit_code, 0);
+  auto r = test::run_qtune("train " + config + " resume_from_checkpoint=auto micro_batch_size=2 gradient_accumulation_steps=2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("micro-batches per epoch, this run has"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(global micro-batch 8 instead of 4)"), std::string::npos) << r.out;
+  EXPECT_EQ(losses(fs::path(config).parent_path() / "out" / "metrics.jsonl").size(), 8u);
+}
+
 TEST(Train, OffloadBaseNeedsAFourBitBase) {
   const std::string config = make_run("offload_16bit", "offload_base: true\nload_in_4bit: false\n");
   auto r = test::run_qtune("train " + config);
