@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <string>
 
 namespace qtune {
 namespace {
@@ -46,6 +48,15 @@ double measure_host_to_device_bandwidth(torch::Device device) {
   torch::Tensor target = torch::empty({bytes}, torch::TensorOptions().dtype(torch::kByte).device(device));
   const double seconds = best_seconds(device, [&] { target.copy_(host, /*non_blocking=*/true); });
   return static_cast<double>(bytes) / seconds;
+}
+
+int64_t available_host_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
 }
 
 }  // namespace qtune

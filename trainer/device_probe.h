@@ -1,5 +1,6 @@
 // Quick measurements of the training device for the memory plan (trainer/memory_plan.h): its matmul rate
-// in the compute dtype and the host→device copy rate from pinned memory. Tens of milliseconds each.
+// in the compute dtype, the host→device copy rate from pinned memory (tens of milliseconds each), and the
+// host memory available.
 // Depends on: core/torch.h.
 #pragma once
 
@@ -12,5 +13,8 @@ double measure_matmul_flops(torch::Device device, at::ScalarType dtype);
 
 // Bytes/s of a 256 MiB copy from pinned host memory to a CUDA `device`, best of three; 0 on the CPU.
 double measure_host_to_device_bandwidth(torch::Device device);
+
+// The host memory available to new allocations (MemAvailable of /proc/meminfo), 0 where unknown.
+int64_t available_host_memory_bytes();
 
 }  // namespace qtune

@@ -50,7 +50,7 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   plan.device.push_back({"embeddings, lm_head, norms and biases", s.other_bytes});
   if (on.offload_base) {
     plan.device.push_back({"2 slots for the streamed decoder layers (offload_base)", 2 * layer_bytes});
-    plan.host.push_back({fmt::format("{} decoder layers, 4-bit{}", L, facts.host_to_device_bytes_per_s > 0 ? " (pinned)" : ""), L * layer_bytes});
+    plan.host.push_back({fmt::format("{} decoder layers, 4-bit{}", L, facts.cuda ? " (pinned)" : ""), L * layer_bytes});
     plan.layer_copy_bytes = layer_bytes;
   } else {
     plan.device.push_back({fmt::format("{} decoder layers{}", L, four_bit ? ", 4-bit" : ""), L * layer_bytes});
@@ -198,6 +198,10 @@ std::string MemoryPlan::describe() const {
   for (const auto& item : device) out += fmt::format("  device {:>11}  {}\n", bytes_text(item.bytes), item.what);
   out += fmt::format("  device {:>11}  total{}\n", bytes_text(device_bytes()), fits ? "" : " — over the budget: lower micro_batch_size or sequence_len");
   for (const auto& item : host) out += fmt::format("  host   {:>11}  {}\n", bytes_text(item.bytes), item.what);
+  if (facts.host_available_bytes > 0 && host_bytes() > facts.host_available_bytes)
+    out += fmt::format("  host memory: the plan keeps {} there but only {} is available: the run would be killed; free memory or "
+                       "lower what is offloaded\n",
+                       bytes_text(host_bytes()), bytes_text(facts.host_available_bytes));
   if (!turned_on.empty()) out += fmt::format("  turned on to fit: {}\n", fmt::join(turned_on, ", "));
   if (transfer_bytes_per_step > 0)
     out += fmt::format("  host→device {:.1f} GB per step{}\n", static_cast<double>(transfer_bytes_per_step) / 1e9,

@@ -19,12 +19,14 @@ namespace qtune {
 // What the run's device is like; zeros where unknown (the CPU has no budget and no host link).
 struct DeviceFacts {
   std::string name = "cpu";
+  bool cuda = false;                     // host buffers are then pinned
   int64_t budget_bytes = 0;              // what the run may hold on the device (0: no limit)
   std::string budget_source;             // "gpu_memory_limit", "GPU memory"
   int compute_bytes = 4;                 // element size of the compute dtype
   bool fused_attention = false;          // scaled_dot_product_attention: no [T, T] scores kept
   double matmul_flops_per_s = 0;         // measured in the compute dtype
   double host_to_device_bytes_per_s = 0; // measured from pinned memory
+  int64_t host_available_bytes = 0;      // MemAvailable of /proc/meminfo (0: unknown)
 };
 
 struct MemoryPlan {

@@ -72,6 +72,7 @@ MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device)
     four_bit = QuantizeOptions{bnb->type, 64, bnb->double_quant};
   DeviceFacts facts;
   facts.name = device.str();
+  facts.cuda = device.is_cuda();
   const at::ScalarType dtype = compute_dtype(config, device);
   facts.compute_bytes = static_cast<int>(c10::elementSize(dtype));
   facts.fused_attention = fused_attention_available(device);
@@ -84,6 +85,7 @@ MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device)
   }
   facts.matmul_flops_per_s = measure_matmul_flops(device, dtype);
   facts.host_to_device_bytes_per_s = measure_host_to_device_bandwidth(device);
+  facts.host_available_bytes = available_host_memory_bytes();
   return plan_memory(model, four_bit, config, facts);
 }
 

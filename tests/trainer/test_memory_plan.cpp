@@ -11,6 +11,7 @@
 #include "models/architecture.h"
 #include "models/model_loader.h"
 #include "tests/support/test_support.h"
+#include "trainer/device_probe.h"
 #include "trainer/memory_plan.h"
 
 namespace qtune {
@@ -34,6 +35,7 @@ ModelConfig llama3(int64_t hidden, int64_t layers, int64_t heads, int64_t ffn) {
 DeviceFacts gpu(int64_t budget_gib) {
   DeviceFacts f;
   f.name = "cuda:0";
+  f.cuda = true;
   f.budget_bytes = budget_gib << 30;
   f.budget_source = "gpu_memory_limit";
   f.compute_bytes = 2;
@@ -159,6 +161,17 @@ TEST(MemoryPlan, SplitsTheMicroBatchWhenNothingElseFits) {
   EXPECT_TRUE(run.gradient_checkpointing && run.activation_offloading);
   EXPECT_EQ(run.micro_batch_size, plan.micro_batch_size);
   EXPECT_EQ(run.gradient_accumulation_steps, plan.gradient_accumulation_steps);
+}
+
+TEST(MemoryPlan, SaysWhenTheHostCannotHoldWhatIsOffloaded) {
+  DeviceFacts f = gpu(22);
+  f.host_available_bytes = int64_t{24} << 30;  // a 24 GiB machine: 32.89 GiB of 70B layers do not fit
+  const MemoryPlan plan = plan_memory(llama3(8192, 80, 64, 28672), QuantizeOptions{}, config(), f);
+  EXPECT_NE(plan.describe().find("host memory: the plan keeps 32.89 GiB there but only 24.00 GiB is available"), std::string::npos)
+      << plan.describe();
+  f.host_available_bytes = int64_t{64} << 30;
+  EXPECT_EQ(plan_memory(llama3(8192, 80, 64, 28672), QuantizeOptions{}, config(), f).describe().find("host memory:"), std::string::npos);
+  EXPECT_GT(available_host_memory_bytes(), 0);  // this Linux machine's /proc/meminfo
 }
 
 TEST(MemoryPlan, OffloadBaseNeedsAFourBitBase) {
