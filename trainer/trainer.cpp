@@ -19,7 +19,6 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
-#include "models/linear4bit.h"
 #include "models/model_files.h"
 #include "trainer/adamw.h"
 #include "trainer/checkpoint.h"
@@ -106,11 +105,7 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
   m.model->to(device);
   m.model->set_gradient_checkpointing(config.gradient_checkpointing);  // on whenever offloading is (the config's check, the plan)
   m.model->set_activation_offloading(config.activation_offloading);
-  if (config.offload_base == "true") {
-    if (m.model->projections().empty() || dynamic_cast<const QuantizedWeight*>(&m.model->projections().front().second->weight()) == nullptr)
-      input_error("{}: offload_base streams 4-bit layers from host memory; set load_in_4bit: true (or use a bnb-4bit checkpoint)", config.source);
-    m.model->stream_layers_from_host();
-  }
+  if (config.offload_base == "true") m.model->stream_layers_from_host();  // a 4-bit base: plan_memory refuses others
   m.model->train();
   return m;
 }

@@ -79,11 +79,16 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   EXPECT_EQ(with_adapter.out, from_merged.out);
 }
 
-TEST(Train, GpuMemoryLimitNeedsACudaDevice) {
-  const std::string config = make_run("gpu_limit", "gpu_memory_limit: 1GiB\n");
+// `qtune train` on a run with `extra` in its config stops with exit status 2 and "error: CONFIG: <message>".
+void expect_config_error(const std::string& name, const std::string& extra, const std::string& message) {
+  const std::string config = make_run(name, extra);
   auto r = test::run_qtune("train " + config);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("error: " + config + ": key 'gpu_memory_limit' needs a CUDA device (this run is on cpu)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error: " + config + ": " + message), std::string::npos) << r.out;
+}
+
+TEST(Train, GpuMemoryLimitNeedsACudaDevice) {
+  expect_config_error("gpu_limit", "gpu_memory_limit: 1GiB\n", "key 'gpu_memory_limit' needs a CUDA device (this run is on cpu)");
 }
 
 // offload_base streams the 4-bit layers from host memory: the same run as the resident model with
@@ -135,10 +140,8 @@ TEST(Train, ResumingWithAnotherMicroBatchSplitContinuesAtTheSamePoint) {
 }
 
 TEST(Train, OffloadBaseNeedsAFourBitBase) {
-  const std::string config = make_run("offload_16bit", "offload_base: true\nload_in_4bit: false\n");
-  auto r = test::run_qtune("train " + config);
-  EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_NE(r.out.find("error: " + config + ": offload_base streams 4-bit layers from host memory; set load_in_4bit: true"), std::string::npos) << r.out;
+  expect_config_error("offload_16bit", "offload_base: true\nload_in_4bit: false\n",
+                      "offload_base streams 4-bit layers from host memory; set load_in_4bit: true");
 }
 
 TEST(Train, StoppedAndResumedEqualsUninterrupted) {
