@@ -1,6 +1,7 @@
 // LoRA adapter, option checks and injection. Depends on: adapters/lora.h, models/architecture.h, core/{hash,error}.h.
 #include "adapters/lora.h"
 
+#include <fmt/ranges.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>

@@ -2,6 +2,7 @@
 // models/{architecture,safetensors}.h, core/{atomic_file,json_file,error}.h.
 #include "adapters/peft_format.h"
 
+#include <fmt/ranges.h>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>

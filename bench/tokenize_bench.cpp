@@ -1,5 +1,5 @@
 // Single-threaded tokenization throughput of qtune's tokenizer on a text file, line by line, timed after
-// loading and a warm-up pass: the counterpart of bench/tokenize_js.mjs (same output fields).
+// loading and a warm-up pass: the counterpart of bench/tokenize_hf.py (same output fields).
 // Depends on: data/tokenizer.h. Usage: qtune_bench_tokenize TEXT_FILE TOKENIZER_JSON_OR_DIR
 #include <chrono>
 #include <cstdio>
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
 
   auto tokenizer = qtune::load_tokenizer(argv[2]);
   std::size_t tokens = 0;
-  for (std::size_t i = 0; i < lines.size() && i < 2000; ++i) tokenizer->encode(lines[i]);  // warm-up, as the JS bench
+  for (std::size_t i = 0; i < lines.size() && i < 2000; ++i) tokenizer->encode(lines[i]);  // warm-up, as the HF bench
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& line : lines) tokens += tokenizer->encode(line).size();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -3,6 +3,7 @@
 #include "data/chat_template.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "data/utf8.h"
@@ -244,11 +245,14 @@ class MistralTemplate final : public TemplateBase {
   }
 };
 
-// Gemma: <bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n...<end_of_turn>\n; the
-// system prompt is merged into the first user turn.
+// Gemma (1, 2 and 3): <bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n...<end_of_turn>\n;
+// contents are trimmed, the system prompt goes at the top of the first user turn followed by a blank
+// line. Gemma 3's template keeps the system prompt as written; qtune's Gemma 1/2 source trims it.
+// Both refuse roles that do not alternate user/model (Gemma has no tool role).
 class GemmaTemplate final : public TemplateBase {
  public:
-  using TemplateBase::TemplateBase;
+  GemmaTemplate(std::string name, TemplateTokens tokens, bool trim_system)
+      : TemplateBase(std::move(name), std::move(tokens)), trim_system_(trim_system) {}
   bool writes_bos() const override { return true; }
   std::vector<TemplateSegment> render(const std::vector<Message>& messages, bool add_generation_prompt) const override {
     Segments s;
@@ -258,7 +262,8 @@ class GemmaTemplate final : public TemplateBase {
       const int m = static_cast<int>(i);
       const bool user = messages[i].role == "user";
       s.scaffold(user ? "<start_of_turn>user\n" : "<start_of_turn>model\n", m);
-      if (static_cast<int>(i) == first && first == 1) s.content(trim(messages[0].content) + "\n\n", 0);
+      if (static_cast<int>(i) == first && first == 1)
+        s.content((trim_system_ ? trim(messages[0].content) : messages[0].content) + "\n\n", 0);
       s.content(trim(messages[i].content), m);
       if (user) {
         s.scaffold("<end_of_turn>", m);
@@ -270,6 +275,63 @@ class GemmaTemplate final : public TemplateBase {
     if (add_generation_prompt) s.scaffold("<start_of_turn>model\n");
     return s.list;
   }
+
+ private:
+  bool trim_system_;
+};
+
+// DeepSeek V3: <BOS>{all system prompts, joined by a blank line}<｜User｜>user<｜Assistant｜>answer<｜end▁of▁sentence｜>;
+// contents are written as they are. Tool results follow the assistant turn that asked for them in one
+// <｜tool▁outputs▁begin｜> block (later blocks, as in the original, without that opening marker); the
+// next assistant content then starts with <｜tool▁outputs▁end｜> instead of <｜Assistant｜>.
+class DeepSeekV3Template final : public TemplateBase {
+ public:
+  using TemplateBase::TemplateBase;
+  bool writes_bos() const override { return true; }
+  std::vector<TemplateSegment> render(const std::vector<Message>& messages, bool add_generation_prompt) const override {
+    Segments s;
+    s.scaffold(tokens_.bos);
+    bool first_system = true;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      if (messages[i].role != "system") continue;
+      if (!first_system) s.scaffold("\n\n", static_cast<int>(i));
+      s.content(messages[i].content, static_cast<int>(i));
+      first_system = false;
+    }
+    bool in_tool_outputs = false, first_output = true;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const Message& msg = messages[i];
+      const int m = static_cast<int>(i);
+      if (msg.role == "user") {
+        in_tool_outputs = false;
+        s.scaffold(kUser, m);
+        s.content(msg.content, m);
+      } else if (msg.role == "assistant") {
+        s.scaffold(in_tool_outputs ? kToolOutputsEnd : kAssistant, m);
+        s.content(msg.content, m);
+        s.end_of_turn(kEndOfSentence, m);
+        in_tool_outputs = false;
+      } else if (msg.role == "tool") {
+        in_tool_outputs = true;
+        s.scaffold(first_output ? std::string(kToolOutputsBegin) + kToolOutputBegin : std::string("\n") + kToolOutputBegin, m);
+        s.content(msg.content, m);
+        s.scaffold(kToolOutputEnd, m);
+        first_output = false;
+      }
+    }
+    if (in_tool_outputs) s.scaffold(kToolOutputsEnd);
+    if (add_generation_prompt && !in_tool_outputs) s.scaffold(kAssistant);
+    return s.list;
+  }
+
+ private:
+  static constexpr const char* kUser = "<\uff5cUser\uff5c>";
+  static constexpr const char* kAssistant = "<\uff5cAssistant\uff5c>";
+  static constexpr const char* kEndOfSentence = "<\uff5cend\u2581of\u2581sentence\uff5c>";
+  static constexpr const char* kToolOutputsBegin = "<\uff5ctool\u2581outputs\u2581begin\uff5c>";
+  static constexpr const char* kToolOutputsEnd = "<\uff5ctool\u2581outputs\u2581end\uff5c>";
+  static constexpr const char* kToolOutputBegin = "<\uff5ctool\u2581output\u2581begin\uff5c>";
+  static constexpr const char* kToolOutputEnd = "<\uff5ctool\u2581output\u2581end\uff5c>";
 };
 
 // Alpaca: a preamble (or the system message), then ### Instruction: / ### Response: blocks.
@@ -311,7 +373,8 @@ class AlpacaTemplate final : public TemplateBase {
 }  // namespace
 
 const std::vector<std::string>& chat_template_names() {
-  static const std::vector<std::string> names = {"llama3", "llama2", "mistral", "chatml", "qwen2_5", "qwen3", "gemma", "alpaca"};
+  static const std::vector<std::string> names = {"llama3", "llama2",  "mistral", "chatml",      "qwen2_5",
+                                                 "qwen3",  "gemma",   "gemma3",  "deepseek_v3", "alpaca"};
   return names;
 }
 
@@ -323,7 +386,9 @@ std::unique_ptr<ChatTemplate> make_chat_template(const std::string& name, const 
   if (name == "qwen2_5")
     return std::make_unique<ChatmlTemplate>(name, tokens, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", true);
   if (name == "qwen3") return std::make_unique<Qwen3Template>(name, tokens);
-  if (name == "gemma") return std::make_unique<GemmaTemplate>(name, tokens);
+  if (name == "gemma") return std::make_unique<GemmaTemplate>(name, tokens, true);
+  if (name == "gemma3") return std::make_unique<GemmaTemplate>(name, tokens, false);
+  if (name == "deepseek_v3") return std::make_unique<DeepSeekV3Template>(name, tokens);
   if (name == "alpaca") return std::make_unique<AlpacaTemplate>(name, tokens);
   input_error("chat_template '{}' is unknown; use one of: {}, tokenizer_default", name, fmt::join(chat_template_names(), ", "));
 }
@@ -335,7 +400,10 @@ std::string recognize_chat_template(const std::string& jinja, const std::string&
   if (has("<|im_start|>") && has("<think>")) return "qwen3";
   if (has("<|im_start|>") && has("You are Qwen")) return "qwen2_5";
   if (has("<|im_start|>")) return "chatml";
+  if (has("<start_of_turn>") && has("first_user_prefix")) return "gemma3";
   if (has("<start_of_turn>")) return "gemma";
+  // DeepSeek R1's template also strips <think> blocks and opens one after the prompt: not this format.
+  if (has("<\uff5cUser\uff5c>") && has("<\uff5cAssistant\uff5c>") && !has("</think>")) return "deepseek_v3";
   if (has("[INST]") && has("<<SYS>>")) return "llama2";
   if (has("[INST]")) return "mistral";
   if (has("### Instruction")) return "alpaca";

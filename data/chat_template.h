@@ -1,4 +1,4 @@
-// Built-in chat templates (llama3, llama2, mistral, chatml, qwen2_5, qwen3, gemma, alpaca): a
+// Built-in chat templates (llama3, llama2, mistral, chatml, qwen2_5, qwen3, gemma, gemma3, deepseek_v3, alpaca): a
 // conversation rendered as segments that say which text is the model's output, so masking can train
 // exactly the assistant turns and their end-of-turn token. Depends on: data/conversation.h.
 #pragma once

@@ -2,6 +2,7 @@
 // memory holds the model in its compute dtype plus one tensor. Depends on: models/model_loader.h.
 #include "models/model_loader.h"
 
+#include <fmt/ranges.h>
 #include <filesystem>
 #include <set>
 

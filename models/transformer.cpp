@@ -28,11 +28,6 @@ std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_strin
 // Rows that are one whole sequence each (segment 1 everywhere): causal attention needs no mask.
 bool one_sequence_per_row(const SequenceLayout& layout) { return layout.segment_ids.eq(1).all().item<bool>(); }
 
-}  // namespace
-
-#if TORCH_VERSION_MAJOR >= 2
-#define QTUNE_HAS_SDPA 1
-namespace {
 // k/v [B, KV, Tk, Dh] repeated for each query head of their group: [B, H, Tk, Dh].
 torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
   if (group == 1) return kv;
@@ -40,33 +35,18 @@ torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
   return kv.unsqueeze(2).expand({s[0], s[1], group, s[2], s[3]}).reshape({s[0], s[1] * group, s[2], s[3]});
 }
 }  // namespace
-#endif
 
-bool fused_attention_available(const torch::Device& device) {
-#ifdef QTUNE_HAS_SDPA
-  return device.is_cuda();
-#else
-  (void)device;
-  return false;
-#endif
-}
+bool fused_attention_available(const torch::Device& device) { return device.is_cuda(); }
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3), KV = k.size(1), Tk = k.size(2), group = H / KV;
   TORCH_CHECK(causal || visible.defined(), "attend: a mask or causal");
-#ifdef QTUNE_HAS_SDPA
   if (fused_attention_available(q.device())) {
-    if (causal) {
-#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5
+    if (causal)
       return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, /*scale=*/std::nullopt, /*enable_gqa=*/true);
-#else
-      return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), {}, 0.0, true);
-#endif
-    }
     // With a mask: the memory-efficient kernel, which wants as many kv heads as query heads.
     return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), visible.squeeze(2), 0.0, false);
   }
-#endif
   // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.
   const torch::Tensor qg = q.reshape({B, KV, group, T, Dh});
   torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(Dh));

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what qtune needs to run (scripts/setup.sh without the test references) and builds the qtune
-# binary (Release, build/trainer/qtune). Used by the demos. Depends on: scripts/setup.sh.
+# Installs what qtune needs to run (scripts/setup.sh --runtime: the Debian packages and torch, not the test
+# references) and builds the qtune binary (Release, build/trainer/qtune). Used by the demos.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-QTUNE_SETUP_NO_REFERENCE=1 bash scripts/setup.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+bash scripts/setup.sh --runtime
+source scripts/python_env.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQTUNE_PYTHON="$QTUNE_PYTHON"
 cmake --build build -j "${QTUNE_JOBS:-$(nproc)}" --target qtune

@@ -26,7 +26,7 @@ def check(qtune, work, arch, extra):
     problems = []
     if type(config).__name__.replace("Config", "ForCausalLM") != ARCHS[arch]:
         problems.append(f"{out}: config class {type(config).__name__}")
-    model, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True, torch_dtype=torch.float32)
+    model, info = AutoModelForCausalLM.from_pretrained(out, output_loading_info=True, dtype=torch.float32)
     for key in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs"):
         if info.get(key):
             problems.append(f"{out}: {key} = {info[key]}")

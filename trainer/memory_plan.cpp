@@ -2,6 +2,7 @@
 #include "trainer/memory_plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 

@@ -2,6 +2,7 @@
 // Depends on: trainer/train_config.h, yaml-cpp, core/did_you_mean.h, core/error.h.
 #include "trainer/train_config.h"
 
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>

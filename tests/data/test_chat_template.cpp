@@ -1,6 +1,5 @@
-// Chat templates against their Jinja originals rendered by @huggingface/jinja
-// (tests/fixtures/chat_templates, made by scripts/reference/make_chat_template_fixtures.mjs).
-// Depends on: data/chat_template.h, tests/support/files.h.
+// Chat templates against their Jinja originals rendered by transformers' apply_chat_template (Jinja2)
+// (tests/fixtures/chat_templates, made by scripts/make_chat_template_fixtures.py).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -66,6 +65,7 @@ INSTANTIATE_TEST_SUITE_P(Builtin, ChatTemplateParity,
                                            FixtureCase{"qwen3", "qwen3", false}, FixtureCase{"qwen2_5", "qwen2_5", false},
                                            FixtureCase{"chatml", "chatml", false}, FixtureCase{"llama2", "llama2", false},
                                            FixtureCase{"mistral", "mistral", false}, FixtureCase{"gemma", "gemma", false},
+                                           FixtureCase{"gemma3", "gemma3", false}, FixtureCase{"deepseek_v3", "deepseek_v3", false},
                                            FixtureCase{"alpaca", "alpaca", false}),
                          [](const auto& info) { return info.param.fixture; });
 

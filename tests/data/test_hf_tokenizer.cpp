@@ -1,7 +1,6 @@
 // Tests of the tokenizer.json implementation: hand-built vocabularies whose expected ids follow from the
-// BPE definition by hand, then parity with transformers.js on real Llama 3 / Qwen 3 / Llama 2 files
-// (fixtures made by scripts/reference/make_tokenizer_fixtures.mjs).
-// Depends on: data/hf_tokenizer.h, data/utf8.h, tests/support/files.h.
+// BPE definition by hand, then parity with HF tokenizers (the Rust library) on the real files of nine
+// model families (fixtures made by scripts/make_tokenizer_fixtures.py; files found by test::tokenizer_dir).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,6 +9,7 @@
 
 #include "core/error.h"
 #include "data/hf_tokenizer.h"
+#include "data/regex.h"
 #include "data/utf8.h"
 #include "tests/support/files.h"
 
@@ -175,6 +175,28 @@ TEST(HfTokenizer, InvalidUtf8InputIsAnInputError) {
   EXPECT_THROW(tok->encode("\xED\xA0\x80"), InputError);  // a UTF-16 surrogate
 }
 
+// The pattern classes follow Oniguruma in HF tokenizers: \s is Unicode White_Space (U+0085 yes, U+180E
+// and U+FEFF no, per Unicode's PropList.txt), and general categories know Unicode 16.0 (U+105C0 TODHRI
+// LETTER A is Lo, U+1E4F0 NAG MUNDARI DIGIT ZERO is Nd, both newer than PCRE2 10.42's Unicode 14.0).
+TEST(Regex, ClassesFollowOniguruma) {
+  auto matches = [](const std::string& pattern, const std::string& text) { return !Regex(pattern, "test").find_all(text).empty(); };
+  EXPECT_TRUE(matches(R"(\s)", "\xC2\x85"));
+  EXPECT_FALSE(matches(R"(\s)", "\xE1\xA0\x8E"));
+  EXPECT_TRUE(matches(R"(\S)", "\xE1\xA0\x8E"));
+  EXPECT_FALSE(matches(R"(\s)", "\xEF\xBB\xBF"));
+  EXPECT_TRUE(matches(R"([^\s\p{L}])", "\xE1\xA0\x8E"));
+  EXPECT_TRUE(matches(R"(\p{L})", "\xF0\x90\x97\x80"));
+  EXPECT_TRUE(matches(R"(\p{Lo})", "\xF0\x90\x97\x80"));
+  EXPECT_FALSE(matches(R"(\p{Lu})", "\xF0\x90\x97\x80"));
+  EXPECT_FALSE(matches(R"([^\r\n\p{L}\p{N}])", "\xF0\x90\x97\x80"));
+  EXPECT_FALSE(matches(R"(\P{L})", "\xF0\x90\x97\x80"));
+  EXPECT_TRUE(matches(R"(\p{N})", "\xF0\x9E\x93\xB0"));
+  EXPECT_TRUE(matches(R"(\pN)", "\xF0\x9E\x93\xB0"));
+  // Literal text (Split's pattern.String) is not rewritten.
+  EXPECT_TRUE(matches(regex_escape(R"(a\s[\p{L}])"), R"(a\s[\p{L}])"));
+  EXPECT_FALSE(matches(regex_escape(R"(\s)"), " "));
+}
+
 TEST(Utf8, RepairFollowsTheMaximalSubpartRule) {
   // Examples from the Unicode standard's table 3-8 discussion: each maximal subpart -> one U+FFFD.
   const std::string r = "\xEF\xBF\xBD";
@@ -187,37 +209,51 @@ TEST(Utf8, RepairFollowsTheMaximalSubpartRule) {
   EXPECT_EQ(utf8::repair("ok \xF0\x9F\x91\x8D"), "ok \xF0\x9F\x91\x8D");
 }
 
-// ---- parity with transformers.js on real tokenizer files ----
+// ---- parity with HF tokenizers on the real files of nine model families ----
+
+// The families of tests/fixtures/tokenizers (scripts/make_tokenizer_fixtures.py lists where each comes from).
+const std::vector<std::string> kFamilies = {"llama2", "llama3", "llama3_1", "qwen2_5", "qwen3", "gemma", "gemma3", "deepseek_v3", "gptoss"};
 
 struct Reference {
   std::string tokenizer_json;
-  bool cleans_up_spaces;  // transformers.js then rewrites " ." to "." etc. in decode; qtune never does
-  bool normalizes;        // the file has a Unicode normalizer (Qwen: NFC)
+  json document;  // the parsed tokenizer.json
+  json meta;      // <name>.meta.json
   std::vector<json> lines;
 };
 
-// Loads the fixture lines of `name` and the path of the tokenizer.json they were made with.
+// The fixture of `name` and the tokenizer.json it was made from; nullopt when the tokenizer files are
+// not there (the fixture itself is committed, so its absence is an error of the checkout).
 std::optional<Reference> load_reference(const std::string& name) {
+  const std::string dir = test::tokenizer_dir(name);
+  if (dir.empty()) return std::nullopt;
   const std::string fixture_dir = std::string(QTUNE_FIXTURES_DIR) + "/tokenizers/";
+  Reference ref;
+  ref.tokenizer_json = dir + "/tokenizer.json";
+  std::ifstream tokenizer_in(ref.tokenizer_json);
+  ref.document = json::parse(tokenizer_in);
   std::ifstream meta_in(fixture_dir + name + ".meta.json");
-  if (!meta_in) return std::nullopt;
-  json meta = json::parse(meta_in);
-  if (test::reference_package(meta.at("package").get<std::string>()).empty()) return std::nullopt;
-  const std::string path = std::string(QTUNE_SOURCE_DIR) + "/" + meta.at("tokenizer_json").get<std::string>();
-  std::ifstream tokenizer_in(path);
-  const bool normalizes = json::parse(tokenizer_in).value("normalizer", json()).dump().find("NF") != std::string::npos;
-  Reference ref{path, meta.value("clean_up_tokenization_spaces", false), normalizes, {}};
+  EXPECT_TRUE(meta_in.good()) << fixture_dir << name << ".meta.json missing";
+  if (meta_in) ref.meta = json::parse(meta_in);
   std::ifstream lines(fixture_dir + name + ".jsonl");
   for (std::string line; std::getline(lines, line);)
     if (!line.empty()) ref.lines.push_back(json::parse(line));
   return ref;
 }
 
-// JavaScript's \s lacks U+0085 (NEL) and has U+FEFF, unlike Rust's tokenizers library (Oniguruma:
-// Unicode White_Space) and PCRE2, so transformers.js splits such text differently from the tokenizer
-// these models were trained with. qtune follows the Rust library; these are the known differences.
-bool js_whitespace_differs(const std::string& text) {
-  return text.find("\xC2\x85") != std::string::npos || text.find("\xEF\xBB\xBF") != std::string::npos;
+#define REQUIRE_REFERENCE(ref, name)                                                                                     \
+  auto ref = load_reference(name);                                                                                       \
+  if (!ref) {                                                                                                            \
+    if (test::reference_required()) FAIL() << "tokenizer files of " << name << " missing under " << test::tokenizers_root() \
+                                           << " (set QTUNE_TOKENIZERS)";                                                 \
+    GTEST_SKIP() << "tokenizer files of " << name << " not found under " << test::tokenizers_root();                     \
+  }
+
+// Byte-level vocabulary without a normalizer: every token covers exactly the input bytes it stands for.
+bool offsets_are_exact_bytes(const json& document) {
+  const json& normalizer = document.value("normalizer", json());
+  const bool no_normalizer =
+      normalizer.is_null() || (normalizer.value("type", "") == "Sequence" && normalizer.value("normalizers", json::array()).empty());
+  return no_normalizer && document.value("decoder", json::object()).value("type", "") == "ByteLevel";
 }
 
 // The raw bytes a byte-level vocabulary entry stands for (a token may hold part of a character).
@@ -232,67 +268,117 @@ std::string byte_level_bytes(const std::string& token) {
   return bytes;
 }
 
+// Where two id lists first differ, and both around it, for a failure message.
+std::string describe_difference(const Ids& got, const Ids& want) {
+  std::size_t k = 0;
+  while (k < got.size() && k < want.size() && got[k] == want[k]) ++k;
+  const std::size_t from = k >= 3 ? k - 3 : 0;
+  auto window = [&](const Ids& ids) { return json(Ids(ids.begin() + std::min(from, ids.size()), ids.begin() + std::min(k + 4, ids.size()))).dump(); };
+  return fmt::format("first difference at token {} of {} (qtune) / {} (HF); from token {}: qtune {} HF {}", k, got.size(), want.size(), from,
+                     window(got), window(want));
+}
+
+// Counts failures of one kind and reports the first few in full.
+struct Mismatches {
+  std::string what;
+  int count = 0;
+  void add(const std::string& message) {
+    if (++count <= 5) ADD_FAILURE() << what << ": " << message;
+  }
+};
+
 class TokenizerParity : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(TokenizerParity, IdsMatchTransformersJs) {
-  auto ref = load_reference(GetParam());
-  if (!ref) {
-    if (test::reference_required()) FAIL() << "reference package or fixture for " << GetParam() << " missing; run scripts/setup.sh";
-    GTEST_SKIP() << "reference package not installed (scripts/setup.sh installs it)";
-  }
+TEST_P(TokenizerParity, IdsAndDecodeMatchHfTokenizers) {
+  REQUIRE_REFERENCE(ref, GetParam());
   auto tok = load_hf_tokenizer(ref->tokenizer_json);
-  ASSERT_GE(ref->lines.size(), 500u);
-  int mismatches = 0, compared = 0;
+  ASSERT_GE(ref->lines.size(), 1500u);
+  ASSERT_EQ(ref->meta.value("corpus_lines", 0u), ref->lines.size());
+  // The files are the ones the fixture was made from (a different revision shows here first).
+  EXPECT_EQ(tok->vocab_size(), ref->meta.at("vocab_size").get<TokenId>()) << "compare the sha256 in the .meta.json";
+  const bool exact_offsets = offsets_are_exact_bytes(ref->document);
+  const bool cleans_up = ref->meta.value("clean_up_tokenization_spaces", false);
+  Mismatches ids_differ{"ids"}, special_differ{"ids_with_special"}, decode_differs{"decode"}, skip_differs{"decode(skip_special)"},
+      offsets_wrong{"offsets"}, roundtrip_fails{"decode(encode(text, parse_special=false))"};
   for (const auto& line : ref->lines) {
     const std::string text = line.at("text");
-    if (js_whitespace_differs(text)) continue;
-    ++compared;
-    Ids ids = tok->encode(text);
-    Ids with_special = tok->encode_with_special_tokens(text);
-    bool ok = ids == line.at("ids").get<Ids>() && with_special == line.at("ids_with_special").get<Ids>();
-    if (!ok && ++mismatches <= 5) {
-      ADD_FAILURE() << GetParam() << " differs on " << json(text).dump() << "\n qtune: " << json(ids).dump()
-                    << "\n   ref: " << line.at("ids").dump();
-    }
-    if (!ref->cleans_up_spaces) EXPECT_EQ(tok->decode(ids), line.at("decoded").get<std::string>()) << json(text).dump();
-    // Offsets: same ids, non-decreasing, inside the text; for Llama 3 (byte-level, no normalizer) each
-    // token's span of the input is exactly the bytes it stands for.
+    const Ids ids = tok->encode(text), want = line.at("ids").get<Ids>();
+    if (ids != want) ids_differ.add(json(text).dump() + "\n " + describe_difference(ids, want));
+    const Ids with_special = tok->encode_with_special_tokens(text), want_special = line.at("ids_with_special").get<Ids>();
+    if (with_special != want_special) special_differ.add(json(text).dump() + "\n " + describe_difference(with_special, want_special));
+
+    // The library's decoder output. transformers' `decoded` would also clean up spaces before punctuation
+    // where tokenizer_config.json asks for it (llama3, llama3_1); transformers 5 skips that for BPE
+    // vocabularies and qtune never does it, so `decoded` is compared only where no clean-up is asked for.
+    const std::string decoded = tok->decode(want);
+    if (decoded != line.at("decoded_no_cleanup").get<std::string>())
+      decode_differs.add(json(text).dump() + " qtune " + json(decoded).dump() + " HF " + line.at("decoded_no_cleanup").dump());
+    if (!cleans_up) EXPECT_EQ(decoded, line.at("decoded").get<std::string>()) << json(text).dump();
+    const std::string skipped = tok->decode(want, true);
+    if (skipped != line.at("decoded_skip_special").get<std::string>())
+      skip_differs.add(json(text).dump() + " qtune " + json(skipped).dump() + " HF " + line.at("decoded_skip_special").dump());
+
+    // Offsets: same ids, non-decreasing, inside the text; for byte-level vocabularies without a normalizer
+    // each token's span of the input is exactly the bytes it stands for.
     Encoding with_offsets = tok->encode_with_offsets(text);
-    EXPECT_EQ(with_offsets.ids, ids);
+    EXPECT_EQ(with_offsets.ids, ids) << json(text).dump();
     ASSERT_EQ(with_offsets.offsets.size(), ids.size());
     for (std::size_t k = 0; k < ids.size(); ++k) {
       EXPECT_LE(with_offsets.offsets[k], text.size());
       if (k > 0) EXPECT_LE(with_offsets.offsets[k - 1], with_offsets.offsets[k]);
-      if (GetParam() == "llama3") {
-        std::size_t end = k + 1 < ids.size() ? with_offsets.offsets[k + 1] : text.size();
-        std::string piece = text.substr(with_offsets.offsets[k], end - with_offsets.offsets[k]);
-        if (piece != byte_level_bytes(tok->id_to_token(ids[k])) && ++mismatches <= 5)
-          ADD_FAILURE() << "offset of token " << k << " in " << json(text).dump();
-      }
+      if (!exact_offsets || tok->is_special(ids[k])) continue;
+      std::size_t end = k + 1 < ids.size() ? with_offsets.offsets[k + 1] : text.size();
+      std::string piece = text.substr(with_offsets.offsets[k], end - with_offsets.offsets[k]);
+      const std::string token = tok->id_to_token(ids[k]);
+      if (piece != byte_level_bytes(token) && piece != token) offsets_wrong.add("token " + std::to_string(k) + " of " + json(text).dump());
     }
-    // Text with special tokens treated as text comes back unchanged (unless NFC rewrote it).
-    if (!ref->normalizes) EXPECT_EQ(tok->decode(tok->encode(text, false)), text) << json(text).dump();
+    // Special tokens treated as text come back unchanged wherever the reference's own decode gives the
+    // text back (it does not where a normalizer rewrites text, e.g. NFC, or "▁" stands for a space).
+    if (line.at("decoded_no_cleanup").get<std::string>() == text && tok->decode(tok->encode(text, false)) != text)
+      roundtrip_fails.add(json(text).dump() + " -> " + json(tok->decode(tok->encode(text, false))).dump());
   }
-  EXPECT_EQ(mismatches, 0) << "of " << compared << " strings";
-  EXPECT_GE(compared, 500);
+  for (const Mismatches* m : {&ids_differ, &special_differ, &decode_differs, &skip_differs, &offsets_wrong, &roundtrip_fails})
+    EXPECT_EQ(m->count, 0) << GetParam() << ": " << m->what << " differ on " << m->count << " of " << ref->lines.size() << " lines";
+}
+
+INSTANTIATE_TEST_SUITE_P(RealFiles, TokenizerParity, ::testing::ValuesIn(kFamilies));
+
+// True when the tokenizer.json rewrites text with a Unicode normalization form (Qwen: NFC).
+bool normalizes_unicode(const json& document) { return document.value("normalizer", json()).dump().find("\"NF") != std::string::npos; }
+
+// True when spaces become "▁" (U+2581) before BPE, so a literal "▁" in the text decodes to a space.
+bool spaces_become_metaspace(const json& document) {
+  return document.value("normalizer", json()).dump().find("\xE2\x96\x81") != std::string::npos;
+}
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+  for (std::size_t pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size())) text.replace(pos, from.size(), to);
+  return text;
 }
 
 // decode(encode(x)) == x for random UTF-8: code points from every plane, combining marks, whitespace
-// and control characters, and fragments of special tokens.
+// and control characters, and fragments of special tokens. Families with a Unicode normalizer (Qwen's
+// NFC) are left out: composed output is their documented behaviour, checked line by line by the parity
+// test; for the "▁" families a literal "▁" is expected back as a space, as HF decodes it.
 TEST(TokenizerRoundTrip, RandomUtf8ComesBackUnchanged) {
-  for (const char* name : {"llama3", "llama2"}) {
+  int families = 0;
+  for (const std::string& name : kFamilies) {
     auto ref = load_reference(name);
     if (!ref) {
-      if (test::reference_required()) FAIL() << "reference package for " << name << " missing";
-      GTEST_SKIP() << "reference package not installed";
+      if (test::reference_required()) ADD_FAILURE() << "tokenizer files of " << name << " missing under " << test::tokenizers_root();
+      continue;
     }
+    if (normalizes_unicode(ref->document)) continue;
+    ++families;
+    const bool metaspace = spaces_become_metaspace(ref->document);
     auto tok = load_hf_tokenizer(ref->tokenizer_json);
     uint64_t state = 12345;
     auto next = [&] {  // xorshift64: a fixed, portable sequence
       state ^= state << 13, state ^= state >> 7, state ^= state << 17;
       return state;
     };
-    const char* fragments[] = {"<|", "|>", "<s>", "</s", "<|eot_id|>", "  ", "\n\n", "\t", "\r\n"};
+    const char* fragments[] = {"<|", "|>", "<s>", "</s", "<|eot_id|>", "  ", "\n\n", "\t", "\r\n", "\xC2\x85", "\xEF\xBB\xBF", "<start_of_turn>"};
+    int failures = 0;
     for (int i = 0; i < 2000; ++i) {
       std::string text;
       const int length = static_cast<int>(next() % 40);
@@ -310,12 +396,14 @@ TEST(TokenizerRoundTrip, RandomUtf8ComesBackUnchanged) {
         }
         utf8::append(text, cp);
       }
-      ASSERT_EQ(tok->decode(tok->encode(text, false)), text) << name << " " << json(text).dump();
+      const std::string expected = metaspace ? replace_all(text, "\xE2\x96\x81", " ") : text;
+      const std::string got = tok->decode(tok->encode(text, false));
+      if (got != expected && ++failures <= 5) ADD_FAILURE() << name << " " << json(text).dump() << " -> " << json(got).dump();
     }
+    EXPECT_EQ(failures, 0) << name << ": of 2000 random strings";
   }
+  if (families == 0 && !test::reference_required()) GTEST_SKIP() << "no tokenizer files under " << test::tokenizers_root();
 }
-
-INSTANTIATE_TEST_SUITE_P(RealFiles, TokenizerParity, ::testing::Values("llama3", "qwen3", "llama2", "qwen2_5", "gemma"));
 
 }  // namespace
 }  // namespace qtune

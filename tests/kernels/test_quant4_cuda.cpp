@@ -5,20 +5,13 @@
 #include <torch/cuda.h>
 
 #include "kernels/blockwise_quant.h"
+#include "tests/support/test_support.h"
 
 namespace qtune {
 namespace {
 
-bool cuda_build() {
-#ifdef QTUNE_WITH_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
 TEST(Quant4Cuda, KernelsMatchTheCpuBitForBit) {
-  if (!cuda_build() || !torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA build and a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   at::manual_seed(0);
   for (int64_t n : {int64_t(1) << 20, int64_t(4096 * 3 + 17)}) {
     at::Tensor w = at::randn({n}) * 0.02;
@@ -45,7 +38,7 @@ TEST(Quant4Cuda, KernelsMatchTheCpuBitForBit) {
 
 #ifdef QTUNE_WITH_CUDA
 TEST(Quant4Cuda, GemvMatchesTheDequantizedProduct) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   at::manual_seed(1);
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     Quantized4bit q = to_device(quantize_4bit(at::randn({1024, 4096}) * 0.02, QuantType::NF4, 64, true, "w"), at::kCUDA);

@@ -67,16 +67,8 @@ void expect_close(const Outcome& got, const Outcome& expected, double tolerance)
   for (std::size_t i = 0; i < got.gradients.size(); ++i) EXPECT_LE(test::max_relative_error(got.gradients[i], expected.gradients[i]), tolerance) << i;
 }
 
-bool gpu_ready() {
-#ifdef QTUNE_WITH_CUDA
-  return torch::cuda::is_available();
-#else
-  return false;
-#endif
-}
-
 TEST(ModelCuda, Float32LossAndLoraGradientsEqualTheCpu) {
-  if (!gpu_ready()) GTEST_SKIP() << "needs a CUDA build and a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   for (const auto& [arch, extra] : std::vector<std::pair<std::string, std::string>>{{"llama", ""}, {"qwen3", ""}, {"mistral", "--sliding-window 16"}}) {
     const std::string dir = test::make_tiny_model(arch, extra);
     for (bool padded : {false, true}) {
@@ -90,7 +82,7 @@ TEST(ModelCuda, Float32LossAndLoraGradientsEqualTheCpu) {
 }
 
 TEST(ModelCuda, Bfloat16StaysCloseToFloat32) {
-  if (!gpu_ready()) GTEST_SKIP() << "needs a CUDA build and a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   const std::string dir = test::make_tiny_model("llama");
   const Outcome reference = train_once(dir, torch::kCPU, at::kFloat, false, false);
   const Outcome bf16 = train_once(dir, torch::kCUDA, at::kBFloat16, false, true);
@@ -100,7 +92,7 @@ TEST(ModelCuda, Bfloat16StaysCloseToFloat32) {
 
 // Streaming changes where the weights wait, not what is computed: the same numbers as resident on the GPU.
 TEST(ModelCuda, StreamedLayersComputeWhatResidentOnesDo) {
-  if (!gpu_ready()) GTEST_SKIP() << "needs a CUDA build and a GPU";
+  QTUNE_SKIP_WITHOUT_GPU();
   const std::string dir = test::make_tiny_model("llama", "--layers 5");
   const Outcome resident = train_once(dir, torch::kCUDA, at::kBFloat16, false, true);
   expect_close(train_once(dir, torch::kCUDA, at::kBFloat16, false, true, true), resident, 1e-6);

@@ -1,4 +1,4 @@
-// Torch-free test helpers. Depends on: tests/support/files.h.
+// Torch-free test helpers (see tests/support/files.h).
 #include "tests/support/files.h"
 
 #include <sys/wait.h>
@@ -46,9 +46,15 @@ void write_file(const std::string& path, const std::string& content) {
   out << content;
 }
 
-std::string reference_package(const std::string& name) {
-  auto dir = std::filesystem::path(QTUNE_SOURCE_DIR) / "scripts" / "reference" / "node_modules" / name;
-  return std::filesystem::is_directory(dir) ? dir.string() : std::string();
+std::string tokenizers_root() {
+  const char* configured = std::getenv("QTUNE_TOKENIZERS");
+  if (configured != nullptr && *configured != '\0') return configured;
+  return (std::filesystem::path(QTUNE_SOURCE_DIR).parent_path() / "shared" / "fixtures" / "tokenizers").lexically_normal().string();
+}
+
+std::string tokenizer_dir(const std::string& name) {
+  const auto dir = std::filesystem::path(tokenizers_root()) / name;
+  return std::filesystem::is_regular_file(dir / "tokenizer.json") ? dir.string() : std::string();
 }
 
 bool reference_required() {

