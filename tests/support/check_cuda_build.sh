@@ -5,7 +5,8 @@
 set -euo pipefail
 qtune=$1 archs=$2
 fail() { echo "FAIL: $*"; exit 1; }
-ldd "$qtune" | grep -q 'libtorch_cuda\.so' || fail "$qtune does not link libtorch_cuda.so"
+libraries=$(ldd "$qtune")  # whole, not piped into grep -q: an early exit would fail ldd under pipefail
+grep -q 'libtorch_cuda\.so' <<<"$libraries" || fail "$qtune does not link libtorch_cuda.so"
 stubs=$(nm "$qtune" | grep -c '__device_stub__' || true)
 [ "$stubs" -gt 0 ] || fail "no kernel launch stubs in $qtune: the CUDA kernels are not linked"
 echo "kernel launch stubs: $stubs"
