@@ -10,7 +10,8 @@ else()
   set(_qtune_default_python "$ENV{HOME}/.cache/qtune/venv/bin/python")
 endif()
 if(NOT EXISTS "${_qtune_default_python}")
-  find_program(_qtune_default_python NAMES python3)
+  find_program(QTUNE_PATH_PYTHON3 NAMES python3)  # its own variable: a set one would stop find_program
+  set(_qtune_default_python "${QTUNE_PATH_PYTHON3}")
 endif()
 set(QTUNE_PYTHON "${_qtune_default_python}" CACHE FILEPATH "Python whose torch provides LibTorch (scripts/setup.sh)")
 

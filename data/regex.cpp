@@ -133,10 +133,6 @@ class OnigurumaCompatible {
   bool in_class_ = false;
 };
 
-}  // namespace
-
-namespace {
-
 // Compiles `pattern` (UTF, UCP: \w, \d and the properties follow Unicode); sets `jit` when the JIT
 // compiler took it.
 pcre2_code* compile(const std::string& pattern, const std::string& where, bool& jit) {
