@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""PEFT on qtune's adapters and qtune on PEFT's, for the four tiny models of Reference.models (--models DIR).
+
+Per architecture, in <out>/<arch>/:
+  qtune/          an adapter trained by `qtune train` (3 steps, float32 base); qtune.safetensors: the logits
+                  PeftModel.from_pretrained gives with it
+  peft_<case>/    an adapter PEFT initialized (init_lora_weights=False: B is random too, so it changes the output);
+                  reference.safetensors: the logits, transformers' causal-LM loss (labels = input_ids) and the
+                  gradient of that loss for every lora_A / lora_B (named "grad.<PEFT tensor name>")
+  merged16/       merge_and_unload of peft_all on a bfloat16 base (base16/, written by qtune init-model --dtype bf16),
+                  saved by save_pretrained
+  quantized/      `qtune quantize` of the float32 model (NF4, double quantization); merged4bit.safetensors: every
+                  adapted projection as bitsandbytes' dequantize_4bit(W) in the checkpoint's bnb_4bit_compute_dtype
+                  (the weight bitsandbytes' 4-bit forward multiplies by, so the one the adapter trained against)
+                  + PEFT's delta weight, rounded once to bfloat16
+Cases: all = the 7 projections, r 8, alpha 16; rslora_subset = q_proj, v_proj, down_proj, r 4, alpha 8, use_rslora.
+"""
+import json
+import os
+
+import reference_common as common
+import torch
+from bitsandbytes.functional import QuantState, dequantize_4bit
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM
+
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PEFT_CASES = {
+    "all": dict(r=8, lora_alpha=16, target_modules=PROJECTIONS, use_rslora=False),
+    "rslora_subset": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], use_rslora=True),
+}
+# qtune train's LoRA settings per architecture: both target styles and rsLoRA on and off across the four.
+QTUNE_LORA = {
+    "llama": "lora_target_linear: true\nlora_r: 8\nlora_alpha: 16\n",
+    "mistral": "lora_target_modules: [q_proj, v_proj, down_proj]\nlora_r: 4\nlora_alpha: 8\npeft_use_rslora: true\n",
+    "qwen2": "lora_target_modules: [q_proj, k_proj, o_proj, up_proj]\nlora_r: 4\nlora_alpha: 16\npeft_use_rslora: true\n",
+    "qwen3": "lora_target_linear: true\nlora_r: 4\nlora_alpha: 8\n",
+}
+
+
+def batch():
+    return torch.randint(3, common.VOCAB, (2, 24), generator=torch.Generator().manual_seed(2))
+
+
+def load_base(folder, dtype=torch.float32):
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+
+
+def qtune_adapter(qtune, model_dir, arch, out):
+    """Trains 3 steps with qtune on a few chat samples and returns the adapter folder."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "train.jsonl"), "w") as f:
+        for word in ["alpha", "beta", "gamma", "delta", "omega", "sigma"]:
+            turns = [{"role": "user", "content": f"say {word}"}, {"role": "assistant", "content": f"{word} {word}"}]
+            f.write(json.dumps({"messages": turns}) + "\n")
+    with open(os.path.join(out, "config.yaml"), "w") as f:
+        f.write(f"base_model: {model_dir}\ndatasets:\n  - path: {out}/train.jsonl\n    type: chat_template\n"
+                "chat_template: chatml\nsequence_len: 64\nmicro_batch_size: 2\nmax_steps: 3\nlearning_rate: 0.05\n"
+                f"lora_dropout: 0.0\n{QTUNE_LORA[arch]}output_dir: {out}/run\nseed: 3\ndevice: cpu\n")
+    common.run_qtune(qtune, "train", os.path.join(out, "config.yaml"))
+    return os.path.join(out, "run")
+
+
+def peft_adapter(model_dir, case, out, ids):
+    """A PEFT-initialized adapter, its logits, loss and LoRA gradients."""
+    torch.manual_seed(sorted(PEFT_CASES).index(case) + 10)
+    config = LoraConfig(task_type="CAUSAL_LM", lora_dropout=0.0, bias="none", init_lora_weights=False, **PEFT_CASES[case])
+    model = get_peft_model(load_base(model_dir), config)
+    result = model(input_ids=ids, labels=ids, use_cache=False)
+    result.loss.backward()
+    grads = {"grad." + n.replace(".default.", "."): p.grad for n, p in model.named_parameters() if p.requires_grad}
+    model.save_pretrained(out)
+    common.save_tensors(os.path.join(out, "reference.safetensors"),
+                        {"input_ids": ids, "logits": result.logits, "loss": result.loss.reshape(1), **grads})
+    return model
+
+
+def merged_16bit(base16_dir, adapter_dir, out):
+    merged = PeftModel.from_pretrained(load_base(base16_dir, torch.bfloat16), adapter_dir).merge_and_unload()
+    merged.save_pretrained(out)
+
+
+def merged_4bit(quantized_dir, peft_model, out_file):
+    """bitsandbytes' dequantization of each adapted 4-bit weight plus PEFT's delta weight, in bfloat16."""
+    with open(os.path.join(quantized_dir, "config.json")) as f:
+        compute_dtype = getattr(torch, json.load(f)["quantization_config"]["bnb_4bit_compute_dtype"])
+    merged = {}
+    with safe_open(os.path.join(quantized_dir, "model.safetensors"), "pt") as f:
+        for name, module in peft_model.base_model.model.named_modules():
+            if not hasattr(module, "get_delta_weight"):
+                continue
+            weight = name + ".weight"
+            aux = {k[len(weight) + 1:]: f.get_tensor(k) for k in f.keys() if k.startswith(weight + ".")}
+            state = QuantState.from_dict(aux, device=torch.device("cpu"))
+            base = dequantize_4bit(f.get_tensor(weight), state).to(compute_dtype).float()
+            merged[weight] = (base + module.get_delta_weight("default").float()).to(torch.bfloat16)
+    common.save_tensors(out_file, merged)
+
+
+def main():
+    args = common.parse_args(__doc__, lambda p: p.add_argument("--models", required=True, help="Reference.models' output"))
+    ids = batch()
+    for arch in common.ARCH_FLAGS:
+        model_dir, out = os.path.join(args.models, arch), os.path.join(args.out, arch)
+        run = qtune_adapter(args.qtune, model_dir, arch, os.path.join(out, "qtune"))
+        with torch.no_grad():
+            logits = PeftModel.from_pretrained(load_base(model_dir), run)(input_ids=ids, use_cache=False).logits
+        common.save_tensors(os.path.join(out, "qtune.safetensors"), {"input_ids": ids, "logits": logits})
+        peft_models = {case: peft_adapter(model_dir, case, os.path.join(out, "peft_" + case), ids) for case in PEFT_CASES}
+        base16 = common.init_model(args.qtune, arch, os.path.join(out, "base16"), dtype="bf16")
+        merged_16bit(base16, os.path.join(out, "peft_all"), os.path.join(out, "merged16"))
+        quantized = os.path.join(out, "quantized")
+        common.run_qtune(args.qtune, "quantize", "--model", model_dir, "--out", quantized, "--type", "nf4", "--double-quant")
+        merged_4bit(quantized, peft_models["all"], os.path.join(out, "merged4bit.safetensors"))
+        print(f"{arch}: qtune adapter, PEFT adapters {list(PEFT_CASES)}, merges written")
+
+
+if __name__ == "__main__":
+    main()

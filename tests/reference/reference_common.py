@@ -1,0 +1,63 @@
+"""Shared by the reference scripts: arguments, running qtune, the tiny models of the four architectures, saving.
+
+The scripts only run the reference libraries (transformers, PEFT, TRL, bitsandbytes) and qtune's command line;
+every comparison is made by the C++ tests in tests/reference/*.cpp."""
+import argparse
+import os
+import shutil
+import subprocess
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+transformers.utils.logging.disable_progress_bar()  # keep ctest's log to what the scripts print
+
+# qtune init-model flags per architecture: Llama keeps its preset's llama3 rope scaling; Mistral gets a window
+# shorter than the test sequences; Qwen2 keeps its q/k/v biases and tied embeddings; Qwen3 its q/k norms.
+ARCH_FLAGS = {
+    "llama": [],
+    "mistral": ["--sliding-window", "5"],
+    "qwen2": [],
+    "qwen3": ["--head-dim", "32"],
+}
+VOCAB = 300
+
+
+def parse_args(description, extra=None):
+    """--qtune BINARY --out DIR (emptied first) [--models DIR] plus what `extra(parser)` adds."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--qtune", required=True, help="the qtune binary")
+    parser.add_argument("--out", required=True, help="output folder (emptied first)")
+    if extra:
+        extra(parser)
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)  # nothing left from an earlier run if this one fails
+    os.makedirs(args.out)
+    torch.manual_seed(0)
+    return args
+
+
+def run_qtune(qtune, *args):
+    """Runs qtune; raises with its output when it fails."""
+    done = subprocess.run([qtune, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"qtune {' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}")
+    return done.stdout
+
+
+def init_model(qtune, arch, out, dtype="f32", seed=0, extra=()):
+    """A tiny random model of `arch` written by `qtune init-model` (hidden 64, 2 layers, 4 heads, 2 KV heads,
+    vocabulary 300 with qtune's byte-level tokenizer, weights N(0, 0.2²) so logits are far from uniform)."""
+    run_qtune(qtune, "init-model", "--arch", arch, "--out", out, "--hidden", 64, "--layers", 2, "--heads", 4,
+              "--kv-heads", 2, "--intermediate", 128, "--vocab", VOCAB, "--dtype", dtype, "--init-std", 0.2,
+              "--seed", seed, "--byte-tokenizer", "--force", *ARCH_FLAGS[arch], *extra)
+    return out
+
+
+def save_tensors(path, tensors):
+    """safetensors file of contiguous CPU tensors (what the C++ tests read)."""
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, path)

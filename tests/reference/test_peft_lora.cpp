@@ -1,0 +1,117 @@
+// qtune's LoRA against HF PEFT on the four tiny models (tests/reference/peft_lora.py, ctest Reference.lora):
+// an adapter qtune trained gives in PEFT the logits it gives in qtune; an adapter PEFT initialized gives in qtune
+// PEFT's logits, loss and lora_A / lora_B gradients (rsLoRA on and off, all projections and a subset); `qtune merge`
+// writes what PEFT's merge_and_unload writes on a 16-bit base, and bitsandbytes' dequantize(W) + PEFT's delta on
+// a 4-bit base.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "adapters/lora.h"
+#include "adapters/peft_format.h"
+#include "models/model_loader.h"
+#include "models/safetensors.h"
+#include "tests/reference/reference_files.h"
+#include "tests/support/test_support.h"
+
+namespace qtune {
+namespace {
+
+// float32 on both sides, the same weights and formulas; what remains is summation order.
+constexpr double kTolerance = 1e-5;
+
+// transformers' causal-LM loss: token t predicts token t + 1, mean over every predicted token.
+torch::Tensor causal_lm_loss(const torch::Tensor& logits, const torch::Tensor& ids) {
+  const int64_t V = logits.size(-1);
+  return torch::nll_loss(torch::log_softmax(logits.slice(1, 0, -1).reshape({-1, V}), -1), ids.slice(1, 1).reshape({-1}));
+}
+
+double check_logits(CausalLM& model, const std::string& reference_file, const std::string& what) {
+  auto ref = SafetensorsFile::open(reference_file);
+  torch::NoGradGuard no_grad;
+  const double err = test::max_relative_error(model->forward(ref->view("input_ids")), ref->view("logits"));
+  EXPECT_LE(err, kTolerance) << what << ": logits, max relative difference " << err;
+  return err;
+}
+
+// The adapter `qtune train` wrote, in qtune and in PEFT.
+void check_qtune_adapter(const std::string& arch) {
+  const std::string dir = test::reference_path("lora", arch);
+  CausalLM model = load_causal_lm(test::reference_path("models", arch), {at::kFloat, torch::kCPU});
+  load_peft_adapter(model, dir + "/qtune/run");
+  double largest_b = 0;
+  for (const auto& [name, tensor] : lora_state(model))
+    if (name.find("lora_B") != std::string::npos) largest_b = std::max(largest_b, tensor.abs().max().item<double>());
+  EXPECT_GT(largest_b, 1e-3) << "the trained adapter is still the identity; the logits check would prove nothing";
+  const double err = check_logits(model, dir + "/qtune.safetensors", arch + " qtune adapter in PEFT");
+  std::cout << arch << " qtune-trained adapter: logits in PEFT vs qtune, max relative difference " << err << "\n";
+}
+
+// A PEFT-initialized adapter in qtune: logits, loss, every LoRA gradient.
+void check_peft_adapter(const std::string& arch, const std::string& adapter_case) {
+  const std::string dir = test::reference_path("lora", arch + "/peft_" + adapter_case);
+  CausalLM model = load_causal_lm(test::reference_path("models", arch), {at::kFloat, torch::kCPU});
+  load_peft_adapter(model, dir);
+  auto ref = SafetensorsFile::open(dir + "/reference.safetensors");
+  const torch::Tensor ids = ref->view("input_ids");
+  const torch::Tensor logits = model->forward(ids);
+  double worst = test::max_relative_error(logits, ref->view("logits"));
+  EXPECT_LE(worst, kTolerance) << "logits";
+  const torch::Tensor loss = causal_lm_loss(logits, ids);
+  const double loss_err = test::max_relative_error(loss.reshape({1}), ref->view("loss"));
+  EXPECT_LE(loss_err, kTolerance) << "loss " << loss.item<double>();
+  loss.backward();
+  int compared = 0;
+  for (const auto& [name, param] : lora_state(model)) {
+    const TensorInfo* info = ref->find("grad." + name);
+    ASSERT_NE(info, nullptr) << "PEFT has no gradient for " << name;
+    const double err = test::max_relative_error(param.grad(), ref->view(*info));
+    EXPECT_LE(err, kTolerance) << name;
+    worst = std::max({worst, loss_err, err});
+    ++compared;
+  }
+  int stored = 0;
+  for (const auto& info : ref->tensors()) stored += info.name.rfind("grad.", 0) == 0 ? 1 : 0;
+  EXPECT_EQ(compared, stored) << "PEFT adapted modules qtune did not";
+  std::cout << arch << " PEFT adapter '" << adapter_case << "': logits, loss and " << compared
+            << " LoRA gradients, max relative difference " << worst << "\n";
+}
+
+// `qtune merge` of PEFT's adapter onto `base`, compared tensor by tensor with `expected` (every tensor it holds).
+void check_merge(const std::string& base, const std::string& adapter, SafetensorsFile& expected, const std::string& what) {
+  const std::string out = test::temp_dir("merged");
+  const auto merged = test::run_qtune("merge --base " + base + " --adapter " + adapter + " --out " + out + " --dtype bf16 --force");
+  ASSERT_EQ(merged.exit_code, 0) << merged.out;
+  auto got = SafetensorsFile::open(out + "/model.safetensors");
+  int64_t differing = 0, compared = 0;
+  for (const auto& info : expected.tensors()) {
+    const TensorInfo* mine = got->find(info.name);
+    ASSERT_NE(mine, nullptr) << what << ": qtune merge wrote no " << info.name;
+    const torch::Tensor a = got->view(*mine), b = expected.view(info);
+    ASSERT_EQ(a.scalar_type(), b.scalar_type()) << info.name;
+    differing += a.ne(b).sum().item<int64_t>();
+    compared += b.numel();
+  }
+  EXPECT_EQ(differing, 0) << what << ": " << differing << " of " << compared << " merged values differ";
+  std::cout << what << ": " << compared << " values compared, " << differing << " differ\n";
+}
+
+void check_architecture(const std::string& arch) {
+  QTUNE_REQUIRE_REFERENCE_FILE(test::reference_path("lora", arch + "/merged4bit.safetensors"), "lora");
+  check_qtune_adapter(arch);
+  for (const std::string adapter_case : {"all", "rslora_subset"}) check_peft_adapter(arch, adapter_case);
+  const std::string dir = test::reference_path("lora", arch);
+  auto merged16 = SafetensorsFile::open(dir + "/merged16/model.safetensors");
+  check_merge(dir + "/base16", dir + "/peft_all", *merged16, arch + " merge on a bf16 base vs PEFT merge_and_unload");
+  auto merged4 = SafetensorsFile::open(dir + "/merged4bit.safetensors");
+  check_merge(dir + "/quantized", dir + "/peft_all", *merged4, arch + " merge on an NF4 base vs bitsandbytes dequantize + PEFT delta");
+}
+
+TEST(PeftLora, Llama) { check_architecture("llama"); }
+TEST(PeftLora, Mistral) { check_architecture("mistral"); }
+TEST(PeftLora, Qwen2) { check_architecture("qwen2"); }
+TEST(PeftLora, Qwen3) { check_architecture("qwen3"); }
+
+}  // namespace
+}  // namespace qtune
