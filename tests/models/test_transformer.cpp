@@ -17,14 +17,16 @@ namespace {
 const char* kArchs[] = {"llama", "mistral", "qwen2", "qwen3"};
 
 // Compares qtune's logits with every case in <fixture>/cases.safetensors; prints the largest difference.
-void check_fixture(const std::string& dir) {
+// tolerance: 1e-5 against transformers (same float32 formulas, only summation order differs); 1e-4 against the numpy
+// fixtures, whose logits were computed by another implementation and stored (mistral's long case reaches 1.8e-5).
+void check_fixture(const std::string& dir, double tolerance) {
   CausalLM model = load_causal_lm(dir, {at::kFloat, torch::kCPU});
   auto cases = SafetensorsFile::open(dir + "/cases.safetensors");
   torch::NoGradGuard no_grad;
   double worst = 0;
   auto compare = [&](const char* name, const torch::Tensor& logits, const torch::Tensor& expected) {
     const double err = test::max_relative_error(logits, expected);
-    EXPECT_LE(err, 1e-4) << dir << " " << name;
+    EXPECT_LE(err, tolerance) << dir << " " << name;
     worst = std::max(worst, err);
   };
   {
@@ -46,7 +48,7 @@ TEST(TransformerParity, MatchesIndependentNumpyReference) {
   for (const char* arch : kArchs) {
     std::string dir = std::string(QTUNE_FIXTURES_DIR) + "/numpy/" + arch;
     ASSERT_TRUE(std::filesystem::exists(dir + "/cases.safetensors")) << dir << " (regenerate: scripts/make_reference_fixtures.py)";
-    check_fixture(dir);
+    check_fixture(dir, 1e-4);
   }
 }
 
@@ -60,7 +62,7 @@ TEST(TransformerParity, MatchesHfTransformers) {
   }
   for (const char* arch : kArchs) {
     ASSERT_TRUE(std::filesystem::exists(root + arch + "/cases.safetensors")) << root + arch;
-    check_fixture(root + arch);
+    check_fixture(root + arch, 1e-5);
   }
 }
 

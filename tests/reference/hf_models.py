@@ -11,6 +11,8 @@ Cases (token ids in [3, 300)):
           attention mask: transformers' packed-sequence detection (its flash/SDPA varlen semantics)
   offset  [2, 24] ids at positions 1000..1023 (rope beyond 1,000; llama3 scaling's low-frequency band)
   greedy  prompt [1, 8]; 32 new tokens, do_sample=False, KV cache on, no end-of-sequence stop
+Besides the four architectures, llama_sharded is the Llama model written in shards (model.safetensors.index.json).
+Loading must be clean: no missing, unexpected or mismatched weights, the model class the architecture names.
 """
 import os
 
@@ -59,15 +61,28 @@ def reference(model, inputs):
     return out, gap
 
 
+FOLDERS = {arch: (arch, []) for arch in common.ARCH_FLAGS}
+FOLDERS["llama_sharded"] = ("llama", ["--max-shard-gb", "0.0001"])
+
+
+def load(folder, arch):
+    """transformers' from_pretrained, asserting it took every weight qtune wrote and nothing else."""
+    model, info = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    assert not problems, f"{folder}: transformers did not load it cleanly: {problems}"
+    assert type(model).__name__.lower().startswith(arch), f"{folder}: loaded as {type(model).__name__}"
+    return model.eval()
+
+
 def main():
     args = common.parse_args(__doc__)
     inputs = make_inputs()
-    for arch in common.ARCH_FLAGS:
-        folder = common.init_model(args.qtune, arch, os.path.join(args.out, arch))
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    for name, (arch, extra) in FOLDERS.items():
+        folder = common.init_model(args.qtune, arch, os.path.join(args.out, name), extra=extra)
+        model = load(folder, arch)
         out, gap = reference(model, inputs)
         common.save_tensors(os.path.join(folder, "reference.safetensors"), {**inputs, **out})
-        print(f"{arch}: {type(model).__name__}, attention {model.config._attn_implementation}, "
+        print(f"{name}: {type(model).__name__}, attention {model.config._attn_implementation}, "
               f"smallest top-2 logit gap in greedy decoding {gap:.2e}")
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
 

@@ -1,7 +1,7 @@
 // qtune's model against HF transformers on the same files: `qtune init-model` folders loaded by transformers'
 // from_pretrained (tests/reference/hf_models.py, ctest Reference.models) give the logits qtune computes for a
 // plain batch, right-padded rows, packed rows (positions restarting per sequence) and positions beyond 1,000, and
-// greedy decoding with the KV cache picks the same 32 tokens.
+// greedy decoding with the KV cache picks the same 32 tokens. llama_sharded: the Llama model written in shards.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -61,6 +61,7 @@ TEST(TransformersModel, LlamaWithLlama3RopeScaling) { check_architecture("llama"
 TEST(TransformersModel, MistralWithSlidingWindow) { check_architecture("mistral"); }
 TEST(TransformersModel, Qwen2WithBiasesAndTiedEmbeddings) { check_architecture("qwen2"); }
 TEST(TransformersModel, Qwen3WithQkNorms) { check_architecture("qwen3"); }
+TEST(TransformersModel, LlamaSharded) { check_architecture("llama_sharded"); }
 
 }  // namespace
 }  // namespace qtune
