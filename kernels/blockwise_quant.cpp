@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <array>
 #include <atomic>
 #include <cmath>
 
@@ -149,8 +150,11 @@ Quantized4bit describe_4bit(const at::Tensor& weight, QuantType type, int64_t bl
   q.blocksize = blocksize;
   q.shape = weight.sizes().vec();
   q.dtype = weight.scalar_type();
-  q.code_map = at::from_blob(const_cast<float*>(code_values(type).data()), {16}, at::kFloat).to(weight.device(), /*non_blocking=*/false,
-                                                                                                  /*copy=*/true);
+  // The map bitsandbytes stores as quant_map: FP4's code 8 (sign bit, magnitude 0) is +0.0 there, since its
+  // table is written with Python's integer -0, which is 0.
+  std::array<float, 16> map = code_values(type);
+  for (float& v : map) v = v == 0.0f ? 0.0f : v;
+  q.code_map = at::from_blob(map.data(), {16}, at::kFloat).to(weight.device(), /*non_blocking=*/false, /*copy=*/true);
   return q;
 }
 

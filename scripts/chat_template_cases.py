@@ -169,3 +169,111 @@ CONVERSATIONS = [
     {"name": "two_users_in_a_row", "agp": [True], "messages": [U("First message."), U("Second message without an answer between.")]},
     {"name": "assistant_first", "agp": [False], "messages": [A("I speak first."), U("Okay.")]},
 ]
+
+
+# ---- the same templates with {% generation %} marks, for transformers' return_assistant_tokens_mask ----
+# Each marked source is its original with the assistant output (content and end-of-turn token, the text
+# qtune trains with train_on_eos: turn) wrapped in {% generation %}; headers and the newline after the
+# end-of-turn token stay outside. The substitutions fail loudly when an original changes.
+
+def replace_once(source, old, new):
+    if source.count(old) != 1:
+        raise SystemExit(f"marking a chat template: expected exactly one {old!r}")
+    return source.replace(old, new)
+
+
+def replace_between(source, start, end, new):
+    """`source` with the text from `start` up to (not including) `end` replaced by `new`."""
+    begin = source.index(start)
+    return source[:begin] + new + source[source.index(end, begin):]
+
+
+def mark_llama3(source):
+    return replace_once(source, "{{ content }}{% endfor %}",
+                        "{% if message['role'] == 'assistant' %}{% if loop.index0 == 0 %}{{ bos_token }}{% endif %}"
+                        "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% generation %}"
+                        "{{ message['content'] | trim + '<|eot_id|>' }}{% endgeneration %}{% else %}{{ content }}{% endif %}{% endfor %}")
+
+
+def mark_qwen2_5(source):
+    return replace_once(source,
+                        "{%- if (message.role == \"user\") or (message.role == \"system\" and not loop.first) or "
+                        "(message.role == \"assistant\" and not message.tool_calls) %}",
+                        "{%- if message.role == \"assistant\" and not message.tool_calls %}{{- '<|im_start|>assistant\\n' }}"
+                        "{%- generation %}{{- message.content + '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}"
+                        "{%- elif (message.role == \"user\") or (message.role == \"system\" and not loop.first) %}")
+
+
+# Qwen 3's assistant branch, rewritten so one generation block holds the body (with the thinking block
+# where the original writes one) and <|im_end|>; tool_calls, which qtune's messages lack, are left out.
+QWEN3_ASSISTANT = """{%- elif message.role == "assistant" %}
+        {%- set content = message.content %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is defined and message.reasoning_content is not none %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in message.content %}
+                {%- set content = message.content.split('</think>')[-1].lstrip('\\n') %}
+                {%- set reasoning_content = message.content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}
+            {%- set body = '<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n' + content.lstrip('\\n') %}
+        {%- else %}
+            {%- set body = content %}
+        {%- endif %}
+        {{- '<|im_start|>' + message.role + '\\n' }}
+        {%- generation %}{{- body + '<|im_end|>' }}{%- endgeneration %}
+        {{- '\\n' }}
+    """
+
+
+def mark_qwen3(source):
+    return replace_between(source, "{%- elif message.role == \"assistant\" %}", "{%- elif message.role == \"tool\" %}", QWEN3_ASSISTANT)
+
+
+def mark_gemma3(source):
+    start = "{%- if message['content'] is string -%}"
+    end = "{{ '<end_of_turn>\n' }}"
+    begin = source.index(start)
+    original = source[begin:source.index(end, begin) + len(end)]
+    marked = ("{%- if role == 'model' and message['content'] is string -%}{%- generation -%}"
+              "{{ message['content'] | trim + '<end_of_turn>' }}{%- endgeneration -%}{{ '\\n' }}{%- else -%}" + original + "{%- endif -%}")
+    return replace_once(source, original, marked)
+
+
+def mark_deepseek_v3(source):
+    for head in ("<\uff5ctool\u2581outputs\u2581end\uff5c>", "<\uff5cAssistant\uff5c>"):
+        source = replace_once(source, "{{'" + head + "' + message['content'] + '<\uff5cend\u2581of\u2581sentence\uff5c>'}}",
+                              "{{'" + head + "'}}{% generation %}{{message['content'] + '<\uff5cend\u2581of\u2581sentence\uff5c>'}}{% endgeneration %}")
+    return source
+
+
+def mark_written(name):
+    """The written sources, marked the same way."""
+    if name == "llama2":
+        return replace_once(LLAMA2, "{{- ' ' + m['content'] | trim + ' ' + eos_token -}}",
+                            "{{- ' ' -}}{%- generation -%}{{- m['content'] | trim + ' ' + eos_token -}}{%- endgeneration -%}")
+    if name == "mistral":
+        return replace_once(MISTRAL, "{{- m['content'] + eos_token -}}", "{%- generation -%}{{- m['content'] + eos_token -}}{%- endgeneration -%}")
+    if name == "chatml":
+        line = "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>' + '\\n' -}}"
+        return replace_once(CHATML, line, "{%- if m['role'] == 'assistant' -%}{{- '<|im_start|>assistant\\n' -}}{%- generation -%}"
+                            "{{- m['content'] + '<|im_end|>' -}}{%- endgeneration -%}{{- '\\n' -}}{%- else -%}" + line + "{%- endif -%}")
+    if name == "gemma":
+        line = "{{- '<start_of_turn>' + who + '\\n' + body + '<end_of_turn>\\n' -}}"
+        return replace_once(GEMMA, line, "{%- if who == 'model' -%}{{- '<start_of_turn>model\\n' -}}{%- generation -%}"
+                            "{{- body + '<end_of_turn>' -}}{%- endgeneration -%}{{- '\\n' -}}{%- else -%}" + line + "{%- endif -%}")
+    if name == "alpaca":
+        return replace_once(ALPACA, "{{- '### Response:\\n' + m['content'] + eos_token + '\\n\\n' -}}",
+                            "{{- '### Response:\\n' -}}{%- generation -%}{{- m['content'] + eos_token -}}{%- endgeneration -%}{{- '\\n\\n' -}}")
+    raise SystemExit(f"no marked version of {name}")
+
+
+MARK_SHIPPED = {"llama3": mark_llama3, "llama3_1": mark_llama3, "qwen2_5": mark_qwen2_5, "qwen3": mark_qwen3,
+                "gemma3": mark_gemma3, "deepseek_v3": mark_deepseek_v3}
+
+
+def marked(name, source):
+    """The generation-marked version of template `name` (`source`: its original Jinja)."""
+    return MARK_SHIPPED[name](source) if name in MARK_SHIPPED else mark_written(name)

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes reference chat-template renderings by transformers -> tests/fixtures/chat_templates/TEMPLATE.json,
-for qtune's built-in chat templates (data/chat_template.cpp) to be compared against in C++.
+"""Writes reference chat-template renderings and assistant-token masks by transformers -> OUT/TEMPLATE.json,
+for qtune's built-in chat templates (data/chat_template.cpp) and its SFT masking (data/sample_encoder.cpp)
+to be compared against in C++. ctest runs it at test time (Reference.HfChatTemplates, into
+build/tests/reference/chat_templates).
 
 Each template is rendered by transformers' own apply_chat_template (Jinja2, tokenize=False) on a
 PreTrainedTokenizerFast of a real tokenizer family, so bos_token/eos_token and every other variable are
@@ -9,10 +11,15 @@ what a user of that model gets. Templates come from two places:
    gemma3, deepseek_v3);
  * written here: Jinja sources for widely used prompt formats (llama2, mistral, chatml, gemma, alpaca),
    composed for qtune from the formats' public descriptions; each fixture stores its source.
+Masks: the same template with {% generation %} marks around each assistant turn's output
+(chat_template_cases.marked), rendered by apply_chat_template(messages, tokenize=True, return_dict=True,
+return_assistant_tokens_mask=True) on the family's tokenizer; the ids of the unmarked template are stored
+beside them, so the test also sees that marking changed nothing.
 
-Usage: HF_HUB_OFFLINE=1 python3 scripts/make_chat_template_fixtures.py
+Usage: HF_HUB_OFFLINE=1 python3 scripts/make_chat_template_fixtures.py --out DIR
   The tokenizer files are read from QTUNE_TOKENIZERS or ../shared/fixtures/tokenizers (scripts/tokenizer_files.py).
 """
+import argparse
 import json
 import os
 import sys
@@ -27,7 +34,6 @@ import jinja2  # noqa: E402
 import transformers  # noqa: E402
 from make_tokenizer_fixtures import special_token_text, transformers_tokenizer  # noqa: E402
 
-OUT_DIR = os.path.join(tokenizer_files.REPO_ROOT, "tests", "fixtures", "chat_templates")
 RENDERER = (f"transformers {transformers.__version__} (jinja2 {jinja2.__version__}) "
             "PreTrainedTokenizerFast.apply_chat_template(messages, tokenize=False, add_generation_prompt)")
 
@@ -65,29 +71,55 @@ def render_all(tokenizer):
     return cases, rejected
 
 
-def build(name, family, jinja, source):
+def masks_all(tokenizer, marked_jinja, cases):
+    """ids and assistant_masks of every rendered conversation without a generation prompt (a training
+    sample), by the marked template; `unmarked_ids`: the original template's ids."""
+    masks = []
+    for case in cases:
+        if case["add_generation_prompt"]:
+            continue
+        out = tokenizer.apply_chat_template(case["messages"], chat_template=marked_jinja, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+        unmarked = tokenizer.apply_chat_template(case["messages"], tokenize=True, return_dict=True)
+        masks.append({"name": case["name"], "messages": case["messages"], "input_ids": list(out["input_ids"]),
+                      "assistant_masks": list(out["assistant_masks"]), "unmarked_ids": list(unmarked["input_ids"])})
+    return masks
+
+
+def build(name, family, jinja, source, out_dir):
     folder, config = load_family(family)
     config = dict(config, chat_template=jinja)
     tokenizer = transformers_tokenizer(folder, config)
     cases, rejected = render_all(tokenizer)
-    fixture = dict(template=name, **source, renderer=RENDERER, jinja=jinja,
-                   bos_token=special_token_text(config.get("bos_token")), eos_token=special_token_text(config.get("eos_token")),
-                   cases=cases, rejected=rejected)
-    fixture_json.write_json(os.path.join(OUT_DIR, f"{name}.json"), fixture)
+    marked_jinja = chat_template_cases.marked(name, jinja)
+    masks = masks_all(tokenizer, marked_jinja, cases)
+    bos = special_token_text(config.get("bos_token"))
+    fixture = dict(template=name, **source, renderer=RENDERER, jinja=jinja, bos_token=bos,
+                   bos_id=tokenizer.convert_tokens_to_ids(bos) if bos else None, eos_token=special_token_text(config.get("eos_token")),
+                   cases=cases, rejected=rejected, marked_jinja=marked_jinja,
+                   masks_by="apply_chat_template(messages, chat_template=marked_jinja, tokenize=True, return_dict=True, "
+                            "return_assistant_tokens_mask=True)", masks=masks)
+    fixture_json.write_json(os.path.join(out_dir, f"{name}.json"), fixture)
     refused = sorted({r["name"] for r in rejected})
-    print(f"{name}: {len(cases)} cases, {len(rejected)} rejected{' (' + ', '.join(refused) + ')' if refused else ''}", file=sys.stderr)
+    trained = sum(sum(m["assistant_masks"]) for m in masks)
+    print(f"{name}: {len(cases)} cases, {len(rejected)} rejected{' (' + ', '.join(refused) + ')' if refused else ''}; "
+          f"{len(masks)} masks ({trained} assistant tokens)", file=sys.stderr)
 
 
 def main():
-    os.makedirs(OUT_DIR, exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for TEMPLATE.json")
+    out_dir = parser.parse_args().out
+    os.makedirs(out_dir, exist_ok=True)
     for name, family in SHIPPED.items():
         folder, config = load_family(family)
         source = {"source": "tokenizer_config.json", "tokenizer_config": f"{family}/tokenizer_config.json",
                   "tokenizer_config_sha256": tokenizer_files.sha256(os.path.join(folder, "tokenizer_config.json")),
                   "hf_repository": tokenizer_files.FAMILIES[family]}
-        build(name, family, config["chat_template"], source)
+        build(name, family, config["chat_template"], source, out_dir)
     for name, (family, jinja, fmt) in WRITTEN.items():
-        build(name, family, jinja, {"source": "written for qtune", "format": fmt, "tokens_from": f"{family}/tokenizer_config.json"})
+        build(name, family, jinja, {"source": "written for qtune", "format": fmt, "tokens_from": f"{family}/tokenizer_config.json"},
+              out_dir)
 
 
 if __name__ == "__main__":

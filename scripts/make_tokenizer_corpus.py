@@ -4,8 +4,9 @@
 The reference encodings of every tokenizer family are made from it (scripts/make_tokenizer_fixtures.py).
 A fixed-seed PRNG (mulberry32) and a fixed JSON style make every run write the same bytes. Sections 1-8
 are the corpus as it was first written (for a JavaScript reference); sections 9-12 came with the HF
-tokenizers reference and only draw random numbers after the earlier sections, so the earlier lines stay
-byte for byte what they were.
+tokenizers reference, sections 13-18 (scripts/tokenizer_corpus_datasets.py: text in the shapes of real
+fine-tuning datasets) with the parity matrix; each only draws random numbers after the earlier sections,
+so the earlier lines stay byte for byte what they were.
 
 Usage: python3 scripts/make_tokenizer_corpus.py [OUT_PATH]
   (default OUT_PATH: tests/fixtures/tokenizers/corpus.jsonl relative to the repository root)
@@ -16,6 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_json  # noqa: E402
+import tokenizer_corpus_datasets  # noqa: E402
 import tokenizer_corpus_text as T  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -268,6 +270,7 @@ def build():
     more_special_tokens(corpus, rng)
     random_text(corpus, rng)
     newer_unicode(corpus)
+    tokenizer_corpus_datasets.dataset_sections(corpus, rng)
     return corpus.lines
 
 

@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
-"""Writes reference encodings of tests/fixtures/tokenizers/corpus.jsonl by Hugging Face's tokenizers library
--> tests/fixtures/tokenizers/NAME.jsonl + NAME.meta.json, for qtune's C++ tokenizer tests to compare against.
+"""Writes reference encodings of the tokenizer test corpus (tests/fixtures/tokenizers/corpus.jsonl) by Hugging
+Face's tokenizers library -> OUT/NAME.jsonl + OUT/NAME.meta.json, for qtune's C++ tokenizer tests to compare
+against. ctest runs it at test time (Reference.HfTokenizers, into build/tests/reference/tokenizers).
 
 Ids come from tokenizers.Tokenizer.from_file (the Rust library every HF model is trained and served with);
 `decoded` comes from transformers' PreTrainedTokenizerFast built from the same tokenizer.json and the
 family's tokenizer_config.json, with the tokenizer's own clean_up_tokenization_spaces.
 
-Usage: HF_HUB_OFFLINE=1 python3 scripts/make_tokenizer_fixtures.py [NAME ...]   (default: every family)
-  The tokenizer files are read from QTUNE_TOKENIZERS or ../shared/fixtures/tokenizers (scripts/tokenizer_files.py).
+Usage: HF_HUB_OFFLINE=1 python3 scripts/make_tokenizer_fixtures.py --out DIR [--corpus PATH] [NAME ...]
+  (default: every family). The tokenizer files are read from QTUNE_TOKENIZERS or ../shared/fixtures/tokenizers
+  (scripts/tokenizer_files.py).
 """
+import argparse
 import collections
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_json  # noqa: E402
@@ -22,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import tokenizers  # noqa: E402
 import transformers  # noqa: E402
 
-FIXTURE_DIR = os.path.join(tokenizer_files.REPO_ROOT, "tests", "fixtures", "tokenizers")
+CORPUS = os.path.join(tokenizer_files.REPO_ROOT, "tests", "fixtures", "tokenizers", "corpus.jsonl")
 
 
 def special_token_text(value):
@@ -78,31 +82,32 @@ def encode_corpus(tok, fast, texts):
     """One fixture record per text, plus the statistics the meta file reports."""
     plain = tok.encode_batch(texts, add_special_tokens=False)
     with_special = tok.encode_batch(texts, add_special_tokens=True)
+    all_ids = [a.ids for a in plain]
+    decoded = fast.batch_decode(all_ids, skip_special_tokens=False)
+    decoded_no_cleanup = tok.decode_batch(all_ids, skip_special_tokens=False)
+    decoded_skip = tok.decode_batch(all_ids, skip_special_tokens=True)
+    fast_plain = fast(texts, add_special_tokens=False)["input_ids"]
+    fast_special = fast(texts, add_special_tokens=True)["input_ids"]
     stats = collections.Counter()
     prefixes, suffixes = collections.Counter(), collections.Counter()
     records = []
-    for text, a, b in zip(texts, plain, with_special):
-        ids, ids_special = a.ids, b.ids
-        record = {
-            "text": text,
-            "ids": ids,
-            "ids_with_special": ids_special,
-            "decoded": fast.decode(ids, skip_special_tokens=False),
-            "decoded_no_cleanup": tok.decode(ids, skip_special_tokens=False),
-            "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
-        }
+    for k, text in enumerate(texts):
+        ids, ids_special = all_ids[k], with_special[k].ids
+        record = {"text": text, "ids": ids, "ids_with_special": ids_special, "decoded": decoded[k],
+                  "decoded_no_cleanup": decoded_no_cleanup[k], "decoded_skip_special": decoded_skip[k]}
         prefix, suffix = added_ids(ids, ids_special)
         prefixes[prefix] += 1
         suffixes[suffix] += 1
         stats["roundtrip_exact"] += record["decoded"] == text
         stats["roundtrip_exact_no_cleanup"] += record["decoded_no_cleanup"] == text
-        stats["transformers_ids_agree"] += fast.encode(text, add_special_tokens=False) == ids
-        stats["transformers_ids_with_special_agree"] += fast.encode(text, add_special_tokens=True) == ids_special
+        stats["transformers_ids_agree"] += fast_plain[k] == ids
+        stats["transformers_ids_with_special_agree"] += fast_special[k] == ids_special
         records.append(record)
     return records, stats, prefixes, suffixes
 
 
-def build(name):
+def build(name, texts, corpus_path, out_dir):
+    start = time.perf_counter()
     folder = tokenizer_files.family_dir(name)
     json_path = os.path.join(folder, "tokenizer.json")
     config_path = os.path.join(folder, "tokenizer_config.json")
@@ -112,7 +117,6 @@ def build(name):
         config = json.load(f)
     tok = tokenizers.Tokenizer.from_file(json_path)
     fast = transformers_tokenizer(folder, config)
-    texts = [r["text"] for r in fixture_json.read_jsonl(os.path.join(FIXTURE_DIR, "corpus.jsonl"))]
     records, stats, prefixes, suffixes = encode_corpus(tok, fast, texts)
     parsed_summary, not_parsed = added_tokens_in_text(tok, document)
     root = tokenizer_files.tokenizers_root()
@@ -143,25 +147,34 @@ def build(name):
         "add_special_tokens_suffixes": dict(suffixes),
         "added_tokens_parsed_in_text": parsed_summary,
         "added_tokens_not_parsed": not_parsed,
+        "corpus": os.path.relpath(corpus_path, tokenizer_files.REPO_ROOT),
+        "corpus_sha256": tokenizer_files.sha256(corpus_path),
         "corpus_lines": len(records),
         "decode_roundtrip_exact": stats["roundtrip_exact"],
         "decode_roundtrip_exact_no_cleanup": stats["roundtrip_exact_no_cleanup"],
         "transformers_ids_agree": stats["transformers_ids_agree"],
         "transformers_ids_with_special_agree": stats["transformers_ids_with_special_agree"],
     }
-    fixture_json.write_jsonl(os.path.join(FIXTURE_DIR, f"{name}.jsonl"), records)
-    fixture_json.write_json(os.path.join(FIXTURE_DIR, f"{name}.meta.json"), meta)
-    print(f"{name}: {len(records)} lines; add_special_tokens prefixes {dict(prefixes)}; round trip {stats['roundtrip_exact']}"
+    fixture_json.write_jsonl(os.path.join(out_dir, f"{name}.jsonl"), records)
+    fixture_json.write_json(os.path.join(out_dir, f"{name}.meta.json"), meta)
+    print(f"{name}: {len(records)} lines in {time.perf_counter() - start:.1f} s; add_special_tokens prefixes {dict(prefixes)}; round trip {stats['roundtrip_exact']}"
           f"/{len(records)}; transformers agrees on {stats['transformers_ids_agree']} (with special "
           f"{stats['transformers_ids_with_special_agree']}); {parsed_summary}", file=sys.stderr)
 
 
 def main():
-    names = sys.argv[1:] or list(tokenizer_files.FAMILIES)
-    for name in names:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--out", required=True, help="folder for NAME.jsonl and NAME.meta.json")
+    parser.add_argument("--corpus", default=CORPUS, help="JSONL of {\"text\": ...} lines (default: the committed corpus)")
+    parser.add_argument("names", nargs="*", help="families (default: all)")
+    args = parser.parse_args()
+    for name in args.names:
         if name not in tokenizer_files.FAMILIES:
             raise SystemExit(f"unknown tokenizer {name}; known: {', '.join(tokenizer_files.FAMILIES)}")
-        build(name)
+    texts = [r["text"] for r in fixture_json.read_jsonl(args.corpus)]
+    os.makedirs(args.out, exist_ok=True)
+    for name in args.names or list(tokenizer_files.FAMILIES):
+        build(name, texts, os.path.abspath(args.corpus), args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # family folder -> the Hugging Face repository its files come from (identified from the files' contents;
-# repositories get new revisions, so compare the sha256 in tests/fixtures/tokenizers/NAME.meta.json).
+# repositories get new revisions, so compare the sha256 in the NAME.meta.json that make_tokenizer_fixtures.py writes).
 FAMILIES = {
     "llama2": "mistralai/Mistral-7B-v0.1",
     "llama3": "meta-llama/Meta-Llama-3-8B-Instruct (first revision)",

@@ -58,20 +58,47 @@ class EvalMode {
   bool was_training_;
 };
 
+// One micro-batch scored: the policy's rows, the reference's row sums (DPO), the per-pair log-probs the
+// objective takes and its terms.
+struct PairScores {
+  RowLogProbs rows;
+  torch::Tensor reference_sums;  // [2B], DPO only
+  PairLogProbs policy;
+  PreferenceTerms terms;
+};
+
+// The per-pair log-probs and rewards the metrics report, as TRL's trainers log them: DPOTrainer logs answer
+// sums and β·(sum − reference sum) for every loss type (IPO's loss takes means, its metrics do not); CPOTrainer
+// (SimPO) and ORPOTrainer log the token means their losses take.
+struct LoggedPairs {
+  PairLogProbs logps;
+  torch::Tensor chosen_rewards, rejected_rewards;
+};
+
+LoggedPairs logged_pairs(const PreferenceObjective& objective, const PairScores& s, int64_t B) {
+  if (!objective.needs_reference()) return {s.policy, s.terms.chosen_rewards, s.terms.rejected_rewards};
+  const torch::Tensor sums = s.rows.sums.detach();
+  const torch::Tensor rewards = objective.beta * (sums - s.reference_sums);
+  return {{sums.slice(0, 0, B), sums.slice(0, B)}, rewards.slice(0, 0, B), rewards.slice(0, B)};
+}
+
 // Sums of the step's per-pair values, averaged into TRL's metric names.
 struct MetricSums {
   double pairs = 0, loss = 0, chosen_rewards = 0, rejected_rewards = 0, correct = 0, chosen_logps = 0, rejected_logps = 0;
   double chosen_logits = 0, rejected_logits = 0, chosen_logit_count = 0, rejected_logit_count = 0;
   double nll = 0, nll_tokens = 0, log_sigmoid_odds = 0, log_odds = 0;
 
-  void add(const PreferenceTerms& t, const PairLogProbs& policy, const RowLogProbs& rows, int64_t B) {
+  void add(const PreferenceObjective& objective, const PairScores& s, int64_t B) {
     auto sum = [](const torch::Tensor& x) { return x.sum().item<double>(); };
+    const PreferenceTerms& t = s.terms;
+    const RowLogProbs& rows = s.rows;
+    const LoggedPairs logged = logged_pairs(objective, s, B);
     pairs += static_cast<double>(B);
-    chosen_rewards += sum(t.chosen_rewards);
-    rejected_rewards += sum(t.rejected_rewards);
-    correct += sum(t.chosen_rewards.gt(t.rejected_rewards));
-    chosen_logps += sum(policy.chosen.detach());
-    rejected_logps += sum(policy.rejected.detach());
+    chosen_rewards += sum(logged.chosen_rewards);
+    rejected_rewards += sum(logged.rejected_rewards);
+    correct += sum(logged.chosen_rewards.gt(logged.rejected_rewards));
+    chosen_logps += sum(logged.logps.chosen.detach());
+    rejected_logps += sum(logged.logps.rejected.detach());
     const double vocab = static_cast<double>(rows.vocab);
     chosen_logits += sum(rows.logit_sums.slice(0, 0, B));
     rejected_logits += sum(rows.logit_sums.slice(0, B));
@@ -107,7 +134,9 @@ struct MetricSums {
     put("logps/rejected", rejected_logps, pairs);
     put("logits/chosen", chosen_logits, chosen_logit_count);
     put("logits/rejected", rejected_logits, rejected_logit_count);
+    // CPOTrainer logs nll_loss for SimPO also when cpo_alpha = 0, as 0.
     if (objective.nll_weight() > 0) put("nll_loss", nll, nll_tokens);
+    else if (objective.method == PreferenceMethod::Simpo) put("nll_loss", 0, 1);
     if (objective.method == PreferenceMethod::Orpo) {
       put("log_odds_ratio", log_sigmoid_odds, pairs);
       put("log_odds_chosen", log_odds, pairs);
@@ -164,10 +193,9 @@ class PreferenceTask : public TrainingTask {
     result.tokens = static_cast<int64_t>(totals[3]);
     MetricSums sums;
     for (const auto& b : batches) {
-      const PairLogProbs reference = reference_of(model, b, reference_train_);
-      const RowLogProbs rows = row_log_probs(model, b.batch);
-      const PairLogProbs policy = as_pairs(rows, b.size());
-      const PreferenceTerms terms = preference_terms(objective_, policy, reference);
+      const PairScores s = score(model, b, reference_train_);
+      const PreferenceTerms& terms = s.terms;
+      const RowLogProbs& rows = s.rows;
       // Added in float64, as SFT's loss: the step loss does not depend on how the pairs are split.
       torch::Tensor loss = terms.losses.sum(torch::kDouble) / step_pairs;
       if (objective_.nll_weight() > 0)
@@ -175,7 +203,7 @@ class PreferenceTask : public TrainingTask {
       if (&b == &batches.back() && before_last_backward) before_last_backward();
       loss.backward();
       sums.loss += loss.item<double>();
-      sums.add(terms, policy, rows, b.size());
+      sums.add(objective_, s, b.size());
     }
     sums.sum_across(group_);
     result.loss = sums.loss;
@@ -193,12 +221,9 @@ class PreferenceTask : public TrainingTask {
     for (std::size_t i = 0; i < batches.size(); ++i) {
       if (!evaluates_batch(group_, i)) continue;
       const PairBatch b = fetch(data_.validation, validation_plan_, batches[i]);
-      const PairLogProbs reference = reference_of(model, b, reference_validation_);
-      const RowLogProbs rows = row_log_probs(model, b.batch);
-      const PairLogProbs policy = as_pairs(rows, b.size());
-      const PreferenceTerms terms = preference_terms(objective_, policy, reference);
-      loss_sum[0] += terms.losses.sum(torch::kDouble).item<double>();
-      sums.add(terms, policy, rows, b.size());
+      const PairScores s = score(model, b, reference_validation_);
+      loss_sum[0] += s.terms.losses.sum(torch::kDouble).item<double>();
+      sums.add(objective_, s, b.size());
     }
     sum_across_ranks(group_, loss_sum);
     sums.sum_across(group_);
@@ -247,9 +272,19 @@ class PreferenceTask : public TrainingTask {
     return row_log_probs(model, b.batch);
   }
 
-  PairLogProbs reference_of(CausalLM& model, const PairBatch& b, const std::vector<double>& precomputed) const {
-    if (!objective_.needs_reference()) return {};
-    return as_pairs(reference_rows(model, b, precomputed), b.size());
+  // The reference's forward (DPO) runs first, so its activations are gone when the policy's are alive.
+  PairScores score(CausalLM& model, const PairBatch& b, const std::vector<double>& precomputed) const {
+    PairScores s;
+    PairLogProbs reference;
+    if (objective_.needs_reference()) {
+      const RowLogProbs r = reference_rows(model, b, precomputed);
+      s.reference_sums = r.sums;
+      reference = as_pairs(r, b.size());
+    }
+    s.rows = row_log_probs(model, b.batch);
+    s.policy = as_pairs(s.rows, b.size());
+    s.terms = preference_terms(objective_, s.policy, reference);
+    return s;
   }
 
   // Reference row sums of every planned pair: [2·pair] chosen, [2·pair + 1] rejected (NaN for pairs that

@@ -1,25 +1,18 @@
-// Chat templates against their Jinja originals rendered by transformers' apply_chat_template (Jinja2)
-// (tests/fixtures/chat_templates, made by scripts/make_chat_template_fixtures.py).
+// Chat templates against their Jinja originals rendered by transformers' apply_chat_template (Jinja2),
+// rendered at test time by scripts/make_chat_template_fixtures.py (ctest Reference.HfChatTemplates).
 #include <gtest/gtest.h>
-
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "data/chat_template.h"
+#include "tests/data/hf_reference.h"
 #include "tests/support/files.h"
 
 namespace qtune {
 namespace {
 
 using json = nlohmann::json;
-
-json load_fixture(const std::string& name) {
-  std::ifstream in(std::string(QTUNE_FIXTURES_DIR) + "/chat_templates/" + name + ".json");
-  EXPECT_TRUE(in.good()) << name;
-  return in ? json::parse(in) : json();
-}
 
 std::vector<Message> to_messages(const json& list) {
   std::vector<Message> messages;
@@ -32,17 +25,19 @@ std::vector<Message> to_messages(const json& list) {
 }
 
 struct FixtureCase {
-  std::string fixture;   // file name under tests/fixtures/chat_templates
+  std::string fixture;   // reference file name under QTUNE_REFERENCE_DIR/chat_templates
   std::string builtin;   // qtune template checked against it
   bool always_generation_prompt;  // the original Llama 3 template appends the assistant header unconditionally
 };
+
+void PrintTo(const FixtureCase& c, std::ostream* os) { *os << c.fixture; }
 
 class ChatTemplateParity : public ::testing::TestWithParam<FixtureCase> {};
 
 TEST_P(ChatTemplateParity, RendersExactlyLikeTheJinjaTemplate) {
   const FixtureCase& param = GetParam();
-  json fixture = load_fixture(param.fixture);
-  ASSERT_FALSE(fixture.is_null());
+  QTUNE_REQUIRE_REFERENCE(reference, test::load_chat_reference, param.fixture);
+  const json& fixture = *reference;
   TemplateTokens tokens{fixture.value("bos_token", json("")).is_string() ? fixture["bos_token"].get<std::string>() : "",
                         fixture.value("eos_token", json("")).is_string() ? fixture["eos_token"].get<std::string>() : ""};
   auto chat = make_chat_template(param.builtin, tokens);

@@ -1,8 +1,11 @@
 // Tests of the tokenizer.json implementation: hand-built vocabularies whose expected ids follow from the
 // BPE definition by hand, then parity with HF tokenizers (the Rust library) on the real files of nine
-// model families (fixtures made by scripts/make_tokenizer_fixtures.py; files found by test::tokenizer_dir).
+// model families: the committed corpus encoded at test time by scripts/make_tokenizer_fixtures.py
+// (ctest Reference.HfTokenizers; files found by test::tokenizer_dir).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +14,7 @@
 #include "data/hf_tokenizer.h"
 #include "data/regex.h"
 #include "data/utf8.h"
+#include "tests/data/hf_reference.h"
 #include "tests/support/files.h"
 
 namespace qtune {
@@ -211,42 +215,7 @@ TEST(Utf8, RepairFollowsTheMaximalSubpartRule) {
 
 // ---- parity with HF tokenizers on the real files of nine model families ----
 
-// The families of tests/fixtures/tokenizers (scripts/make_tokenizer_fixtures.py lists where each comes from).
-const std::vector<std::string> kFamilies = {"llama2", "llama3", "llama3_1", "qwen2_5", "qwen3", "gemma", "gemma3", "deepseek_v3", "gptoss"};
-
-struct Reference {
-  std::string tokenizer_json;
-  json document;  // the parsed tokenizer.json
-  json meta;      // <name>.meta.json
-  std::vector<json> lines;
-};
-
-// The fixture of `name` and the tokenizer.json it was made from; nullopt when the tokenizer files are
-// not there (the fixture itself is committed, so its absence is an error of the checkout).
-std::optional<Reference> load_reference(const std::string& name) {
-  const std::string dir = test::tokenizer_dir(name);
-  if (dir.empty()) return std::nullopt;
-  const std::string fixture_dir = std::string(QTUNE_FIXTURES_DIR) + "/tokenizers/";
-  Reference ref;
-  ref.tokenizer_json = dir + "/tokenizer.json";
-  std::ifstream tokenizer_in(ref.tokenizer_json);
-  ref.document = json::parse(tokenizer_in);
-  std::ifstream meta_in(fixture_dir + name + ".meta.json");
-  EXPECT_TRUE(meta_in.good()) << fixture_dir << name << ".meta.json missing";
-  if (meta_in) ref.meta = json::parse(meta_in);
-  std::ifstream lines(fixture_dir + name + ".jsonl");
-  for (std::string line; std::getline(lines, line);)
-    if (!line.empty()) ref.lines.push_back(json::parse(line));
-  return ref;
-}
-
-#define REQUIRE_REFERENCE(ref, name)                                                                                     \
-  auto ref = load_reference(name);                                                                                       \
-  if (!ref) {                                                                                                            \
-    if (test::reference_required()) FAIL() << "tokenizer files of " << name << " missing under " << test::tokenizers_root() \
-                                           << " (set QTUNE_TOKENIZERS)";                                                 \
-    GTEST_SKIP() << "tokenizer files of " << name << " not found under " << test::tokenizers_root();                     \
-  }
+using test::TokenizerReference;
 
 // Byte-level vocabulary without a normalizer: every token covers exactly the input bytes it stands for.
 bool offsets_are_exact_bytes(const json& document) {
@@ -290,10 +259,14 @@ struct Mismatches {
 class TokenizerParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TokenizerParity, IdsAndDecodeMatchHfTokenizers) {
-  REQUIRE_REFERENCE(ref, GetParam());
+  QTUNE_REQUIRE_REFERENCE(ref, test::load_tokenizer_reference, GetParam());
+  const auto start = std::chrono::steady_clock::now();
   auto tok = load_hf_tokenizer(ref->tokenizer_json);
-  ASSERT_GE(ref->lines.size(), 1500u);
-  ASSERT_EQ(ref->meta.value("corpus_lines", 0u), ref->lines.size());
+  // The reference encodes the committed corpus as it is now.
+  const std::vector<std::string> corpus = test::corpus_texts();
+  ASSERT_GE(corpus.size(), 5000u);
+  ASSERT_EQ(ref->lines.size(), corpus.size()) << "the reference was made from another corpus: rerun Reference.HfTokenizers";
+  for (std::size_t k = 0; k < corpus.size(); ++k) ASSERT_EQ(ref->lines[k].at("text").get<std::string>(), corpus[k]) << "line " << k + 1;
   // The files are the ones the fixture was made from (a different revision shows here first).
   EXPECT_EQ(tok->vocab_size(), ref->meta.at("vocab_size").get<TokenId>()) << "compare the sha256 in the .meta.json";
   const bool exact_offsets = offsets_are_exact_bytes(ref->document);
@@ -339,9 +312,13 @@ TEST_P(TokenizerParity, IdsAndDecodeMatchHfTokenizers) {
   }
   for (const Mismatches* m : {&ids_differ, &special_differ, &decode_differs, &skip_differs, &offsets_wrong, &roundtrip_fails})
     EXPECT_EQ(m->count, 0) << GetParam() << ": " << m->what << " differ on " << m->count << " of " << ref->lines.size() << " lines";
+  std::printf("[tokenizer parity] %s: %zu strings; mismatches: ids %d, ids_with_special %d, decode %d, decode(skip_special) %d, "
+              "offsets %d, round trip %d; %.2f s\n",
+              GetParam().c_str(), ref->lines.size(), ids_differ.count, special_differ.count, decode_differs.count, skip_differs.count,
+              offsets_wrong.count, roundtrip_fails.count, test::seconds_since(start));
 }
 
-INSTANTIATE_TEST_SUITE_P(RealFiles, TokenizerParity, ::testing::ValuesIn(kFamilies));
+INSTANTIATE_TEST_SUITE_P(RealFiles, TokenizerParity, ::testing::ValuesIn(test::tokenizer_families()));
 
 // True when the tokenizer.json rewrites text with a Unicode normalization form (Qwen: NFC).
 bool normalizes_unicode(const json& document) { return document.value("normalizer", json()).dump().find("\"NF") != std::string::npos; }
@@ -362,16 +339,18 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 // test; for the "▁" families a literal "▁" is expected back as a space, as HF decodes it.
 TEST(TokenizerRoundTrip, RandomUtf8ComesBackUnchanged) {
   int families = 0;
-  for (const std::string& name : kFamilies) {
-    auto ref = load_reference(name);
-    if (!ref) {
+  for (const std::string& name : test::tokenizer_families()) {
+    const std::string dir = test::tokenizer_dir(name);
+    if (dir.empty()) {
       if (test::reference_required()) ADD_FAILURE() << "tokenizer files of " << name << " missing under " << test::tokenizers_root();
       continue;
     }
-    if (normalizes_unicode(ref->document)) continue;
+    std::ifstream in(dir + "/tokenizer.json");
+    const json document = json::parse(in);
+    if (normalizes_unicode(document)) continue;
     ++families;
-    const bool metaspace = spaces_become_metaspace(ref->document);
-    auto tok = load_hf_tokenizer(ref->tokenizer_json);
+    const bool metaspace = spaces_become_metaspace(document);
+    auto tok = load_hf_tokenizer(dir + "/tokenizer.json");
     uint64_t state = 12345;
     auto next = [&] {  // xorshift64: a fixed, portable sequence
       state ^= state << 13, state ^= state >> 7, state ^= state << 17;
