@@ -11,7 +11,8 @@
 //        ipo      (h − 1/(2β))², log-probs as token means        (Azar et al. 2023; TRL's normalization)
 //   SimPO         −(1−ε)·log σ(β·(πc−πr) − γ) − ε·log σ(−(β·(πc−πr) − γ)), token means, no reference (Meng et al. 2024)
 //   ORPO          −λ·log σ(log odds(πc) − log odds(πr)),  log odds(p) = p − log(1 − eᵖ), token means (Hong et al. 2024)
-//                 plus the NLL of the chosen answers, which the caller adds per token (see nll_weight).
+//                 plus the NLL of the chosen rows (prompt and answer, or the answer only: nll_on_prompt),
+//                 which the caller adds per token (see nll_weight).
 //
 // Rewards (metrics): DPO β·(π − ρ); SimPO β·π; ORPO λ·π.
 #pragma once
@@ -33,6 +34,9 @@ struct PreferenceObjective {
   double simpo_gamma = 0.5;      // γ
   double orpo_alpha = 0.1;       // λ
   double cpo_alpha = 0;          // SimPO's optional NLL weight
+  // Whether the NLL covers the chosen row's prompt as well as its answer: ORPO's authors' code and TRL's
+  // ORPOTrainer do (orpo_prompt_loss, default true); LLaMA-Factory and CPO/SimPO take the answer only.
+  bool nll_on_prompt = false;
 
   bool needs_reference() const { return method == PreferenceMethod::Dpo; }
   // Whether log-probs enter the loss as per-token means rather than sums.

@@ -23,24 +23,33 @@ namespace {
 // A micro-batch of pairs: rows 0..B-1 chosen, B..2B-1 rejected, and which pairs they are.
 struct PairBatch {
   DeviceBatch batch;
+  torch::Tensor prompt_nll_labels;  // [2B, T] every token but each sequence's first; only when the NLL covers the prompt
   std::vector<std::size_t> pairs;
-  int64_t chosen_trained = 0;  // answer tokens of the chosen rows (ORPO's NLL normalizer)
+  int64_t chosen_nll_tokens = 0;  // the NLL's targets in the chosen rows (its normalizer)
   int64_t size() const { return static_cast<int64_t>(pairs.size()); }
 };
 
-// Per row: Σ log p(label) over the trained positions, their count, and Σ of all logits there (detached).
+// Per row: Σ log p(label) over the answer's positions, their count, and Σ of all logits there (detached);
+// and the same Σ and count over the NLL's targets (the answer, or the prompt and the answer).
 struct RowLogProbs {
   torch::Tensor sums, counts, logit_sums;  // [2B]
+  torch::Tensor nll_sums, nll_counts;      // [2B]
   int64_t vocab = 0;
 };
 
-RowLogProbs row_log_probs(CausalLM& model, const DeviceBatch& batch) {
-  const torch::Tensor targets = next_token_targets(batch.labels);  // [2B, T]
+// `prompt_nll_labels` undefined: the NLL is over the answer, as everything else.
+RowLogProbs row_log_probs(CausalLM& model, const DeviceBatch& batch, const torch::Tensor& prompt_nll_labels = {}) {
+  const torch::Tensor answer = next_token_targets(batch.labels);  // [2B, T]
+  const bool with_prompt = prompt_nll_labels.defined();
+  const torch::Tensor targets = with_prompt ? next_token_targets(prompt_nll_labels) : answer;
   const TargetScores scores = target_scores(model, batch.input_ids, batch.layout, targets, /*with_logit_sums=*/true);
+  const torch::Tensor outside_answer = answer.eq(-100);
   RowLogProbs r;
-  r.sums = scores.log_probs.sum(1);
-  r.counts = targets.ne(-100).sum(1).to(r.sums.scalar_type());
-  r.logit_sums = scores.logit_sums.sum(1);
+  r.sums = (with_prompt ? scores.log_probs.masked_fill(outside_answer, 0) : scores.log_probs).sum(1);
+  r.counts = outside_answer.logical_not().sum(1).to(r.sums.scalar_type());
+  r.logit_sums = (with_prompt ? scores.logit_sums.masked_fill(outside_answer, 0) : scores.logit_sums).sum(1);
+  r.nll_sums = with_prompt ? scores.log_probs.sum(1) : r.sums;
+  r.nll_counts = with_prompt ? targets.ne(-100).sum(1).to(r.sums.scalar_type()) : r.counts;
   r.vocab = model->lm_head->weight().out_features();
   return r;
 }
@@ -104,8 +113,8 @@ struct MetricSums {
     rejected_logits += sum(rows.logit_sums.slice(0, B));
     chosen_logit_count += sum(rows.counts.slice(0, 0, B)) * vocab;
     rejected_logit_count += sum(rows.counts.slice(0, B)) * vocab;
-    nll -= sum(rows.sums.detach().slice(0, 0, B));
-    nll_tokens += sum(rows.counts.slice(0, 0, B));
+    nll -= sum(rows.nll_sums.detach().slice(0, 0, B));
+    nll_tokens += sum(rows.nll_counts.slice(0, 0, B));
     if (t.log_odds.defined()) log_odds += sum(t.log_odds), log_sigmoid_odds += sum(t.log_sigmoid_odds);
   }
 
@@ -158,6 +167,7 @@ class PreferenceTask : public TrainingTask {
         device_(device),
         group_(group),
         precompute_(config.precompute_ref_log_probs && objective_.needs_reference()) {
+    objective_.nll_on_prompt = objective_.method == PreferenceMethod::Orpo && config.orpo_prompt_loss;
     if (schedule_.per_epoch() == 0)
       input_error("{}: no preference pair is left (every pair was dropped: see qtune validate {})", config.source, config.source);
   }
@@ -176,18 +186,18 @@ class PreferenceTask : public TrainingTask {
 
   StepResult accumulate(CausalLM& model, int64_t first, int64_t count, const std::function<void()>& before_last_backward) override {
     std::vector<PairBatch> batches;
-    std::vector<double> totals = {0, 0, 0, 0};  // pairs, chosen answer tokens, answer tokens, tokens: this rank's, then all
+    std::vector<double> totals = {0, 0, 0, 0};  // pairs, chosen NLL targets, answer tokens, tokens: this rank's, then all
     for (int64_t m = first; m < first + count; ++m) {
       const std::vector<std::size_t> rows = schedule_.rows_of(m);
       if (rows.empty()) continue;  // this rank's share of a short last batch
       batches.push_back(fetch(data_.train, plan_, rows));
       totals[0] += static_cast<double>(batches.back().size());
-      totals[1] += static_cast<double>(batches.back().chosen_trained);
+      totals[1] += static_cast<double>(batches.back().chosen_nll_tokens);
       totals[2] += static_cast<double>(batches.back().batch.trained_tokens);
       totals[3] += static_cast<double>(batches.back().batch.tokens);
     }
     sum_across_ranks(group_, totals);
-    const double step_pairs = totals[0], step_chosen_trained = std::max(1.0, totals[1]);
+    const double step_pairs = totals[0], step_chosen_nll_tokens = std::max(1.0, totals[1]);
     StepResult result;
     result.trained_tokens = static_cast<int64_t>(totals[2]);
     result.tokens = static_cast<int64_t>(totals[3]);
@@ -199,7 +209,7 @@ class PreferenceTask : public TrainingTask {
       // Added in float64, as SFT's loss: the step loss does not depend on how the pairs are split.
       torch::Tensor loss = terms.losses.sum(torch::kDouble) / step_pairs;
       if (objective_.nll_weight() > 0)
-        loss = loss - objective_.nll_weight() * rows.sums.slice(0, 0, b.size()).sum(torch::kDouble) / step_chosen_trained;
+        loss = loss - objective_.nll_weight() * rows.nll_sums.slice(0, 0, b.size()).sum(torch::kDouble) / step_chosen_nll_tokens;
       if (&b == &batches.back() && before_last_backward) before_last_backward();
       loss.backward();
       sums.loss += loss.item<double>();
@@ -240,10 +250,15 @@ class PreferenceTask : public TrainingTask {
   PairBatch fetch(const SampleSet& set, const RowPlan& plan, const std::vector<std::size_t>& batch_rows) const {
     PairBatch b;
     for (std::size_t row : batch_rows) b.pairs.push_back(plan.rows[row].front());
-    const Batch batch = collate_pairs(plan.rows, batch_rows, pair_source(set), 0, options_);
-    const std::size_t chosen_cells = batch.width * b.pairs.size();  // the first B rows
-    for (std::size_t i = 0; i < chosen_cells; ++i) b.chosen_trained += batch.labels[i] != kIgnoreLabel;
+    Batch batch = collate_pairs(plan.rows, batch_rows, pair_source(set), 0, options_);
     b.batch = to_device(batch, device_);
+    if (objective_.nll_on_prompt) {
+      for (std::size_t i = 0; i < batch.labels.size(); ++i)  // nothing predicts a sequence's first token
+        batch.labels[i] = batch.segment_ids[i] > 0 && batch.position_ids[i] > 0 ? batch.input_ids[i] : kIgnoreLabel;
+      b.prompt_nll_labels = to_device(batch, device_).labels;
+    }
+    const std::size_t chosen_cells = batch.width * b.pairs.size();  // the first B rows
+    for (std::size_t i = 0; i < chosen_cells; ++i) b.chosen_nll_tokens += batch.labels[i] != kIgnoreLabel;
     return b;
   }
 
@@ -281,7 +296,7 @@ class PreferenceTask : public TrainingTask {
       s.reference_sums = r.sums;
       reference = as_pairs(r, b.size());
     }
-    s.rows = row_log_probs(model, b.batch);
+    s.rows = row_log_probs(model, b.batch, b.prompt_nll_labels);
     s.policy = as_pairs(s.rows, b.size());
     s.terms = preference_terms(objective_, s.policy, reference);
     return s;

@@ -228,6 +228,7 @@ const std::vector<Key>& keys() {
       field("simpo_gamma", &TrainConfig::simpo_gamma),
       field("cpo_alpha", &TrainConfig::cpo_alpha),
       field("orpo_alpha", &TrainConfig::orpo_alpha),
+      field("orpo_prompt_loss", &TrainConfig::orpo_prompt_loss),
       field("disable_dropout", &TrainConfig::disable_dropout),
   };
   return table;

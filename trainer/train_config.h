@@ -99,6 +99,7 @@ struct TrainConfig {
   double simpo_gamma = 0.5;               // SimPO's target reward margin γ
   double cpo_alpha = 0;                   // SimPO: weight of an added NLL term on the chosen answers (CPO)
   double orpo_alpha = 0.1;                // ORPO's λ
+  bool orpo_prompt_loss = true;           // ORPO's NLL over the prompt too (ORPO's code, TRL); false: the answer only
   bool disable_dropout = true;            // as TRL: no LoRA dropout in preference runs (policy and reference alike)
 
   // Reads and validates `path`, then applies `overrides` ("key=value", value in YAML syntax).

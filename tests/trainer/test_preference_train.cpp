@@ -1,7 +1,7 @@
 // Preference training on a tiny 4-bit model in float64: the recipe's loss and LoRA gradients (chosen and
 // rejected in one padded forward, prompts masked) equal an independent computation here (each answer
 // scored alone with log_softmax, the reference as a second model without LoRA, the papers' formulas),
-// rel <= 1e-6 (DPO, IPO, SimPO, ORPO); precomputed reference log-probs change nothing; a frozen
+// rel <= 1e-6 (DPO, IPO, SimPO, ORPO with and without the prompt in its NLL); precomputed reference log-probs change nothing; a frozen
 // lora_model_dir adapter is the reference. Depends on: trainer/training_task.h, adapters/lora.h, data/prepare_data.h.
 #include <gtest/gtest.h>
 
@@ -102,6 +102,15 @@ torch::Tensor answer_log_prob(CausalLM& model, std::size_t i, int part, bool mea
   return mean ? sum / static_cast<double>(count) : sum;
 }
 
+// Σ log p(token) over every token of one side of pair i but the first (prompt and answer), and how many: ORPO's NLL.
+std::pair<torch::Tensor, int64_t> sequence_log_prob(CausalLM& model, std::size_t i, int part) {
+  SampleView v = fixture().data.train.get(i, part);
+  const torch::Tensor ids = torch::tensor(std::vector<int64_t>(v.ids, v.ids + v.length)).view({1, -1});
+  const torch::Tensor logp = torch::log_softmax(model->forward(ids)[0], -1);  // [T, V]
+  const torch::Tensor next = ids[0].slice(0, 1).unsqueeze(1);                // [T - 1, 1]
+  return {logp.slice(0, 0, -1).gather(1, next).sum(), static_cast<int64_t>(v.length) - 1};
+}
+
 struct Outcome {
   double loss;
   std::vector<torch::Tensor> grads;
@@ -119,7 +128,8 @@ Outcome recipe_step(CausalLM& model, const TrainConfig& config) {
   return o;
 }
 
-// The papers' losses, written out on per-pair log-probs (mean over pairs), plus ORPO's NLL per token.
+// The papers' losses, written out on per-pair log-probs (mean over pairs), plus ORPO's NLL per token: over the
+// chosen rows' prompt and answer (orpo_prompt_loss, as ORPO's code and TRL), or over the answers only.
 torch::Tensor independent_loss(const std::string& rl, CausalLM& policy, CausalLM& reference, const TrainConfig& c) {
   const std::size_t n = fixture().data.train.size();
   const bool mean = rl != "dpo";
@@ -141,11 +151,17 @@ torch::Tensor independent_loss(const std::string& rl, CausalLM& policy, CausalLM
     } else {  // orpo: odds(p) = p / (1 − p), p = exp(mean log-prob)
       auto odds = [](const torch::Tensor& log_p) { return torch::exp(log_p) / (1 - torch::exp(log_p)); };
       total = total - c.orpo_alpha * torch::log(torch::sigmoid(torch::log(odds(pc) / odds(pr))));
-      const SampleView v = fixture().data.train.get(i, 0);
-      int64_t count = 0;
-      for (std::size_t t = 1; t < v.length; ++t) count += v.labels[t] != -100;
-      nll = nll - pc * static_cast<double>(count);  // mean log-prob × tokens = the sum
-      chosen_tokens += count;
+      if (c.orpo_prompt_loss) {
+        const auto [sum, count] = sequence_log_prob(policy, i, 0);
+        nll = nll - sum;
+        chosen_tokens += count;
+      } else {
+        const SampleView v = fixture().data.train.get(i, 0);
+        int64_t count = 0;
+        for (std::size_t t = 1; t < v.length; ++t) count += v.labels[t] != -100;
+        nll = nll - pc * static_cast<double>(count);  // mean log-prob × tokens = the sum
+        chosen_tokens += count;
+      }
     }
   }
   total = total / static_cast<double>(n);
@@ -155,8 +171,10 @@ torch::Tensor independent_loss(const std::string& rl, CausalLM& policy, CausalLM
 class PreferenceRecipe : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PreferenceRecipe, LossAndGradientsEqualAnIndependentComputation) {
-  const std::string rl = GetParam();
-  const TrainConfig config = preference_config(rl);
+  const bool answer_only = GetParam() == "orpo_answer_only";
+  const std::string rl = answer_only ? "orpo" : GetParam();
+  TrainConfig config = preference_config(rl);
+  config.orpo_prompt_loss = !answer_only;
   CausalLM policy = policy_model(5);
   CausalLM reference = load_causal_lm(fixture().dir + "/model", f64_4bit());  // the same 4-bit base, no LoRA
   const Outcome recipe = recipe_step(policy, config);
@@ -170,7 +188,7 @@ TEST_P(PreferenceRecipe, LossAndGradientsEqualAnIndependentComputation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Methods, PreferenceRecipe, ::testing::Values("dpo", "ipo", "simpo", "orpo"));
+INSTANTIATE_TEST_SUITE_P(Methods, PreferenceRecipe, ::testing::Values("dpo", "ipo", "simpo", "orpo", "orpo_answer_only"));
 
 TEST(PreferenceRecipe, PrecomputedReferenceLogProbsChangeNothing) {
   TrainConfig config = preference_config("dpo");
