@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/conversation.h"
 #include "tests/support/files.h"
 
 namespace qtune::test {
@@ -29,6 +30,17 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
   return lines;
+}
+
+// The messages of a conversation as the chat-template references store them ({role, content[, reasoning_content]}).
+inline std::vector<Message> to_messages(const nlohmann::json& list) {
+  std::vector<Message> messages;
+  for (const auto& m : list) {
+    Message message{m.at("role"), m.at("content"), std::nullopt, std::nullopt};
+    if (m.contains("reasoning_content")) message.reasoning = m["reasoning_content"].get<std::string>();
+    messages.push_back(std::move(message));
+  }
+  return messages;
 }
 
 // The committed corpus every tokenizer reference is made from.

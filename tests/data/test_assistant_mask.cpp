@@ -21,16 +21,6 @@ namespace {
 using json = nlohmann::json;
 using Ids = std::vector<TokenId>;
 
-std::vector<Message> to_messages(const json& list) {
-  std::vector<Message> messages;
-  for (const auto& m : list) {
-    Message message{m.at("role"), m.at("content"), std::nullopt, std::nullopt};
-    if (m.contains("reasoning_content")) message.reasoning = m["reasoning_content"].get<std::string>();
-    messages.push_back(std::move(message));
-  }
-  return messages;
-}
-
 struct MaskCase {
   std::string reference;  // QTUNE_REFERENCE_DIR/chat_templates/<reference>.json
   std::string builtin;    // qtune's template
@@ -77,7 +67,7 @@ TEST_P(SampleEncoderParity, IdsAndMaskMatchTransformersAssistantMask) {
       want_ids.resize(want_ids.size() - trailing_header.size());
       want_mask.resize(want_ids.size());
     }
-    TokenizedSample sample = encoder.encode(Conversation{to_messages(c.at("messages"))});
+    TokenizedSample sample = encoder.encode(Conversation{test::to_messages(c.at("messages"))});
     Ids ids = sample.input_ids;
     std::vector<int> mask;
     for (TokenId label : sample.labels) mask.push_back(label != kIgnoreLabel);

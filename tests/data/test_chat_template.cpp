@@ -14,16 +14,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::vector<Message> to_messages(const json& list) {
-  std::vector<Message> messages;
-  for (const auto& m : list) {
-    Message message{m.at("role"), m.at("content"), std::nullopt, std::nullopt};
-    if (m.contains("reasoning_content")) message.reasoning = m["reasoning_content"].get<std::string>();
-    messages.push_back(std::move(message));
-  }
-  return messages;
-}
-
 struct FixtureCase {
   std::string fixture;   // reference file name under QTUNE_REFERENCE_DIR/chat_templates
   std::string builtin;   // qtune template checked against it
@@ -44,11 +34,11 @@ TEST_P(ChatTemplateParity, RendersExactlyLikeTheJinjaTemplate) {
   ASSERT_GE(fixture.at("cases").size(), 6u);
   for (const auto& c : fixture.at("cases")) {
     bool generation_prompt = c.at("add_generation_prompt").get<bool>() || param.always_generation_prompt;
-    std::string rendered = join_segments(chat->render(to_messages(c.at("messages")), generation_prompt));
+    std::string rendered = join_segments(chat->render(test::to_messages(c.at("messages")), generation_prompt));
     EXPECT_EQ(rendered, c.at("rendered").get<std::string>()) << param.fixture << " case " << c.value("name", "");
   }
   for (const auto& c : fixture.value("rejected", json::array())) {
-    EXPECT_THROW(chat->render(to_messages(c.at("messages")), c.at("add_generation_prompt").get<bool>()), InputError)
+    EXPECT_THROW(chat->render(test::to_messages(c.at("messages")), c.at("add_generation_prompt").get<bool>()), InputError)
         << param.fixture << " case " << c.value("name", "");
   }
   // The model's own Jinja source is recognized as this template.
