@@ -37,6 +37,13 @@ struct RowLogProbs {
   int64_t vocab = 0;
 };
 
+// Every token of the rows as its own label but padding and each sequence's first token (nothing predicts it):
+// the NLL's labels when it covers the prompt.
+torch::Tensor prompt_nll_labels(const DeviceBatch& batch) {
+  const SequenceLayout& layout = batch.layout;
+  return batch.input_ids.masked_fill(layout.segment_ids.eq(0).logical_or(layout.position_ids.eq(0)), -100);
+}
+
 // `prompt_nll_labels` undefined: the NLL is over the answer, as everything else.
 RowLogProbs row_log_probs(CausalLM& model, const DeviceBatch& batch, const torch::Tensor& prompt_nll_labels = {}) {
   const torch::Tensor answer = next_token_targets(batch.labels);  // [2B, T]
@@ -250,15 +257,12 @@ class PreferenceTask : public TrainingTask {
   PairBatch fetch(const SampleSet& set, const RowPlan& plan, const std::vector<std::size_t>& batch_rows) const {
     PairBatch b;
     for (std::size_t row : batch_rows) b.pairs.push_back(plan.rows[row].front());
-    Batch batch = collate_pairs(plan.rows, batch_rows, pair_source(set), 0, options_);
+    const Batch batch = collate_pairs(plan.rows, batch_rows, pair_source(set), 0, options_);
     b.batch = to_device(batch, device_);
-    if (objective_.nll_on_prompt) {
-      for (std::size_t i = 0; i < batch.labels.size(); ++i)  // nothing predicts a sequence's first token
-        batch.labels[i] = batch.segment_ids[i] > 0 && batch.position_ids[i] > 0 ? batch.input_ids[i] : kIgnoreLabel;
-      b.prompt_nll_labels = to_device(batch, device_).labels;
-    }
+    if (objective_.nll_on_prompt) b.prompt_nll_labels = prompt_nll_labels(b.batch);
     const std::size_t chosen_cells = batch.width * b.pairs.size();  // the first B rows
-    for (std::size_t i = 0; i < chosen_cells; ++i) b.chosen_nll_tokens += batch.labels[i] != kIgnoreLabel;
+    for (std::size_t i = 0; i < chosen_cells; ++i)
+      b.chosen_nll_tokens += objective_.nll_on_prompt ? batch.segment_ids[i] > 0 && batch.position_ids[i] > 0 : batch.labels[i] != kIgnoreLabel;
     return b;
   }
 
