@@ -21,15 +21,21 @@ std::string last_component(const std::string& module) {
 
 bool is_float(at::ScalarType t) { return t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf; }
 
+// aᵀ·b for a [T, p], b [T, q]: the GEMM transposes the smaller operand (in bf16 LibTorch copies a
+// transposed operand first, and a [T, out] one is the size of an activation).
+torch::Tensor transposed_product(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.size(-1) <= b.size(-1) ? torch::matmul(a.t(), b) : torch::matmul(b.t(), a).t();
+}
+
 // Adds Σ over tokens of aᵀ·b for a [..., p], b [..., q] into sum [p, q]. On the CPU (batch_invariant_matmul's
 // rule) a [B, T, ·] batch gives one GEMM per sequence, added in the sum's dtype: a sequence's part then does
 // not depend on its batch, and a float64 total hardly on the order of the parts.
 void add_token_sum(torch::Tensor sum, const torch::Tensor& a, const torch::Tensor& b) {
   if (a.is_cpu() && a.dim() == 3) {
-    sum.add_(torch::matmul(a.transpose(1, 2), b).to(sum.scalar_type()).sum(0));  // [B, p, q] -> [p, q]
+    for (int64_t i = 0; i < a.size(0); ++i) sum.add_(transposed_product(a[i], b[i]).to(sum.scalar_type()));
     return;
   }
-  sum.add_(torch::matmul(a.reshape({-1, a.size(-1)}).t(), b.reshape({-1, b.size(-1)})).to(sum.scalar_type()));
+  sum.add_(transposed_product(a.reshape({-1, a.size(-1)}), b.reshape({-1, b.size(-1)})).to(sum.scalar_type()));
 }
 
 // y += s · low · bᵀ in place: one GEMM whose output is y (cuBLAS / BLAS add into C), so the adapter's
@@ -37,7 +43,7 @@ void add_token_sum(torch::Tensor sum, const torch::Tensor& a, const torch::Tenso
 // sequence (batch_invariant_matmul's rule).
 void add_low_rank_product_(torch::Tensor& y, const torch::Tensor& low, const torch::Tensor& b, double scale) {
   if (y.is_cpu() && y.dim() == 3) {
-    y.baddbmm_(low, b.t().expand({low.size(0), b.size(1), b.size(0)}), /*beta=*/1, /*alpha=*/scale);
+    for (int64_t i = 0; i < y.size(0); ++i) y[i].addmm_(low[i], b.t(), /*beta=*/1, /*alpha=*/scale);
     return;
   }
   y.view({-1, y.size(-1)}).addmm_(low.reshape({-1, low.size(-1)}), b.t(), /*beta=*/1, /*alpha=*/scale);
@@ -61,10 +67,12 @@ struct LoraDeltaIntoSums : public torch::autograd::Function<LoraDeltaIntoSums> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &h = saved[0], &low = saved[1], &a = saved[2], &b = saved[3];
-    const torch::Tensor dy = grad[0] * ctx->saved_data["scale"].toDouble();  // [..., out]
-    const torch::Tensor dlow = batch_invariant_matmul(dy, b);                 // [..., R]
+    // The scale goes on the [..., R] factors, not on y's [..., out] gradient (one full-size product fewer).
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const torch::Tensor& dy = grad[0];                                      // [..., out]
+    const torch::Tensor dlow = batch_invariant_matmul(dy, b).mul_(scale);   // [..., R]
     auto* adapter = reinterpret_cast<LoraAdapterImpl*>(ctx->saved_data["adapter"].toInt());
-    add_token_sum(adapter->gradient_sum_B, dy, low);
+    add_token_sum(adapter->gradient_sum_B, dy, low * scale);
     add_token_sum(adapter->gradient_sum_A, dlow, h);
     if (adapter->gradient_sums_added) adapter->gradient_sums_added();
     const torch::Tensor dh = ctx->needs_input_grad(1) ? batch_invariant_matmul(dlow, a) : torch::Tensor();

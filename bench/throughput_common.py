@@ -38,6 +38,9 @@ SHAPES = {
     "llama3-70b": dict(hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672, vocab=128256),
     "tiny": dict(hidden=256, layers=2, heads=8, kv_heads=4, intermediate=688, vocab=32000),
     "tiny-4layers": dict(hidden=256, layers=4, heads=8, kv_heads=4, intermediate=688, vocab=32000),  # streams layers in steady state
+    # bench/compare.sh's shapes (tied embeddings as published; lm_head still multiplies per token).
+    "qwen2.5-0.5b": dict(hidden=896, layers=24, heads=14, kv_heads=2, intermediate=4864, vocab=151936),
+    "llama3.2-1b": dict(hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, vocab=128256),
 }
 # Both tools build the model with these (Llama 3.1 values; they do not change the FLOPs).
 ROPE_THETA = 500000.0
@@ -72,6 +75,13 @@ def non_embedding_params(s):
 def flops_per_token(s, seq):
     d_attn = s["heads"] * (s["hidden"] // s["heads"])
     return 4 * non_embedding_params(s) + 6 * s["layers"] * seq * d_attn
+
+
+def flops_per_token_dpo(s, seq):
+    """A DPO step per token of its chosen and rejected rows: the policy's 4N + attention, plus the reference's
+    forward (2N + 2*L*S*D_attn), the policy with its adapters off."""
+    d_attn = s["heads"] * (s["hidden"] // s["heads"])
+    return flops_per_token(s, seq) + 2 * non_embedding_params(s) + 2 * s["layers"] * seq * d_attn
 
 
 def formula_text():

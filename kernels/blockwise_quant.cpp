@@ -47,13 +47,18 @@ void dequantize_blocks(const uint8_t* packed, const float* absmax, const float* 
   const int64_t blocks = (n + blocksize - 1) / blocksize;
   at::parallel_for(0, blocks, grain(blocksize), [&](int64_t first, int64_t last) {
     for (int64_t b = first; b < last; ++b) {
-      const int64_t begin = b * blocksize, end = std::min(n, begin + blocksize);
-      const float scale = absmax[b];
-      for (int64_t i = begin; i < end; ++i) {
-        const uint8_t byte = packed[i / 2];
-        const uint8_t code = (i % 2 == 0) ? (byte >> 4) : (byte & 0x0F);
-        out[i] = static_cast<T>(values[code] * scale);
+      // The block's 16 possible outputs, each rounded to T once; then every element is a table lookup. A
+      // block starts on a byte (blocksize is even): element 2j is byte j's high nibble, 2j+1 its low one.
+      std::array<T, 16> table;
+      for (int c = 0; c < 16; ++c) table[c] = static_cast<T>(values[c] * absmax[b]);
+      const int64_t begin = b * blocksize, count = std::min(n, begin + blocksize) - begin;
+      const uint8_t* bytes = packed + begin / 2;
+      T* o = out + begin;
+      for (int64_t j = 0; j < count / 2; ++j) {
+        o[2 * j] = table[bytes[j] >> 4];
+        o[2 * j + 1] = table[bytes[j] & 0x0F];
       }
+      if (count % 2 != 0) o[count - 1] = table[bytes[count / 2] >> 4];
     }
   });
 }

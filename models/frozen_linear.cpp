@@ -15,7 +15,12 @@ std::string dtype_short_name(at::ScalarType dtype) {
 
 torch::Tensor batch_invariant_matmul(const torch::Tensor& x, const torch::Tensor& m) {
   if (!x.is_cpu() || x.dim() != 3) return torch::matmul(x, m);
-  return torch::matmul(x, m.expand({x.size(0), m.size(0), m.size(1)}));  // a view: no copy of m
+  // One 2-D GEMM per sequence. (A batched GEMM over m expanded to [B, in, out] would be the same per sequence,
+  // but in bf16 LibTorch copies the stride-0 operand on every call and runs at a third of the 2-D rate.)
+  std::vector<torch::Tensor> rows;
+  rows.reserve(static_cast<std::size_t>(x.size(0)));
+  for (int64_t b = 0; b < x.size(0); ++b) rows.push_back(torch::matmul(x[b], m));
+  return rows.size() == 1 ? rows.front().unsqueeze(0) : torch::stack(rows);
 }
 
 DenseWeight::DenseWeight(torch::Tensor weight) : weight_(std::move(weight)) {

@@ -24,10 +24,10 @@ class FrozenWeight {
 };
 
 // x [..., in] · m [in, out] -> [..., out], every projection's product. On the CPU a [B, T, in] batch is
-// multiplied one sequence at a time (one batched GEMM): BLAS picks its blocking, and with it the order of
+// multiplied one sequence at a time (a 2-D GEMM each): BLAS picks its blocking, and with it the order of
 // each dot product's additions, from the matrix sizes, so in one [B·T, in] GEMM a token's result would
 // depend on how many sequences share its batch. This way 2 ranks × b sequences compute what 1 rank × 2b
-// does, to the bit. Same speed on the CPU; GPUs keep the single GEMM.
+// does, to the bit. Same speed on the CPU at T in the hundreds; GPUs keep the single GEMM.
 torch::Tensor batch_invariant_matmul(const torch::Tensor& x, const torch::Tensor& m);
 
 // A weight stored as a plain tensor in the compute dtype.

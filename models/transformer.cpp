@@ -36,7 +36,7 @@ torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
 }
 }  // namespace
 
-bool fused_attention_available(const torch::Device& device) { return device.is_cuda(); }
+bool fused_attention_available(const torch::Device& device) { return device.is_cuda() || device.is_cpu(); }
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3), KV = k.size(1), Tk = k.size(2), group = H / KV;
@@ -44,7 +44,10 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   if (fused_attention_available(q.device())) {
     if (causal)
       return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, /*scale=*/std::nullopt, /*enable_gqa=*/true);
-    // With a mask: the memory-efficient kernel, which wants as many kv heads as query heads.
+    // With a mask: on CUDA the memory-efficient kernel, which wants as many kv heads as query heads; the CPU's
+    // flash kernel shares them itself.
+    if (q.is_cpu())
+      return at::scaled_dot_product_attention(q, k, v, visible.squeeze(2), 0.0, false, std::nullopt, /*enable_gqa=*/true);
     return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), visible.squeeze(2), 0.0, false);
   }
   // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.

@@ -79,6 +79,7 @@ void Progress::write_metrics(const StepRecord& r, const DeviceMemoryPeak& peak) 
   for (const auto& [name, value] : r.eval) line[name] = value;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   line["elapsed_s"] = elapsed;
+  line["wall_time"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();  // Unix seconds
   line["tokens_per_s"] = elapsed > 0 ? static_cast<double>(tokens_since_start_) / elapsed : 0.0;
   line["step_time_s"] = r.step_seconds;
   line["host_memory_bytes"] = resident_bytes();

@@ -187,7 +187,12 @@ const std::vector<Key>& keys() {
       field("cosine_min_lr_ratio", &TrainConfig::cosine_min_lr_ratio),
       field("weight_decay", &TrainConfig::weight_decay),
       field("max_grad_norm", &TrainConfig::max_grad_norm),
-      field("bf16", &TrainConfig::bf16),
+      {"bf16",
+       [](TrainConfig& c, const json& v, const std::string& where) {
+         if (v.is_boolean()) c.bf16 = v.get<bool>() ? "true" : "false";
+         else if (v == "auto") c.bf16 = "auto";
+         else input_error("{} must be true, false or auto (got {})", where_key(where, "bf16"), v.dump());
+       }},
       field("gradient_checkpointing", &TrainConfig::gradient_checkpointing),
       field("activation_offloading", &TrainConfig::activation_offloading),
       {"gpu_memory_limit",

@@ -68,7 +68,7 @@ struct TrainConfig {
   double cosine_min_lr_ratio = 0;
   double weight_decay = 0;
   double max_grad_norm = 1.0;
-  bool bf16 = true;
+  std::string bf16 = "auto";          // true | false | auto (bf16 on a GPU, fp32 on the CPU); true on a CPU: bf16 there too
   bool gradient_checkpointing = false;
   bool activation_offloading = false;  // layer inputs wait in host memory until recomputed; turns checkpointing on
   int64_t gpu_memory_limit = 0;        // bytes the CUDA caching allocator may hold (0: no limit); "22GiB" in YAML

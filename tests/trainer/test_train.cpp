@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -59,6 +60,8 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   while (std::getline(metrics, line)) last_line = line;
   const auto last = nlohmann::json::parse(last_line);
   EXPECT_GT(last.at("step_time_s").get<double>(), 0.0);
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_NEAR(last.at("wall_time").get<double>(), now, 600.0);  // Unix seconds of the line (bench/compare.py's clock)
   EXPECT_FALSE(last.contains("device_peak_allocated_bytes"));
   EXPECT_TRUE(fs::exists(out + "/adapter_model.safetensors"));
   auto adapter = nlohmann::json::parse(test::read_file(out + "/adapter_config.json"));
@@ -77,6 +80,21 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   auto from_merged = test::run_qtune("generate --model " + dir + "/merged --prompt 'say dog' --chat --max-new-tokens 8");
   ASSERT_EQ(from_merged.exit_code, 0) << from_merged.out;
   EXPECT_EQ(with_adapter.out, from_merged.out);
+}
+
+// bf16: true computes in bf16 on the CPU too (HF's bf16 autocast does there); the default, auto, keeps fp32 on
+// the CPU (the test above merges "dequantized to f32"). The run records its compute dtype, which merge uses.
+TEST(Train, Bf16TrueComputesInBf16OnTheCpu) {
+  const std::string config = make_run("bf16_cpu", "bf16: true\n");
+  auto r = test::run_qtune("train " + config);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string dir = fs::path(config).parent_path();
+  auto l = losses(dir + "/out/metrics.jsonl");
+  ASSERT_EQ(l.size(), 20u);
+  EXPECT_LT(l.back(), l.front() * 0.7) << "loss did not fall in bf16: " << l.front() << " -> " << l.back();
+  auto merged = test::run_qtune("merge --base " + dir + "/model --adapter " + dir + "/out --out " + dir + "/merged");
+  ASSERT_EQ(merged.exit_code, 0) << merged.out;
+  EXPECT_NE(merged.out.find("4-bit base was dequantized to bf16"), std::string::npos) << merged.out;
 }
 
 // `qtune train` on a run with `extra` in its config stops with exit status 2 and "error: CONFIG: <message>".

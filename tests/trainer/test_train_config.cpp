@@ -44,6 +44,9 @@ TEST(TrainConfig, ReadsTypedValuesAndResolvesPathsAgainstTheConfigFolder) {
   EXPECT_EQ(load.quantize->blocksize, 64);
   EXPECT_EQ(load.dtype, at::kBFloat16);
   EXPECT_FALSE(TrainConfig::load(path, {"load_in_4bit=false"}).load_options().quantize.has_value());
+  EXPECT_EQ(c.bf16, "auto");  // bf16 on a GPU, fp32 on the CPU
+  EXPECT_EQ(TrainConfig::load(path, {"bf16=true"}).bf16, "true");
+  EXPECT_EQ(TrainConfig::load(path, {"bf16=false"}).bf16, "false");
 }
 
 TEST(TrainConfig, OverridesUseYamlSyntax) {
@@ -103,7 +106,7 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
   const std::vector<Case> cases = {
       {std::string(kMinimal) + "num_epoch: 3\n", ":5: unknown key 'num_epoch' (did you mean 'num_epochs'?)"},
       {std::string(kMinimal) + "micro_batch_size: 0\n", ":5: key 'micro_batch_size' must be at least 1"},  // with its YAML line
-      {std::string(kMinimal) + "bf16: maybe\n", "key 'bf16' must be true or false"},
+      {std::string(kMinimal) + "bf16: maybe\n", "key 'bf16' must be true, false or auto"},
       {std::string(kMinimal) + "lr_scheduler: cosin\n", "did you mean 'cosine'"},
       {std::string(kMinimal) + "train_on_eos: first\n", "train_on_eos must be turn, last, all or none"},
       {std::string(kMinimal) + "bnb_4bit_quant_type: int4\n", "key 'bnb_4bit_quant_type' is 'int4'; use one of: nf4, fp4"},
