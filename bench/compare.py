@@ -33,6 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import throughput_common as t  # noqa: E402
 import compare_report as report  # noqa: E402
+import gemm_rate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARCH = {"qwen2.5-0.5b": "qwen2", "llama3.2-1b": "llama", "tiny": "llama"}
@@ -48,7 +49,7 @@ MATRICES = {
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--matrix", choices=sorted(MATRICES), help="which rows (default: gpu where torch sees one, else cpu)")
-    p.add_argument("--only", default="", help="keep rows whose name contains each comma-separated word, e.g. sft,512")
+    p.add_argument("--only", default="", help="keep rows whose name has every comma-separated word, e.g. sft,512")
     p.add_argument("--steps", type=int, help="steps per run (default: the matrix's)")
     p.add_argument("--warmup", type=int, help="steps left out of tokens/s (default: the matrix's)")
     p.add_argument("--checkpointing", choices=["on", "off"], default="on")
@@ -71,7 +72,7 @@ def matrix_rows(args, device):
     for row in rows:
         row["name"] = "%s %s %s seq %d batch %d" % (row["shape"], row["task"], row["base"], row["seq"], row["batch"])
     words = [w for w in args.only.split(",") if w]
-    return name, [r for r in rows if all(w in r["name"].split() or w == r["shape"] for w in words)]
+    return name, [r for r in rows if all(w in r["name"].split() for w in words)]
 
 
 def make_model(args, shape_name):
@@ -203,12 +204,12 @@ def machine_facts(torch, device):
 def main(argv=None):
     args = parse_args(argv)
     import torch  # the same LibTorch build qtune links (the GEMM rate is measured through it)
-    import gemm_rate
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     matrix, rows = matrix_rows(args, device)
     if not rows:
-        raise SystemExit("error: --only '%s' keeps no row of the %s matrix" % (args.only, matrix))
+        print("error: --only '%s' keeps no row of the %s matrix" % (args.only, matrix), file=sys.stderr)
+        return 2
     os.makedirs(args.out, exist_ok=True)
     machine = machine_facts(torch, device)
     command = " ".join(["bench/compare.sh"] + (argv if argv is not None else sys.argv[1:]))
@@ -216,12 +217,15 @@ def main(argv=None):
     print("compare: %d rows of the %s matrix on %s (%s, %d cores%s), checkpointing %s" % (
         len(rows), matrix, device, machine["gpu"] or machine["cpu"], machine["cores"],
         ", " + "+".join(machine["cpu_bf16"]) if machine["cpu_bf16"] else "", args.checkpointing), flush=True)
-    done = []
+    done, gemm_rates = [], {}
     for row in rows:
         model, data = make_model(args, row["shape"]), make_data(args, row)
         qtune = run_qtune(args, row, model, data, device)
         hf = run_hf(args, row, model, data, device)
-        gemm = gemm_rate.measure(torch, t.shape(row["shape"]), row["batch"] * row["seq"], device)
+        key = (row["shape"], row["batch"] * row["seq"])  # rows of both bases and tasks share their GEMM shapes
+        if key not in gemm_rates:
+            gemm_rates[key] = gemm_rate.measure(torch, t.shape(row["shape"]), key[1], device)
+        gemm = gemm_rates[key]
         record = report.row_record(row, qtune, hf, gemm, device, matrix, args.checkpointing, machine, command, date)
         with open(os.path.join(args.out, "compare.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")

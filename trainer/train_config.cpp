@@ -122,6 +122,14 @@ Key field<double>(const char* name, double TrainConfig::*member) {
             c.*member = v.get<double>();
           }};
 }
+// A key that is true, false or auto, kept as that word.
+Key true_false_auto(const char* name, std::string TrainConfig::*member) {
+  return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
+            if (v.is_boolean()) c.*member = v.get<bool>() ? "true" : "false";
+            else if (v == "auto") c.*member = "auto";
+            else input_error("{} must be true, false or auto (got {})", where_key(where, name), v.dump());
+          }};
+}
 template <>
 Key field<std::vector<std::string>>(const char* name, std::vector<std::string> TrainConfig::*member) {
   return {name, [=](TrainConfig& c, const json& v, const std::string& where) {
@@ -187,12 +195,7 @@ const std::vector<Key>& keys() {
       field("cosine_min_lr_ratio", &TrainConfig::cosine_min_lr_ratio),
       field("weight_decay", &TrainConfig::weight_decay),
       field("max_grad_norm", &TrainConfig::max_grad_norm),
-      {"bf16",
-       [](TrainConfig& c, const json& v, const std::string& where) {
-         if (v.is_boolean()) c.bf16 = v.get<bool>() ? "true" : "false";
-         else if (v == "auto") c.bf16 = "auto";
-         else input_error("{} must be true, false or auto (got {})", where_key(where, "bf16"), v.dump());
-       }},
+      true_false_auto("bf16", &TrainConfig::bf16),
       field("gradient_checkpointing", &TrainConfig::gradient_checkpointing),
       field("activation_offloading", &TrainConfig::activation_offloading),
       {"gpu_memory_limit",
@@ -207,12 +210,7 @@ const std::vector<Key>& keys() {
                        v.dump());
          c.gpu_memory_limit = *bytes;
        }},
-      {"offload_base",
-       [](TrainConfig& c, const json& v, const std::string& where) {
-         if (v.is_boolean()) c.offload_base = v.get<bool>() ? "true" : "false";
-         else if (v == "auto") c.offload_base = "auto";
-         else input_error("{} must be true, false or auto (got {})", where_key(where, "offload_base"), v.dump());
-       }},
+      true_false_auto("offload_base", &TrainConfig::offload_base),
       field("skip_nonfinite_steps", &TrainConfig::skip_nonfinite_steps),
       field("device", &TrainConfig::device),
       field("output_dir", &TrainConfig::output_dir),

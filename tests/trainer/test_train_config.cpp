@@ -107,6 +107,7 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
       {std::string(kMinimal) + "num_epoch: 3\n", ":5: unknown key 'num_epoch' (did you mean 'num_epochs'?)"},
       {std::string(kMinimal) + "micro_batch_size: 0\n", ":5: key 'micro_batch_size' must be at least 1"},  // with its YAML line
       {std::string(kMinimal) + "bf16: maybe\n", "key 'bf16' must be true, false or auto"},
+      {std::string(kMinimal) + "offload_base: sometimes\n", "key 'offload_base' must be true, false or auto"},
       {std::string(kMinimal) + "lr_scheduler: cosin\n", "did you mean 'cosine'"},
       {std::string(kMinimal) + "train_on_eos: first\n", "train_on_eos must be turn, last, all or none"},
       {std::string(kMinimal) + "bnb_4bit_quant_type: int4\n", "key 'bnb_4bit_quant_type' is 'int4'; use one of: nf4, fp4"},
