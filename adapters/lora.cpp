@@ -1,4 +1,4 @@
-// LoRA adapter, option checks and injection. Depends on: adapters/lora.h, models/architecture.h, core/{hash,error}.h.
+// LoRA adapter, option checks and injection.
 #include "adapters/lora.h"
 
 #include <fmt/ranges.h>

@@ -1,6 +1,5 @@
 // LoRA adapters on the decoder projections: LoraOptions (Axolotl/PEFT knobs), LoraAdapter (the
 // trainable low-rank addition hooked into a FrozenLinear), injection into a CausalLM, PEFT-named state.
-// Depends on: models/frozen_linear.h, models/transformer.h, core/hash.h.
 //
 // Legend: R LoRA rank, in/out the projection's features.
 // Forward (as PEFT):  y = x·Wᵀ (+ b) + s · (dropout(x) · Aᵀ) · Bᵀ,  s = α/R (α/√R with rsLoRA)

@@ -1,5 +1,4 @@
-// LoRA merge, in memory and streamed between checkpoint folders. Depends on: adapters/merge.h,
-// adapters/peft_format.h, models/{linear4bit,bnb_format,architecture,model_files}.h, core/{atomic_file,error}.h.
+// LoRA merge, in memory and streamed between checkpoint folders.
 #include "adapters/merge.h"
 
 #include <filesystem>

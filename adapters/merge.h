@@ -1,6 +1,5 @@
 // Merging LoRA into the base weights: W' = deq(W) + s·B·A, for one projection in memory or for a whole
 // checkpoint folder streamed tensor by tensor into a plain (dense) HF checkpoint.
-// Depends on: adapters/{lora,peft_format}.h, models/{model_loader,safetensors,bnb_format}.h, kernels/blockwise_quant.h.
 //
 // The sum is computed in float32 and rounded once to the output dtype. deq(W) is what training saw:
 //   dense base:           the stored weight, converted to float32 (no intermediate rounding);

@@ -1,5 +1,4 @@
-// PEFT adapter folders: writing and reading with checked fields. Depends on: adapters/peft_format.h,
-// models/{architecture,safetensors}.h, core/{atomic_file,json_file,error}.h.
+// PEFT adapter folders: writing and reading with checked fields.
 #include "adapters/peft_format.h"
 
 #include <fmt/ranges.h>

@@ -1,6 +1,5 @@
 // The Hugging Face PEFT LoRA adapter format: adapter_model.safetensors (PEFT tensor names) +
 // adapter_config.json (PEFT's keys), written atomically and read back with every field checked.
-// Depends on: adapters/lora.h, models/safetensors.h, core/{atomic_file,json_file}.h.
 //
 // Tensors, for each adapted module <m> (e.g. model.layers.0.self_attn.q_proj):
 //   base_model.model.<m>.lora_A.weight  [R, in]

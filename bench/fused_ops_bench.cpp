@@ -2,7 +2,7 @@
 // against autograd through the plain ATen composition, forward + backward at Llama-3-8B shapes for one
 // sequence: time per call and the bytes autograd keeps between forward and backward. Runs on CUDA when a
 // GPU is there (bf16), else on the CPU (f32, 512 tokens). Prints one JSON line per op.
-// Depends on: models/{rms_norm,rope,swiglu}.h, torch/cuda.h. Usage: qtune_bench_fused_ops
+// Usage: qtune_bench_fused_ops
 #include <torch/cuda.h>
 
 #include <chrono>

@@ -22,8 +22,7 @@ lm_head to fp32 (more memory, an fp32 lm_head): both tools keep them in bf16.
 --max-seq runs every probe in its own process (as qtune's side does) with
 torch.cuda.set_per_process_memory_fraction(limit / total memory); a probe that raises
 torch.cuda.OutOfMemoryError counts as too long. Each run prints one summary line and appends one JSON line
-to OUT/results.jsonl ("tool": "hf-peft"). Depends on: torch, transformers (>= 4.45), peft (>= 0.12),
-optionally bitsandbytes.
+to OUT/results.jsonl ("tool": "hf-peft").
 """
 import argparse
 import gc

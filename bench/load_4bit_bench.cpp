@@ -1,5 +1,5 @@
 // Loads a model with load-time 4-bit quantization (the path of `load_in_4bit: true`) and prints what the
-// loaded model holds; run it under `/usr/bin/time -v` for the peak host RSS. Depends on: models/model_loader.h.
+// loaded model holds; run it under `/usr/bin/time -v` for the peak host RSS.
 // Usage: qtune_bench_load4bit MODEL_DIR [nf4|fp4] [double|single] [stream]
 // stream: the offload_base path: the layers loaded into host memory, then packed for streaming
 // (models/layer_stream.h); host memory should stay at the 4-bit model plus one tensor and one layer.

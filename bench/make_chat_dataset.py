@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Writes N OpenAI-messages JSONL samples (system/user/assistant, 1-3 turns) cut from a text file, for the
-# dataset-preparation benchmark. Depends on: Python 3 standard library only.
+# dataset-preparation benchmark.
 # Usage: bench/make_chat_dataset.py TEXT_FILE N OUT.jsonl
 import json
 import random

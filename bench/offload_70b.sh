@@ -18,7 +18,6 @@
 #   RTX4090_FLOPS (165.2e12: bf16 tensor cores with fp32 accumulate, NVIDIA's Ada datasheet),
 #   RTX4090_LINK (25e9 B/s: PCIe 4.0 x16 is 31.5 GB/s raw; pinned copies reach about 80% of it),
 #   GPU_PEAK_FLOPS (989e12: H100 SXM / H200 bf16 dense).
-# Depends on: bench/train_throughput.sh, a built qtune, python3.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)

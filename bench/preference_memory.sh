@@ -6,7 +6,7 @@
 # glibc told to map every block above 64 KiB on its own (MALLOC_MMAP_THRESHOLD_) so that freed memory
 # leaves the RSS at once and the peak is of live memory. SFT and DPO are compared at equal LoRA dropout
 # (TRL's disable_dropout, on by default for preference runs, drops the dropout masks and copies).
-# Usage: bench/preference_memory.sh [PAIRS_PER_BATCH (2)] [SEQUENCE_BYTES (384)]. Depends on: a built tree.
+# Usage: bench/preference_memory.sh [PAIRS_PER_BATCH (2)] [SEQUENCE_BYTES (384)].
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 pairs=${1:-2}

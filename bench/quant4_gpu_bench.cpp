@@ -1,6 +1,6 @@
 // GPU figures of the 4-bit base: device copy bandwidth, NF4 dequantization throughput as a fraction of it,
 // and the 4-bit linear's forward+backward against a bf16 linear at Llama-3-8B shapes (4096 tokens).
-// Depends on: models/linear4bit.h, torch/cuda.h. Usage: qtune_bench_quant4_gpu (prints JSON lines).
+// Usage: qtune_bench_quant4_gpu (prints JSON lines).
 #include <torch/cuda.h>
 
 #include <chrono>

@@ -1,6 +1,6 @@
 // Error of each 4-bit format on synthetic weights (normal, and heavy-tailed Student-t with 3 degrees of
 // freedom), block 64: RMS error relative to the weights' RMS, mean absolute error, storage bits/weight.
-// Depends on: kernels/blockwise_quant.h. Usage: qtune_bench_quant_error [N]
+// Usage: qtune_bench_quant_error [N]
 #include <cstdio>
 #include <cstdlib>
 

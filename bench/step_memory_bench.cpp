@@ -2,7 +2,7 @@
 // everything as `qtune train` does, resets the kernel's peak-RSS mark (/proc/self/clear_refs), runs the
 // step's forward and backward (the recipe's accumulate), and reads the mark again (VmHWM). On CUDA also the
 // caching allocator's peak. Prints one JSON line. Run SFT and DPO configs in separate processes.
-// Depends on: trainer/{trainer,training_task}.h. Usage: qtune_bench_step_memory CONFIG.yaml [key=value ...]
+// Usage: qtune_bench_step_memory CONFIG.yaml [key=value ...]
 #include <torch/cuda.h>
 
 #include <chrono>

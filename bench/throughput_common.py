@@ -1,7 +1,6 @@
 # Shared by the two sides of the training-throughput benchmark (bench/train_throughput.sh for qtune,
 # bench/hf_peft_throughput.py for HF transformers + PEFT): the model shapes, the FLOPs-per-token formula,
 # MFU and the results.jsonl line, so that both tools are measured by the same arithmetic.
-# Depends on: the Python standard library only.
 #
 # Model FLOPs per token (the convention, "4N + attention"):
 #

@@ -1,6 +1,6 @@
 // Single-threaded tokenization throughput of qtune's tokenizer on a text file, line by line, timed after
 // loading and a warm-up pass: the counterpart of bench/tokenize_hf.py (same output fields).
-// Depends on: data/tokenizer.h. Usage: qtune_bench_tokenize TEXT_FILE TOKENIZER_JSON_OR_DIR
+// Usage: qtune_bench_tokenize TEXT_FILE TOKENIZER_JSON_OR_DIR
 #include <chrono>
 #include <cstdio>
 #include <fstream>

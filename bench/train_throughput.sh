@@ -26,7 +26,6 @@
 # Every run prints one summary line and appends one JSON line to OUT/results.jsonl (status ok | oom | error);
 # logs and metrics stay in OUT/runs/<name>/. On a CPU device --max-seq applies each limit as `ulimit -v`
 # (address space of the whole process: a smoke test of the search, not a GPU figure).
-# Depends on: a built qtune, python3.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)

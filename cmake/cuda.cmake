@@ -1,7 +1,6 @@
 # Decides what of qtune's CUDA code is built. QTUNE_WITH_CUDA (QTUNE_CUDA=AUTO|ON|OFF): the CUDA kernels
 # linked into qtune, which needs a LibTorch with CUDA. QTUNE_NVCC_FOUND: nvcc exists, so the kernels are at
 # least compiled (a build check on machines without a CUDA LibTorch or a GPU).
-# Depends on: the Torch package found by the top-level CMakeLists.
 include(CheckLanguage)
 set(QTUNE_WITH_CUDA OFF)
 set(_torch_has_cuda OFF)

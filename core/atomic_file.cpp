@@ -1,5 +1,4 @@
 // AtomicFile implementation: open(O_EXCL) a temporary, write fully, fsync, rename.
-// Depends on: core/atomic_file.h, core/error.h.
 #include "core/atomic_file.h"
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // AtomicFile: writes a file under a temporary name in the same folder and renames it into place on
-// commit(), so a crash never leaves a half-written file. Depends on: POSIX, core/error.h.
+// commit(), so a crash never leaves a half-written file.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// closest_name / edit_distance: typo hints for unknown keys. Depends on: core/did_you_mean.h.
+// closest_name / edit_distance: typo hints for unknown keys.
 #include "core/did_you_mean.h"
 
 #include <algorithm>

@@ -1,5 +1,4 @@
 // closest_name(): the "did you mean ...?" hint for unknown config keys and names (edit distance).
-// Depends on: nothing.
 #pragma once
 
 #include <cstddef>

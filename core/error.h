@@ -1,5 +1,4 @@
 // qtune::InputError (bad user input: config, data, model files; exit status 2) and the helpers that throw it.
-// Depends on: fmt only, so every layer can use it without pulling torch.
 #pragma once
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // qtune::Fnv1a64: a stable 64-bit FNV-1a hash (same value on every machine and run), used for cache keys
-// and seeds derived from names. Depends on: nothing.
+// and seeds derived from names.
 #pragma once
 
 #include <cstdint>

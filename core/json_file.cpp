@@ -1,5 +1,4 @@
 // read_json_file / parse_json: whole-file JSON parsing with file-naming errors.
-// Depends on: core/json_file.h.
 #include "core/json_file.h"
 
 #include <filesystem>

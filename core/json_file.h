@@ -1,5 +1,4 @@
 // Reading JSON files and typed keys with errors that name the file and the key.
-// Depends on: nlohmann-json, core/error.h.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,5 +1,4 @@
 // MappedFile implementation over open/fstat/mmap.
-// Depends on: core/mapped_file.h, core/error.h.
 #include "core/mapped_file.h"
 
 #include <fcntl.h>

@@ -1,5 +1,4 @@
 // MappedFile: a whole file mapped read-only-shared / copy-on-write into memory (zero-copy tensor views).
-// Depends on: POSIX mmap; throws qtune::InputError naming the file.
 #pragma once
 
 #include <cstddef>

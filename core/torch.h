@@ -1,6 +1,5 @@
 // The LibTorch headers qtune uses: ATen, autograd and nn modules. A much smaller set than
 // <torch/torch.h> (about a third of the compile time), and the precompiled header of every target.
-// Depends on: LibTorch.
 #pragma once
 
 #include <ATen/ATen.h>

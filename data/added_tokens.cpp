@@ -1,4 +1,4 @@
-// Added-token matching. Depends on: data/added_tokens.h, core/error.h.
+// Added-token matching.
 #include "data/added_tokens.h"
 
 #include <algorithm>

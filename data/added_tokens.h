@@ -1,6 +1,5 @@
 // qtune::AddedTokens: the "added_tokens" of tokenizer.json (BOS/EOS, <|im_start|>, ...) found in raw
 // text before normalization, leftmost-longest, with their lstrip/rstrip/single_word options.
-// Depends on: nlohmann-json.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // qtune::AlignedText: text being normalized and pre-tokenized that remembers, for every byte, the
 // offset in the original input it came from (HF's NormalizedString idea), so tokens map back to the
-// exact characters of a chat template segment. Depends on: nothing.
+// exact characters of a chat template segment.
 #pragma once
 
 #include <cstdint>

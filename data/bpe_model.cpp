@@ -1,6 +1,5 @@
 // BPE encoding: initial symbols from code points, then repeatedly merge the adjacent pair with the
 // lowest merge rank (leftmost first on ties) until none applies, as HF tokenizers do.
-// Depends on: data/bpe_model.h, data/utf8.h, core/error.h.
 #include "data/bpe_model.h"
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // qtune::BpeModel: the BPE model of HF tokenizer.json (vocab + ranked merges) with the options Llama,
-// Mistral and Qwen files use: byte_fallback, unk/fuse_unk, ignore_merges. Depends on: nlohmann-json.
+// Mistral and Qwen files use: byte_fallback, unk/fuse_unk, ignore_merges.
 #pragma once
 
 #include <cstdint>

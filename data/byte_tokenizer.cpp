@@ -1,4 +1,4 @@
-// The byte-level tokenizer files. Depends on: data/byte_tokenizer.h, data/utf8.h, core/atomic_file.h.
+// The byte-level tokenizer files.
 #include "data/byte_tokenizer.h"
 
 #include <filesystem>

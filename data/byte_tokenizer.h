@@ -1,6 +1,6 @@
 // The project's own tokenizer for tiny models (tests, the demo): byte-level BPE without merges (one token
 // per byte, ids 0..255 in byte order) plus the ChatML special tokens, written as a real tokenizer.json and
-// tokenizer_config.json that HF tokenizers also read. Depends on: nothing heavy.
+// tokenizer_config.json that HF tokenizers also read.
 #pragma once
 
 #include <string>

@@ -1,5 +1,5 @@
 // The built-in chat templates, each a direct transcription of the model family's Jinja template into
-// segments. Depends on: data/chat_template.h, data/utf8.h, core/error.h.
+// segments.
 #include "data/chat_template.h"
 
 #include <fmt/format.h>

@@ -1,6 +1,5 @@
 // The samples datasets turn into, before templating: conversations (chat SFT), plain completion text
 // and preference pairs (DPO/ORPO), each remembering where it came from for error messages.
-// Depends on: nothing.
 #pragma once
 
 #include <optional>

@@ -1,5 +1,4 @@
 // SplitMix64, deterministic shuffles, the train/validation split and dataset mixing.
-// Depends on: data/dataset_mix.h, core/error.h.
 #include "data/dataset_mix.h"
 
 #include <cmath>

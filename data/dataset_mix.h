@@ -1,5 +1,5 @@
 // Mixing datasets and splitting off a validation set, both shuffled by a seeded PRNG whose output is the
-// same on every standard library (SplitMix64). Depends on: data/conversation.h.
+// same on every standard library (SplitMix64).
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // read_dataset: JSONL/JSON files -> Samples (alpaca, sharegpt, chat_template, completion, preference),
-// with per-sample validation. Depends on: data/dataset_reader.h, data/utf8.h, core/error.h, nlohmann-json.
+// with per-sample validation.
 #include "data/dataset_reader.h"
 
 #include <algorithm>

@@ -1,6 +1,5 @@
 // read_dataset(): turns a user's JSONL / JSON dataset (alpaca, sharegpt, OpenAI messages, completion text,
-// preference pairs) into qtune::Samples, with one-line errors naming file:line. Depends on:
-// data/dataset_spec.h, data/conversation.h.
+// preference pairs) into qtune::Samples, with one-line errors naming file:line.
 #pragma once
 
 #include <cstddef>

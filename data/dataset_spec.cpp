@@ -1,5 +1,4 @@
 // DatasetSpec defaults, role normalization and validation of a `datasets:` entry.
-// Depends on: data/dataset_spec.h, core/error.h, core/did_you_mean.h.
 #include "data/dataset_spec.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // qtune::DatasetSpec: one entry of the config's `datasets:` list, with Axolotl's key names and defaults,
-// validated from JSON (the YAML layer converts YAML to JSON). Depends on: nlohmann-json.
+// validated from JSON (the YAML layer converts YAML to JSON).
 #pragma once
 
 #include <map>

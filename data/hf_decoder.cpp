@@ -1,4 +1,4 @@
-// The tokenizer.json decoders. Depends on: data/hf_decoder.h, data/utf8.h, core/error.h.
+// The tokenizer.json decoders.
 #include "data/hf_decoder.h"
 
 #include "core/error.h"

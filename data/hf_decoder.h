@@ -1,5 +1,5 @@
 // Decoders of HF tokenizer.json (ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence):
-// vocabulary entries back to text. Depends on: nlohmann-json.
+// vocabulary entries back to text.
 #pragma once
 
 #include <functional>

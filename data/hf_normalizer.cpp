@@ -1,5 +1,4 @@
 // The tokenizer.json normalizers; Unicode normalization forms and lowercasing come from ICU.
-// Depends on: data/hf_normalizer.h, data/regex.h, data/utf8.h, ICU, core/error.h.
 #include "data/hf_normalizer.h"
 
 #include <unicode/bytestream.h>

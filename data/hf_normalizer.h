@@ -1,5 +1,5 @@
 // Normalizers of HF tokenizer.json (NFC/NFKC/NFD/NFKD, Prepend, Replace, Lowercase, Strip, Sequence),
-// applied to each piece of text between added tokens, keeping byte origins. Depends on: data/aligned_text.h.
+// applied to each piece of text between added tokens, keeping byte origins.
 #pragma once
 
 #include <functional>

@@ -1,5 +1,4 @@
 // The tokenizer.json pre-tokenizers. Regex splitting goes through PCRE2 with Unicode properties.
-// Depends on: data/hf_pre_tokenizer.h, data/regex.h, data/utf8.h, core/error.h.
 #include "data/hf_pre_tokenizer.h"
 
 #include <memory>

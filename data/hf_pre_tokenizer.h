@@ -1,5 +1,5 @@
 // Pre-tokenizers of HF tokenizer.json (Split with a regex, ByteLevel, Metaspace, Digits, Sequence):
-// they cut normalized text into the words BPE encodes, keeping byte origins. Depends on: data/aligned_text.h.
+// they cut normalized text into the words BPE encodes, keeping byte origins.
 #pragma once
 
 #include <functional>

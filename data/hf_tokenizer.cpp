@@ -1,6 +1,5 @@
 // HfTokenizer: encode = split on added tokens -> normalize -> pre-tokenize -> BPE (cached per word);
 // decode = vocabulary entries -> decoder -> UTF-8 repair.
-// Depends on: data/hf_tokenizer.h, the hf_* component files, data/bpe_model.h, data/added_tokens.h.
 #include "data/hf_tokenizer.h"
 
 #include <atomic>

@@ -1,5 +1,5 @@
 // The HF tokenizer.json format as a qtune::Tokenizer: added tokens, normalizer, pre-tokenizer, BPE,
-// post-processor and decoder, as used by Llama 2/3, Mistral and Qwen 2/2.5/3. Depends on: data/tokenizer.h.
+// post-processor and decoder, as used by Llama 2/3, Mistral and Qwen 2/2.5/3.
 #pragma once
 
 #include <memory>

@@ -1,6 +1,5 @@
 // Packing plan (drop/truncate, first-fit-decreasing bins), per-epoch batch order and collation; the same
 // for preference pairs, one row each.
-// Depends on: data/packing.h, data/dataset_mix.h (SplitMix64, shuffled_indices), core/error.h.
 #include "data/packing.h"
 
 #include <algorithm>

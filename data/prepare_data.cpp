@@ -1,6 +1,5 @@
 // The data pipeline: per dataset, cache lookup or read + parallel encode + cache write; then mixing and
-// the train/validation split on indices (tokens are never copied). Depends on: data/prepare_data.h,
-// data/dataset_reader.h, data/dataset_mix.h, data/tokenizer_config.h, core/hash.h.
+// the train/validation split on indices (tokens are never copied).
 #include "data/prepare_data.h"
 
 #include <algorithm>

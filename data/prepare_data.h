@@ -1,6 +1,5 @@
 // prepare_data(): the whole data path of a training run. Reads every configured dataset, renders and
 // tokenizes it with masks (all cores), caches the tokens per dataset, mixes and splits train/validation.
-// Depends on: data/dataset_spec.h, data/sample_encoder.h, data/token_store.h.
 #pragma once
 
 #include <memory>

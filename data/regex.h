@@ -1,5 +1,5 @@
 // qtune::Regex: a compiled PCRE2 pattern (UTF + Unicode properties, JIT) used by the tokenizers'
-// pre-tokenizers and normalizers. Depends on: PCRE2 (hidden behind a pointer).
+// pre-tokenizers and normalizers.
 #pragma once
 
 #include <memory>

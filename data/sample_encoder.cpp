@@ -1,4 +1,4 @@
-// Masking by segment overlap. Depends on: data/sample_encoder.h, core/error.h.
+// Masking by segment overlap.
 #include "data/sample_encoder.h"
 
 #include <algorithm>

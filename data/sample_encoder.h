@@ -1,7 +1,6 @@
 // qtune::SampleEncoder: samples -> token ids and labels. A conversation is rendered by its chat template,
 // tokenized once as a whole (so ids equal the model's own tokenization), and every token overlapping a
-// trained segment keeps its id as label; all others get -100. Depends on: data/tokenizer.h,
-// data/chat_template.h, data/conversation.h.
+// trained segment keeps its id as label; all others get -100.
 #pragma once
 
 #include <string>

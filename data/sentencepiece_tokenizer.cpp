@@ -1,5 +1,4 @@
 // The sentencepiece Tokenizer: finds and dlopen()s libqtune_spm.so once per process, then forwards to it.
-// Depends on: data/sentencepiece_tokenizer.h, data/sentencepiece/spm_shim_abi.h, core/error.h, libdl.
 #include "data/sentencepiece_tokenizer.h"
 
 #include <dlfcn.h>

@@ -1,5 +1,5 @@
 // load_sentencepiece_tokenizer(): a qtune::Tokenizer over a sentencepiece .model file (Llama 1/2, Mistral,
-// Gemma, ...). Depends on: data/tokenizer.h; at run time on libqtune_spm.so (data/sentencepiece/).
+// Gemma, ...).
 #pragma once
 
 #include <memory>

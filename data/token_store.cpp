@@ -1,5 +1,4 @@
-// TokenStore building, saving and loading. Depends on: data/token_store.h, core/atomic_file.h,
-// core/mapped_file.h.
+// TokenStore building, saving and loading.
 #include "data/token_store.h"
 
 #include <cstring>

@@ -1,5 +1,5 @@
 // qtune::TokenStore: tokenized samples in one flat layout (offsets, ids, labels), built in memory or
-// memory-mapped from a cache file, plus the cache file format itself. Depends on: data/sample_encoder.h.
+// memory-mapped from a cache file, plus the cache file format itself.
 //
 // Cache file (little-endian): "QTTOKENS" | u32 version (1) | u32 samples_per_record (1 SFT, 2 pairs) |
 // u64 key | u64 samples | u64 tokens | u64 offsets[samples + 1] | i32 ids[tokens] | i32 labels[tokens].

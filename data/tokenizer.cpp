@@ -1,5 +1,4 @@
 // load_tokenizer(): picks tokenizer.json or a sentencepiece .model from a file or model folder.
-// Depends on: data/hf_tokenizer.h, data/sentencepiece_tokenizer.h, core/error.h.
 #include "data/tokenizer.h"
 
 #include <filesystem>

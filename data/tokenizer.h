@@ -1,5 +1,5 @@
 // qtune::Tokenizer: the one interface every tokenizer format implements (HF tokenizer.json, sentencepiece
-// .model), and load_tokenizer() that picks the format from a model folder or file. Depends on: nothing heavy.
+// .model), and load_tokenizer() that picks the format from a model folder or file.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Reading tokenizer_config.json. Depends on: data/tokenizer_config.h, core/json_file.h, core/error.h.
+// Reading tokenizer_config.json.
 #include "data/tokenizer_config.h"
 
 #include <filesystem>

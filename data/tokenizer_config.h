@@ -1,5 +1,5 @@
 // qtune::TokenizerConfig: what HF's tokenizer_config.json (and chat_template.jinja) say about special
-// tokens, BOS/EOS insertion and the chat template. Depends on: nothing heavy.
+// tokens, BOS/EOS insertion and the chat template.
 #pragma once
 
 #include <optional>

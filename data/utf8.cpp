@@ -1,4 +1,4 @@
-// UTF-8 validation, encoding, lossy repair and the byte-level character map. Depends on: data/utf8.h.
+// UTF-8 validation, encoding, lossy repair and the byte-level character map.
 #include "data/utf8.h"
 
 #include <vector>

@@ -1,5 +1,5 @@
 // UTF-8 helpers for the tokenizers: code point iteration, encoding, lossy repair (invalid bytes ->
-// U+FFFD) and the GPT-2 byte <-> printable-character map of byte-level BPE. Depends on: nothing.
+// U+FFFD) and the GPT-2 byte <-> printable-character map of byte-level BPE.
 #pragma once
 
 #include <array>

@@ -1,5 +1,4 @@
-// CPU blockwise 4-bit quantization, threaded over blocks. Depends on: kernels/blockwise_quant.h,
-// core/error.h, ATen's parallel_for.
+// CPU blockwise 4-bit quantization, threaded over blocks.
 #include "kernels/blockwise_quant.h"
 
 #include <ATen/Parallel.h>

@@ -1,7 +1,6 @@
 // Blockwise 4-bit quantization of frozen weights in bitsandbytes' exact format (NF4/FP4, packed two codes
 // per byte with the first in the high nibble, one absmax per block; optionally the absmax itself
 // quantized to 8 bits in blocks of 256 after subtracting its mean), and the inverse.
-// Depends on: kernels/quant_maps.h, LibTorch (CPU implementation with at::parallel_for).
 //
 // Math, for block b of `blocksize` consecutive elements of the flattened weight:
 //   absmax[b] = max |w|;  code(w) = quantize_nf4(w * (1 / absmax[b]))  (float32, as bitsandbytes)

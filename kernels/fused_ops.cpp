@@ -1,5 +1,5 @@
 // CPU implementations of the fused ops (ATen, the same arithmetic as the plain composition the models used
-// before) and the dispatch to CUDA. Depends on: kernels/fused_ops.h.
+// before) and the dispatch to CUDA.
 #include "kernels/fused_ops.h"
 
 namespace qtune {

@@ -2,7 +2,7 @@
 // embedding (in place) and SwiGLU. Each works on the CPU (ATen ops: the reference the CUDA kernels are
 // tested against) and, in CUDA builds, on CUDA tensors through kernels/cuda/fused_kernels.cu.
 // The autograd functions that use them live in models/ (rms_norm.cpp, rope.cpp, transformer.cpp).
-// Depends on: LibTorch. Legend: R rows (all dims but the last), N normalized size, B batch, T tokens,
+// Legend: R rows (all dims but the last), N normalized size, B batch, T tokens,
 // H heads, Dh head dim.
 //
 // RMSNorm  y = w ⊙ cast(x̂),  x̂ = x · r,  r = 1/√(mean(x²) + eps)      (x̂ and r in float32, as transformers)

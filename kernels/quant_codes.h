@@ -1,5 +1,5 @@
 // The 4-bit code books and the value -> code functions, shared by the CPU implementation and the CUDA
-// kernels so both give the same codes bit for bit. Depends on: nothing (plain C++ / CUDA).
+// kernels so both give the same codes bit for bit.
 #pragma once
 
 #include <cstdint>

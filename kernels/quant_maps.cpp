@@ -1,4 +1,4 @@
-// The 4-bit tables and the dynamic map. Depends on: kernels/quant_maps.h, kernels/quant_codes.h.
+// The 4-bit tables and the dynamic map.
 #include "kernels/quant_maps.h"
 
 #include "kernels/quant_codes.h"

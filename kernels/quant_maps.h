@@ -1,6 +1,5 @@
 // The code books of bitsandbytes' 4-bit and 8-bit blockwise formats: the 16 NF4 and FP4 values, their
 // decision boundaries, and the signed 8-bit "dynamic" map used to double-quantize the absmax.
-// Depends on: LibTorch (the dynamic map is built with ATen ops, as bitsandbytes builds it with PyTorch).
 #pragma once
 
 #include <array>

@@ -1,5 +1,4 @@
 // Activation offloading. The CUDA side stream and events are compiled only under QTUNE_WITH_CUDA.
-// Depends on: models/activation_offload.h, models/cuda_event.h.
 #include "models/activation_offload.h"
 
 #ifdef QTUNE_WITH_CUDA

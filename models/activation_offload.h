@@ -3,7 +3,6 @@
 // the forward's copy out runs beside the next layer, and while the backward recomputes layer i the input of
 // layer i-1 is already coming back. On the CPU the "host copy" is a second CPU tensor, so the bookkeeping
 // (which input comes back for which layer) is exercised by the CPU tests too.
-// Depends on: core/torch.h.
 #pragma once
 
 #include "core/torch.h"

@@ -1,4 +1,4 @@
-// The HF tensor table. Depends on: models/architecture.h.
+// The HF tensor table.
 #include "models/architecture.h"
 
 namespace qtune {

@@ -1,5 +1,5 @@
 // The HF tensor table of a Llama-family checkpoint: every tensor name and shape a ModelConfig implies,
-// and which of them are linear projections (the ones a 4-bit base quantizes). Depends on: models/safetensors.h.
+// and which of them are linear projections (the ones a 4-bit base quantizes).
 #pragma once
 
 #include <string>

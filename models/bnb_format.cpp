@@ -1,4 +1,4 @@
-// Reading and writing the bitsandbytes 4-bit tensors. Depends on: models/bnb_format.h, core/error.h.
+// Reading and writing the bitsandbytes 4-bit tensors.
 #include "models/bnb_format.h"
 
 #include <fmt/format.h>

@@ -1,6 +1,5 @@
 // The bitsandbytes 4-bit checkpoint format (HF `*-bnb-4bit` repos): the tensors stored for each 4-bit
 // weight, the `quant_state` JSON, and the `quantization_config` of config.json.
-// Depends on: kernels/blockwise_quant.h, models/safetensors.h.
 //
 // For a weight "<w>" (e.g. model.layers.0.mlp.up_proj.weight) of N elements, blocksize B:
 //   <w>                                    U8  [ceil(N/2), 1]   two codes per byte, first in the high nibble

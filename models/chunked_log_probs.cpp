@@ -1,4 +1,4 @@
-// Chunked target log-probabilities: the autograd function and the chunking. Depends on: models/chunked_log_probs.h.
+// Chunked target log-probabilities: the autograd function and the chunking.
 #include "models/chunked_log_probs.h"
 
 namespace qtune {

@@ -2,7 +2,7 @@
 // of a Llama-3 vocabulary (128k) are 1 GiB per 2048 tokens, more than the rest of a QLoRA step. Here
 // lm_head is applied to a few hundred trained positions at a time; each chunk's loss and gradient are
 // computed at once and its logits dropped, so the logits never exist whole and untrained positions
-// (prompts, padding) cost nothing. Depends on: models/transformer.h.
+// (prompts, padding) cost nothing.
 //
 // Per trained position with hidden h, logits z = W·h (float32 at least), p = softmax(z), target t:
 //   log p_t = z_t − logsumexp(z),   ∂ log p_t / ∂h = Wᵀ·(onehot(t) − p)

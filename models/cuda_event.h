@@ -1,5 +1,5 @@
 // CudaEvent: an owned cudaEvent_t for ordering streams and timing them (the layer and activation
-// streaming). Only for CUDA builds (QTUNE_WITH_CUDA). Depends on: c10/cuda, the CUDA runtime.
+// streaming). Only for CUDA builds (QTUNE_WITH_CUDA).
 #pragma once
 
 #include <c10/cuda/CUDAException.h>

@@ -1,4 +1,4 @@
-// DenseWeight and FrozenLinear implementation. Depends on: models/frozen_linear.h.
+// DenseWeight and FrozenLinear implementation.
 #include "models/frozen_linear.h"
 
 namespace qtune {

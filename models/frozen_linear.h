@@ -1,6 +1,6 @@
 // FrozenLinear: the one projection module of the transformer, y = x·Wᵀ (+ b) over a frozen weight held
-// behind the FrozenWeight interface (dense now; NF4/FP4 slot in without touching the model).
-// Depends on: LibTorch. Shape legend: B batch, T tokens, D hidden, in/out the projection's features.
+// behind the FrozenWeight interface (DenseWeight here, Linear4bit's NF4/FP4 in models/linear4bit.h).
+// Shape legend: B batch, T tokens, D hidden, in/out the projection's features.
 #pragma once
 
 #include "core/torch.h"

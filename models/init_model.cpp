@@ -1,4 +1,4 @@
-// init-model implementation. Depends on: models/init_model.h, models/{architecture,safetensors}.h, core/.
+// init-model implementation.
 #include "models/init_model.h"
 
 #include <ATen/CPUGeneratorImpl.h>

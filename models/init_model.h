@@ -1,6 +1,5 @@
 // Writing a randomly initialized model in exact Hugging Face layout (config.json, generation_config.json,
 // model.safetensors or shards + index), streamed tensor by tensor so any size fits in memory.
-// Depends on: models/model_config.h.
 #pragma once
 
 #include <c10/core/ScalarType.h>

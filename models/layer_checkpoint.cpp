@@ -1,4 +1,4 @@
-// The checkpointing autograd function. Depends on: models/layer_checkpoint.h.
+// The checkpointing autograd function.
 #include "models/layer_checkpoint.h"
 
 #include <ATen/Context.h>

@@ -1,7 +1,6 @@
 // Gradient checkpointing of one decoder layer: the forward keeps only the layer's input (and the
 // per-forward attention tables); the backward runs the layer again with gradients on and back-propagates
 // through it, so activation memory is one tensor per layer instead of all its intermediates.
-// Depends on: models/transformer.h.
 //
 // Exactness: the recomputation sees the same inputs, weights and RNG state (dropout masks are replayed:
 // the generator state of the input's device is saved before the forward and restored for the rerun).

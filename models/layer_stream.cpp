@@ -1,6 +1,5 @@
 // The layer streamer. The CUDA parts (side stream, events, pinned memory) are compiled only under
 // QTUNE_WITH_CUDA; on the CPU a copy is a plain synchronous copy into a host "slot".
-// Depends on: models/layer_stream.h.
 #include "models/layer_stream.h"
 
 #include <chrono>

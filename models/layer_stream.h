@@ -3,7 +3,6 @@
 // of two device slots just before it computes. While layer i computes, layer i±1 is copied on a side
 // stream (double buffering), forward and in the recomputing backward of gradient checkpointing, so the
 // copies hide behind compute. Everything else (embeddings, norms, biases, LoRA, optimizer) stays resident.
-// Depends on: models/linear4bit.h.
 //
 // Slots: layer i always goes to slot i % 2, so the layer computing and the one being copied never share a
 // slot. A forward leaves layers L-2 and L-1 in the slots, which is where the backward starts; a backward

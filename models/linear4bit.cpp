@@ -1,4 +1,4 @@
-// The 4-bit linear's autograd function. Depends on: models/linear4bit.h.
+// The 4-bit linear's autograd function.
 #include "models/linear4bit.h"
 
 namespace qtune {

@@ -1,6 +1,5 @@
 // QuantizedWeight: a frozen [out, in] projection stored in 4 bits (NF4/FP4, bitsandbytes layout), used
 // through the FrozenWeight interface, and Linear4bitFunction, its autograd function.
-// Depends on: models/frozen_linear.h, kernels/blockwise_quant.h.
 //
 // Forward:  y = x · deq(W)ᵀ                     x [..., in], deq(W) [out, in] in x's dtype
 // Backward: grad_x = grad_y · deq(W)            no gradient for W (it is frozen)

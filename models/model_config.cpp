@@ -1,5 +1,5 @@
 // ModelConfig parsing/writing of HF config.json. Key names and defaults follow transformers'
-// LlamaConfig, MistralConfig, Qwen2Config and Qwen3Config. Depends on: models/model_config.h, core/json_file.h.
+// LlamaConfig, MistralConfig, Qwen2Config and Qwen3Config.
 #include "models/model_config.h"
 
 #include <filesystem>

@@ -1,5 +1,5 @@
 // ModelConfig: the Llama-family hyper-parameters read from a Hugging Face config.json (Llama 2/3/3.x,
-// Mistral, Qwen2/2.5, Qwen3) and written back in HF layout. Depends on: nlohmann-json, core/.
+// Mistral, Qwen2/2.5, Qwen3) and written back in HF layout.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-// Output-folder helpers. Depends on: models/model_files.h, core/error.h.
+// Output-folder helpers.
 #include "models/model_files.h"
 
 #include <filesystem>

@@ -1,5 +1,5 @@
 // Helpers for commands that write a model folder: preparing the output folder (refusing to overwrite a
-// model without --force) and carrying the tokenizer and generation files along. Depends on: nothing heavy.
+// model without --force) and carrying the tokenizer and generation files along.
 #pragma once
 
 #include <string>

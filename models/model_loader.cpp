@@ -1,5 +1,5 @@
 // Checkpoint checking and loading. Tensors are converted one at a time from the mapped files, so host
-// memory holds the model in its compute dtype plus one tensor. Depends on: models/model_loader.h.
+// memory holds the model in its compute dtype plus one tensor.
 #include "models/model_loader.h"
 
 #include <fmt/ranges.h>

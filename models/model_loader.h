@@ -1,5 +1,5 @@
 // Loading a Hugging Face checkpoint folder (config.json + safetensors) into a CausalLM, after checking
-// every tensor the config implies against the files. Depends on: models/{transformer,architecture,safetensors}.h.
+// every tensor the config implies against the files.
 #pragma once
 
 #include "core/torch.h"

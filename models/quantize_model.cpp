@@ -1,5 +1,5 @@
 // Quantizing a checkpoint: projections are quantized one by one from the mapped files (pages dropped
-// after each), kept packed in memory, then everything is streamed out. Depends on: models/quantize_model.h.
+// after each), kept packed in memory, then everything is streamed out.
 #include "models/quantize_model.h"
 
 #include <filesystem>

@@ -1,7 +1,6 @@
 // write_quantized_model(): a checkpoint folder -> a bitsandbytes-format 4-bit checkpoint (decoder
 // projections in NF4/FP4, everything else as stored), loadable by HF transformers + bitsandbytes and by
 // qtune. A checkpoint that is already 4-bit is re-written as it is (byte-identical output).
-// Depends on: models/model_loader.h, models/bnb_format.h.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,5 @@
 // RmsNorm implementation: an autograd function that keeps only x and the per-row 1/rms for the backward
 // (autograd through the composition would keep the float32 copy, its square and the normed tensor).
-// Depends on: models/rms_norm.h, kernels/fused_ops.h.
 #include "models/rms_norm.h"
 
 #include "kernels/fused_ops.h"

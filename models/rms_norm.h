@@ -1,5 +1,5 @@
 // RmsNorm: y = w ⊙ x / sqrt(mean(x²) + eps), computed in fp32 and cast back (as transformers does).
-// Depends on: LibTorch. Legend: N normalized size (D, or Dh for Qwen3's q/k norm).
+// Legend: N normalized size (D, or Dh for Qwen3's q/k norm).
 #pragma once
 
 #include "core/torch.h"

@@ -1,6 +1,6 @@
 // RoPE implementation. The llama3 rule (Llama 3.1 release): wavelengths above
 // original_max/low_freq_factor are divided by `factor`, those below original_max/high_freq_factor kept,
-// and the band between interpolated smoothly. Depends on: models/rope.h, kernels/fused_ops.h.
+// and the band between interpolated smoothly.
 #include "models/rope.h"
 
 #include <cmath>

@@ -1,5 +1,5 @@
 // Rotary position embedding (the "rotate half" layout of HF Llama: dims [0, Dh/2) pair with [Dh/2, Dh)),
-// with default, linear and llama3 frequency scaling. Depends on: LibTorch, models/model_config.h.
+// with default, linear and llama3 frequency scaling.
 // Legend: B batch, T tokens, H heads, Dh head dim.
 #pragma once
 

@@ -1,6 +1,6 @@
 // safetensors reader/writer implementation. Format: u64 little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the data block
-// (offsets are relative to it). Depends on: models/safetensors.h, core/json_file.h, core/atomic_file.h.
+// (offsets are relative to it).
 #include "models/safetensors.h"
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // safetensors reading (mmap, validated header, zero-copy tensor views; sharded checkpoints through
-// model.safetensors.index.json) and writing (streamed, sharded by size, atomic). Depends on: LibTorch, core/.
+// model.safetensors.index.json) and writing (streamed, sharded by size, atomic).
 #pragma once
 
 #include "core/torch.h"

@@ -1,4 +1,4 @@
-// SequenceLayout constructors and the visibility mask. Depends on: models/sequence_layout.h.
+// SequenceLayout constructors and the visibility mask.
 #include "models/sequence_layout.h"
 
 namespace qtune {

@@ -1,7 +1,7 @@
 // SequenceLayout: which tokens may attend to which. Every token carries a segment id (0 = padding,
 // 1.. = a sequence; packed rows hold several) and a position id (restarting at 0 in each sequence).
 // A query sees a key iff both are in the same segment, the key is not later, and (with a sliding
-// window W) the key is less than W tokens back. Depends on: LibTorch. Legend: B batch, T tokens.
+// window W) the key is less than W tokens back. Legend: B batch, T tokens.
 #pragma once
 
 #include "core/torch.h"

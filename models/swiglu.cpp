@@ -1,4 +1,4 @@
-// SwiGLU autograd function. Depends on: models/swiglu.h, kernels/fused_ops.h.
+// SwiGLU autograd function.
 #include "models/swiglu.h"
 
 #include "kernels/fused_ops.h"

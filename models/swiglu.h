@@ -1,5 +1,5 @@
 // SwiGLU, the gate of the Llama MLP: silu(gate) ⊙ up, differentiable with a backward that keeps only
-// gate and up (autograd through the composition also keeps silu(gate)). Depends on: kernels/fused_ops.h.
+// gate and up (autograd through the composition also keeps silu(gate)).
 #pragma once
 
 #include "core/torch.h"

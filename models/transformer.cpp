@@ -1,5 +1,5 @@
 // Llama-family decoder implementation; the math matches transformers' eager attention path
-// (softmax in fp32, GQA by sharing each kv head across H/KV query heads). Depends on: models/transformer.h.
+// (softmax in fp32, GQA by sharing each kv head across H/KV query heads).
 #include "models/transformer.h"
 
 #include <torch/version.h>

@@ -1,6 +1,6 @@
 // The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3): embeddings, RMSNorm, RoPE, GQA attention
 // (optional q/k/v/o bias, Qwen3 q/k-norm, sliding window), SwiGLU MLP, lm_head (optionally tied), KV cache.
-// Module and weight names follow transformers. Depends on: models/{frozen_linear,rms_norm,rope,sequence_layout}.h.
+// Module and weight names follow transformers.
 // Legend: B batch, T tokens, Tk keys (cache + new), D hidden, H heads, KV kv-heads, Dh head dim,
 // F ffn, V vocab, L layers.
 #pragma once

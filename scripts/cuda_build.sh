@@ -6,7 +6,7 @@
 # build dependencies come from .deps/: on the CPU machine run `bash ../shared/device/fetch-deps.sh` first and
 # carry .deps to the GPU machine; without .deps the packages must be installed there. Environment:
 # QTUNE_CUDA_TESTS_ONLY=1 (stop after the CUDA tests), QTUNE_JOBS (default: all cores), QTUNE_BUILD_DIR
-# (default build-cuda), QTUNE_CUDA_ARCHITECTURES (default 80;90). Depends on: nvcc, python3 with a CUDA build of torch, cmake >= 3.25, ninja.
+# (default build-cuda), QTUNE_CUDA_ARCHITECTURES (default 80;90).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=${QTUNE_BUILD_DIR:-build-cuda}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: installs the dependencies, builds qtune, makes the tiny built-in base model and a task it cannot
 # do ("parity of N" -> even/odd), fine-tunes it with QLoRA (configs/tiny-qlora-sft.yaml), merges the
-# adapter, and prints held-out exact-match accuracy before and after. Depends on: scripts/build_qtune.sh.
+# adapter, and prints held-out exact-match accuracy before and after.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

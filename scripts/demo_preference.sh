@@ -4,7 +4,6 @@
 # adapter (configs/tiny-dpo.yaml); (2) ORPO in one stage from the bare base (configs/tiny-orpo.yaml).
 # Prints, for held-out prompts, how often greedy generation gives exactly the chosen (UPPER, correct)
 # and the rejected (lower) answer, before and after. About 30 seconds on 2 CPU cores once built.
-# Depends on: scripts/build_qtune.sh, scripts/make_preference_data.py.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

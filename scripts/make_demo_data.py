@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Writes the demo task: "parity of N" -> "even"/"odd" for random N < 100000, 800 training conversations
 # (OpenAI messages JSONL) and 100 held-out prompts with their answers. Deterministic (fixed seed).
-# Depends on: Python 3 standard library. Usage: scripts/make_demo_data.py OUT_DIR
+# Usage: scripts/make_demo_data.py OUT_DIR
 import json
 import os
 import random

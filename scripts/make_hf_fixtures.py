@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
 # Provides: golden-logit fixtures (tiny random Llama/Mistral/Qwen2/Qwen3 models + input cases) computed by HF transformers.
-# Depends on: torch 2.x, transformers >= 4.53 (masking_utils), numpy and safetensors; CPU is enough, a GPU is optional.
 import argparse
 import inspect
 import math

@@ -6,7 +6,7 @@
 #                     (half of them) or the wrong UPPER answer (the other half: style must not cost correctness)
 #   test_chosen.jsonl, test_rejected.jsonl   100 held-out prompts with the answer in each style
 #                     (`qtune generate --prompts` reports the exact-match rate per style)
-# Depends on: Python 3 standard library. Usage: scripts/make_preference_data.py OUT_DIR
+# Usage: scripts/make_preference_data.py OUT_DIR
 import json
 import os
 import random

@@ -1,6 +1,5 @@
 #!/usr/bin/env python3
 # Provides: golden-logit fixtures (tiny random Llama/Mistral/Qwen2/Qwen3 models + input cases) from an independent float64 reference forward pass.
-# Depends on: Python 3 and numpy only (no torch, no transformers); safetensors files are written by hand.
 import argparse
 import json
 import math

@@ -1,4 +1,4 @@
-// AdamW update and state. Depends on: trainer/adamw.h, core/error.h.
+// AdamW update and state.
 #include "trainer/adamw.h"
 
 #include <cmath>

@@ -1,6 +1,5 @@
 // qtune::AdamW: decoupled weight decay Adam (Loshchilov & Hutter), the update torch.optim.AdamW makes,
 // with fp32 moments kept per parameter so that they can be checkpointed and restored exactly.
-// Depends on: LibTorch.
 //
 //   p <- p - lr·wd·p;  m <- b1·m + (1-b1)·g;  v <- b2·v + (1-b2)·g²
 //   p <- p - lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps)

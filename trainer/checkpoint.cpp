@@ -1,5 +1,4 @@
-// Checkpoint writing and reading. Depends on: trainer/checkpoint.h, adapters/peft_format.h,
-// models/safetensors.h, core/atomic_file.h, core/json_file.h.
+// Checkpoint writing and reading.
 #include "trainer/checkpoint.h"
 
 #include <unistd.h>

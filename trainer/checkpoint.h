@@ -1,6 +1,6 @@
 // Training checkpoints: `output_dir/checkpoint-N/` with the adapter (PEFT format), the optimizer moments,
 // every rank's RNG state (rng_state_<rank>.safetensors) and the data position, written to a temporary
-// folder and renamed, so a crash never leaves a half checkpoint. Depends on: trainer/adamw.h, adapters/lora.h.
+// folder and renamed, so a crash never leaves a half checkpoint.
 //
 // trainer_state.json: {"format": "qtune-trainer-state", "version": 1, "step": N, "micro_batch": M,
 //                      "world_size": W, "micro_batches_per_epoch": E, ...}

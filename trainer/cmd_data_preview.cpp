@@ -1,6 +1,5 @@
 // qtune data preview CONFIG.yaml [--n N]: the first N training samples as the model will see them, with
 // trained tokens highlighted (green on a terminal, [[bracketed]] otherwise) and token counts.
-// Depends on: trainer/commands.h, trainer/data_report.h, data/tokenizer.h.
 #include <unistd.h>
 
 #include <iostream>

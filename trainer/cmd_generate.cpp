@@ -1,7 +1,6 @@
 // qtune generate --model DIR [--adapter DIR] (--prompt TEXT | --prompts FILE.jsonl) [--chat] ...: text from
 // a base model, a base + adapter (no merge needed) or a merged model. With --prompts, every line's
 // completion is printed as JSON and, where the line has "expected", exact-match accuracy is reported.
-// Depends on: trainer/commands.h, trainer/generation.h, adapters/peft_format.h, data/chat_template.h.
 #include <filesystem>
 #include <fstream>
 #include <iostream>

@@ -1,5 +1,4 @@
 // qtune init-model: writes a random model of one architecture in HF layout.
-// Depends on: trainer/commands.h, models/init_model.h, models/model_loader.h (parse_dtype).
 #include <iostream>
 
 #include "core/error.h"

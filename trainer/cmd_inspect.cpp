@@ -1,6 +1,5 @@
 // qtune inspect DIR: checks a model folder against its config and prints architecture, parameter
 // counts, dtypes and the memory of a 4-bit base (or the same as JSON with --json).
-// Depends on: trainer/commands.h, models/model_loader.h.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 

@@ -1,5 +1,5 @@
 // qtune merge --base DIR --adapter DIR --out DIR [--dtype bf16|f16|f32] [--load-in-4bit ...]: base + adapter
-// -> a plain HF model. Depends on: trainer/commands.h, adapters/merge.h.
+// -> a plain HF model.
 #include <iostream>
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // qtune quantize --model DIR --out DIR [--type nf4|fp4] [--double-quant] [--blocksize N]: writes a
-// bitsandbytes-format 4-bit checkpoint. Depends on: trainer/commands.h, models/quantize_model.h.
+// bitsandbytes-format 4-bit checkpoint.
 #include <iostream>
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // qtune tokenize --tokenizer DIR_OR_FILE [--special] [--decode]: one JSON array of ids per input line
-// (or, with --decode, one line of text per JSON array). Depends on: trainer/commands.h, data/tokenizer.h.
+// (or, with --decode, one line of text per JSON array).
 #include <iostream>
 #include <string>
 

@@ -1,5 +1,4 @@
-// qtune train CONFIG.yaml [key=value ...] [--nproc N]: fine-tune as the config says. Depends on:
-// trainer/commands.h, trainer/trainer.h, trainer/launcher.h.
+// qtune train CONFIG.yaml [key=value ...] [--nproc N]: fine-tune as the config says.
 #include <fstream>
 #include <sstream>
 

@@ -1,6 +1,5 @@
 // qtune validate CONFIG.yaml [key=value ...]: checks the config, the model folder, the tokenizer and every
 // dataset (reading, templating, tokenizing, packing) without training, and prints the run's memory plan.
-// Depends on: trainer/commands.h, trainer/data_report.h, trainer/trainer.h, models/model_loader.h.
 #include <iostream>
 #include <sstream>
 

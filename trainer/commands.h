@@ -1,5 +1,4 @@
 // The qtune subcommands: each registers its options on the CLI11 app and returns the function to run.
-// Depends on: CLI11.
 #pragma once
 
 #include <CLI/CLI.hpp>

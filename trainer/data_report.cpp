@@ -1,4 +1,4 @@
-// Data summaries. Depends on: trainer/data_report.h.
+// Data summaries.
 #include "trainer/data_report.h"
 
 #include <fmt/format.h>

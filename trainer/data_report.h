@@ -1,5 +1,5 @@
 // The data summary `qtune validate` and `qtune data preview` print, and the packing plan they share with
-// training. Depends on: data/prepare_data.h, data/packing.h, trainer/train_config.h.
+// training.
 #pragma once
 
 #include <ostream>

@@ -1,5 +1,5 @@
 // GPU memory limit and peaks through c10's CUDA caching allocator. Kept apart so that only this file needs
-// the CUDA headers (compiled with them only under QTUNE_WITH_CUDA). Depends on: trainer/device_memory.h.
+// the CUDA headers (compiled with them only under QTUNE_WITH_CUDA).
 #include "trainer/device_memory.h"
 
 #include <algorithm>

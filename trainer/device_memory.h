@@ -1,6 +1,5 @@
 // GPU memory of a training run: capping the CUDA caching allocator (gpu_memory_limit) and reading its
 // peaks. Everything is a no-op returning 0 on the CPU and in builds without CUDA, so callers need no #ifdef.
-// Depends on: core/torch.h (torch::Device); the .cpp uses c10/cuda only under QTUNE_WITH_CUDA.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Device probes. Depends on: trainer/device_probe.h, torch/cuda.h (synchronize; a no-op path on the CPU).
+// Device probes.
 #include "trainer/device_probe.h"
 
 #include <torch/cuda.h>

@@ -1,7 +1,6 @@
 // Quick measurements of the training device for the memory plan (trainer/memory_plan.h): its matmul rate
 // in the compute dtype, the host→device copy rate from pinned memory (tens of milliseconds each), and the
 // host memory available.
-// Depends on: core/torch.h.
 #pragma once
 
 #include "core/torch.h"

@@ -1,4 +1,4 @@
-// c10d rendezvous and collectives. Depends on: trainer/distributed.h, LibTorch's c10d (TCPStore, Gloo).
+// c10d rendezvous and collectives.
 #include "trainer/distributed.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>

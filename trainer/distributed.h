@@ -2,7 +2,6 @@
 // (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a TCPStore rendezvous hosted by rank 0, a
 // Gloo process group for CPU tensors and, in CUDA builds with NCCL, an NCCL group for the gradient sums
 // of GPU tensors. One rank (no environment) needs none of it.
-// Depends on: core/torch.h, core/error.h.
 #pragma once
 
 #include <chrono>

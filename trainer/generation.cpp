@@ -1,4 +1,4 @@
-// Token-by-token decoding. Depends on: trainer/generation.h.
+// Token-by-token decoding.
 #include "trainer/generation.h"
 
 #include <algorithm>

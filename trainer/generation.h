@@ -1,5 +1,5 @@
 // Text generation with a KV cache: greedy or temperature/top-p sampling from a seeded generator, stopping
-// at an end-of-sequence id. Depends on: models/transformer.h, data/tokenizer.h.
+// at an end-of-sequence id.
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// Bucketed gradient sums across ranks. Depends on: trainer/gradient_reducer.h.
+// Bucketed gradient sums across ranks.
 #include "trainer/gradient_reducer.h"
 
 namespace qtune {

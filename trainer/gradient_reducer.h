@@ -1,7 +1,7 @@
 // The LoRA gradients of an optimizer step, summed across ranks in buckets while the backward still runs
 // (as PyTorch's DDP does): the backward reaches the adapters from the last layer to the first, so buckets
 // are filled in that order, and each one is sent as soon as the step's last backward has added all of
-// its adapters' gradients. Depends on: adapters/lora.h, trainer/distributed.h.
+// its adapters' gradients.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Local rank launcher. Depends on: trainer/launcher.h.
+// Local rank launcher.
 #include "trainer/launcher.h"
 
 #include <netinet/in.h>

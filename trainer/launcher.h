@@ -1,7 +1,7 @@
 // `qtune train --nproc N`: runs N local ranks of this same command (torchrun's job, without Python):
 // each child gets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR=127.0.0.1 and a free MASTER_PORT, then
 // re-executes this program with the same arguments (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS default to
-// cores / N, as torchrun limits threads). Depends on: nothing (POSIX).
+// cores / N, as torchrun limits threads).
 #pragma once
 
 namespace qtune {

@@ -1,4 +1,4 @@
-// The schedule formulas. Depends on: trainer/lr_schedule.h.
+// The schedule formulas.
 #include "trainer/lr_schedule.h"
 
 #include <algorithm>

@@ -1,6 +1,5 @@
 // Learning-rate schedules as transformers defines them (constant, constant_with_warmup, linear, cosine
 // with an optional floor): the multiplier of the base learning rate at each optimizer step.
-// Depends on: nothing.
 #pragma once
 
 #include <cstdint>

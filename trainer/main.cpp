@@ -1,6 +1,5 @@
 // qtune entry point: parses the command line and maps failures to exit statuses (2: bad usage or
 // input, with one "error:" line; 1: internal failure or out of memory, also one line).
-// Depends on: trainer/commands.h, core/error.h.
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 #include <torch/cuda.h>

@@ -1,4 +1,4 @@
-// The memory plan's arithmetic. Depends on: trainer/memory_plan.h, models/architecture.h, adapters/lora.h.
+// The memory plan's arithmetic.
 #include "trainer/memory_plan.h"
 
 #include <fmt/format.h>

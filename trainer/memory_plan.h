@@ -3,7 +3,7 @@
 // (gpu_memory_limit, or the GPU's memory) it turns on what the run needs to fit, cheapest first:
 // gradient checkpointing, then streaming the 4-bit layers from host memory (offload_base), then
 // activation offloading. Figures are estimates from the shapes (the allocator's peaks in metrics.jsonl
-// are the measurement). Depends on: models/model_config.h, trainer/train_config.h.
+// are the measurement).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The preference formulas. Depends on: trainer/preference_loss.h.
+// The preference formulas.
 #include "trainer/preference_loss.h"
 
 #include "core/error.h"

@@ -1,5 +1,4 @@
 // Preference losses on per-pair log-probabilities, as the papers define them (and TRL names them).
-// Depends on: core/torch.h.
 //
 // Legend: per pair, πc and πr are the policy's log-probabilities of the chosen and rejected answer
 // (summed over answer tokens, or averaged where marked "mean"), ρc and ρr the reference model's,

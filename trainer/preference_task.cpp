@@ -3,8 +3,7 @@
 // (prompt labels are -100). DPO's reference model is the same frozen base under a ReferenceModel guard
 // (base alone, or base + the frozen lora_model_dir adapter), run without autograd before the policy's
 // forward so its activations are gone when the policy's are alive; or its log-probs are computed once
-// before training (precompute_ref_log_probs). Depends on: trainer/{training_task,preference_loss,
-// data_report}.h, models/frozen_linear.h.
+// before training (precompute_ref_log_probs).
 #include <chrono>
 #include <cmath>
 #include <iostream>

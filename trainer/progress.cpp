@@ -1,4 +1,4 @@
-// Progress output and metrics.jsonl. Depends on: trainer/progress.h.
+// Progress output and metrics.jsonl.
 #include "trainer/progress.h"
 
 #include <unistd.h>

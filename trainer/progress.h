@@ -1,6 +1,6 @@
 // Training progress: a live bar on a terminal (loss, lr, grad norm, tokens/s, memory, ETA), plain lines
 // otherwise, and every logged value in output_dir/metrics.jsonl (on a GPU also the allocator's peak memory
-// since the previous line). Depends on: trainer/train_config.h, trainer/device_memory.h.
+// since the previous line).
 #pragma once
 
 #include <chrono>

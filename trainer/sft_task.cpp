@@ -1,5 +1,5 @@
 // The SFT recipe: next-token cross-entropy over the trained tokens, normalized by the trained tokens
-// of the whole optimizer step. Depends on: trainer/training_task.h, trainer/data_report.h.
+// of the whole optimizer step.
 #include <cmath>
 
 #include "core/error.h"

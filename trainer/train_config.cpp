@@ -1,5 +1,4 @@
 // TrainConfig loading: YAML -> JSON -> typed fields through one table of keys.
-// Depends on: trainer/train_config.h, yaml-cpp, core/did_you_mean.h, core/error.h.
 #include "trainer/train_config.h"
 
 #include <fmt/ranges.h>

@@ -1,6 +1,5 @@
 // qtune::TrainConfig: the YAML file a user writes (Axolotl's key names), validated key by key: unknown
 // keys get a "did you mean" hint, wrong types name the key; `key=value` overrides from the command line.
-// Depends on: data/dataset_spec.h, data/prepare_data.h, models/model_loader.h.
 #pragma once
 
 #include <cstdint>

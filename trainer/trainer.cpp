@@ -1,5 +1,4 @@
-// The training run, top to bottom. Depends on: trainer/trainer.h, trainer/{training_task,adamw,lr_schedule,
-// checkpoint,progress,device_memory}.h, adapters/{lora,peft_format}.h, models/model_loader.h, data/prepare_data.h.
+// The training run, top to bottom.
 #include "trainer/trainer.h"
 
 #include <torch/cuda.h>

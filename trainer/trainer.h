@@ -2,7 +2,6 @@
 // the data, and runs the loop shared by SFT and preference training (the recipe is a TrainingTask):
 // micro-batches accumulated into optimizer steps, AdamW, the LR schedule, clipping, evaluation,
 // logging, checkpoints and exact resume, a clean stop on SIGINT/SIGTERM, and the PEFT adapter as output.
-// Depends on: trainer/train_config.h, adapters/lora.h.
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// Shared pieces of the recipes. Depends on: trainer/training_task.h.
+// Shared pieces of the recipes.
 #include "trainer/training_task.h"
 
 #include <cmath>

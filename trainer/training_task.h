@@ -1,7 +1,6 @@
 // What the shared training loop (trainer/trainer.cpp) asks of a recipe, SFT or preference training:
 // the micro-batches of the run, one optimizer step's forward and backward with its metrics, and the
 // validation metrics. Plus the pieces both recipes use: device batches and the epoch batch schedule.
-// Depends on: trainer/{train_config,progress}.h, models/transformer.h, data/packing.h.
 #pragma once
 
 #include <functional>

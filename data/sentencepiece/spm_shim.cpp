@@ -1,5 +1,4 @@
 // libqtune_spm.so: the C interface of spm_shim_abi.h over sentencepiece's SentencePieceProcessor.
-// Depends on: libsentencepiece (Debian's, carrying its own protobuf: only ever dlopen'ed, see DESIGN.md).
 //
 // Special tokens. sentencepiece never matches control pieces ("<s>", "</s>", "[INST]" in Mistral) in text;
 // only USER_DEFINED pieces are matched. HF's slow LlamaTokenizer splits the text on its special tokens

@@ -1,5 +1,5 @@
 /* The C interface of libqtune_spm.so, the shim around libsentencepiece that qtune opens with dlopen.
- * Depends on: nothing (plain C types only, so the shim and its loader share no C++ ABI or protobuf). */
+ * Plain C types only, so the shim and its loader share no C++ ABI or protobuf. */
 #ifndef QTUNE_DATA_SENTENCEPIECE_SPM_SHIM_ABI_H
 #define QTUNE_DATA_SENTENCEPIECE_SPM_SHIM_ABI_H
 

@@ -1,6 +1,5 @@
 // Helpers of the ATen glue of the CUDA kernels (quant4_torch.cpp, fused_torch.cpp): the kernels' element
 // type of a dtype, and CUDA status checks as c10::Error. Built only against a CUDA LibTorch.
-// Depends on: ATen, the CUDA runtime, kernels/cuda/quant4_kernels.cuh (ElementType).
 #pragma once
 
 #include <ATen/ATen.h>

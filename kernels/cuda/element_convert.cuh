@@ -1,6 +1,6 @@
 // Device-side conversions between the element types of the CUDA kernels (float, bf16, f16) and float32,
 // the arithmetic type of every kernel. Round to nearest even, as ATen's casts. Included by the .cu files
-// only. Depends on: cuda_bf16.h, cuda_fp16.h.
+// only.
 #pragma once
 
 #include <cuda_bf16.h>

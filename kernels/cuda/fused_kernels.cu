@@ -2,7 +2,6 @@
 // Elementwise and row loops are grid-stride loops with int64 indices, so any size fits a capped grid.
 // Rows and elementwise arrays move in 16-byte packs when every pointer is 16-byte aligned (and, for rows,
 // the row length is a whole number of packs); otherwise element by element.
-// Depends on: kernels/cuda/fused_kernels.cuh, kernels/cuda/element_convert.cuh.
 #include "kernels/cuda/fused_kernels.cuh"
 
 #include <algorithm>

@@ -3,7 +3,6 @@
 // in `type` unless said otherwise; the arithmetic is float32 with one rounding to `type` per output.
 // Outputs must not overlap the inputs, except where said. Every launcher returns cudaErrorInvalidValue for
 // invalid sizes (or type) and otherwise the launch status.
-// Depends on: the CUDA runtime, kernels/cuda/quant4_kernels.cuh (ElementType).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -4,7 +4,6 @@
 // dispatch in kernels/fused_ops.cpp keeps them on the ATen path). Inputs that are only read are made
 // contiguous (free when they are already); the tensor rotated in place must be contiguous. Built only
 // against a CUDA LibTorch (QTUNE_WITH_CUDA).
-// Depends on: kernels/fused_ops.h, kernels/cuda/fused_kernels.cuh, kernels/cuda/aten_glue.h, ATen CUDA.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 

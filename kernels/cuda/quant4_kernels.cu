@@ -1,5 +1,4 @@
-// The 4-bit CUDA kernels and their launchers. Depends on: kernels/cuda/quant4_kernels.cuh,
-// kernels/cuda/element_convert.cuh, kernels/quant_codes.h.
+// The 4-bit CUDA kernels and their launchers.
 #include "kernels/cuda/quant4_kernels.cuh"
 
 #include "kernels/cuda/element_convert.cuh"

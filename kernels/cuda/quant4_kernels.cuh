@@ -1,7 +1,6 @@
 // CUDA kernels of the 4-bit formats, behind launchers that take raw pointers, sizes and a stream (no
 // torch headers, so they compile on machines whose LibTorch has no CUDA). Same codes and values as the
 // CPU implementation in kernels/blockwise_quant.cpp, bit for bit.
-// Depends on: the CUDA runtime, kernels/quant_codes.h.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -1,6 +1,5 @@
 // ATen glue of the 4-bit CUDA kernels: tensor checks, output allocation, the current stream. Built only
-// against a CUDA LibTorch (QTUNE_WITH_CUDA). Depends on: kernels/cuda/quant4_kernels.cuh,
-// kernels/cuda/aten_glue.h, kernels/blockwise_quant.h, ATen CUDA.
+// against a CUDA LibTorch (QTUNE_WITH_CUDA).
 #include <ATen/cuda/CUDAContext.h>
 
 #include "kernels/blockwise_quant.h"

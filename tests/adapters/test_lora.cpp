@@ -1,7 +1,6 @@
 // LoRA adapters: gradients against central finite differences (float64), the B = 0 identity at init,
 // the ReferenceModel guard (base alone, or base + a frozen reference copy), float64 gradient sums (equal to
 // autograd's gradients, and to the bit the same however the batch is split), PEFT's init, rsLoRA scale, target selection and its errors.
-// Depends on: adapters/lora.h, models/model_loader.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
 #include <algorithm>

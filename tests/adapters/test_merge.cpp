@@ -1,6 +1,6 @@
 // Merging LoRA into the base: the merged checkpoint's logits equal base + adapter (dense base; 4-bit
 // base quantized at load; pre-quantized bitsandbytes base), bf16 output within one rounding, sharding,
-// and the errors. Depends on: adapters/{merge,peft_format}.h, models/{model_loader,quantize_model}.h, tests/support.
+// and the errors.
 #include <gtest/gtest.h>
 
 #include <cmath>

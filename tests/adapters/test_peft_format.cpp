@@ -1,6 +1,5 @@
 // PEFT adapter folders: save -> load round trip, adapter_config.json keys and values, tensor names and
 // shapes, the alternative names PEFT files use, and the errors for malformed folders.
-// Depends on: adapters/peft_format.h, models/model_loader.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
 #include <filesystem>

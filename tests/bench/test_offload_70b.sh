@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest: bench/offload_70b.sh end to end on the CPU with a 4-layer tiny shape (offload_base forced, the CPU
 # has no budget): the streamed run's results line carries what the layer streaming moved, and the RTX 4090
-# estimate is printed. Usage: test_offload_70b.sh QTUNE_BINARY SOURCE_DIR. Depends on: python3.
+# estimate is printed. Usage: test_offload_70b.sh QTUNE_BINARY SOURCE_DIR.
 set -euo pipefail
 qtune=$1 source_dir=$2
 out=$(mktemp -d)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ctest: bench/train_throughput.sh end to end on the CPU with the tiny shape (3 steps, a few seconds): one
 # results line with status ok, positive tokens/s and MFU, and the FLOPs of the shared formula.
-# Usage: test_train_throughput.sh QTUNE_BINARY SOURCE_DIR. Depends on: python3.
+# Usage: test_train_throughput.sh QTUNE_BINARY SOURCE_DIR.
 set -euo pipefail
 qtune=$1 source_dir=$2
 out=$(mktemp -d)

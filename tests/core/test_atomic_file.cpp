@@ -1,5 +1,4 @@
 // Tests for AtomicFile: content lands only on commit; an abandoned write leaves the old file intact.
-// Depends on: core/atomic_file.h, GoogleTest.
 #include <gtest/gtest.h>
 
 #include <filesystem>

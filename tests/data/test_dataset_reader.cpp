@@ -1,7 +1,5 @@
 // Tests of the dataset readers (alpaca, ShareGPT, OpenAI messages, completion, TRL preference files shaped
 // like the public datasets), their error messages, DatasetSpec validation, the seeded split/mix, typo hints.
-// Depends on: data/dataset_reader.h, data/dataset_spec.h, data/dataset_mix.h, core/did_you_mean.h,
-// tests/support/files.h.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,7 +1,6 @@
 // Packing and batching: first-fit-decreasing against a hand packing, drop/truncate accounting, per-seed
 // batch orders, length grouping's padding saving, and collated ids/labels/positions/segments cell by cell;
 // the same for preference pairs (drop reasons, chosen-then-rejected batch layout, totals).
-// Depends on: data/packing.h, data/dataset_mix.h (SplitMix64 for test data), core/error.h.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,7 +1,6 @@
 // Masking: which tokens of a templated conversation are trained, checked on the real Llama 3 and
 // Mistral tokenizers: the ids equal a plain tokenization of the rendered text, and the trained tokens
 // decode to exactly the assistant contents and their end-of-turn markers.
-// Depends on: data/sample_encoder.h, data/hf_tokenizer.h, tests/support/files.h.
 #include <gtest/gtest.h>
 
 #include "data/hf_tokenizer.h"

@@ -1,5 +1,5 @@
 // Tests for the sentencepiece .model tokenizer against Debian's spm_encode / spm_decode, on a BPE (with byte
-// fallback) and a unigram model trained here by spm_train. Depends on: data/sentencepiece_tokenizer.h, core/error.h.
+// fallback) and a unigram model trained here by spm_train.
 #include <gtest/gtest.h>
 
 #include <unistd.h>

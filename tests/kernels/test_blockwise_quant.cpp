@@ -1,7 +1,6 @@
 // Blockwise 4-bit quantization against a scalar reference written here from the format description
 // (bitsandbytes / QLoRA): per block absmax, codes by nearest value with the published boundaries, two
 // codes per byte high nibble first, 8-bit double quantization of the absmax around its mean.
-// Depends on: kernels/blockwise_quant.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
 #include <cmath>

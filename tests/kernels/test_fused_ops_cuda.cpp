@@ -4,7 +4,6 @@
 // Errors are relative to the largest magnitude: at most 1e-5 in f32 (a wrong formula or constant is far
 // above), about two rounding steps in bf16/f16 (the CPU rounds intermediate products to the dtype, the
 // kernels round once). Skipped without a CUDA build or a GPU.
-// Depends on: kernels/fused_ops.h, models/rope.h, torch/cuda.h.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 

@@ -1,6 +1,6 @@
 // The CUDA 4-bit kernels against the CPU implementation, bit for bit: codes, absmax (single and double
 // quantization) and dequantized values in every dtype. Skipped on machines without a GPU or without a
-// CUDA build. Depends on: kernels/blockwise_quant.h, torch/cuda.h.
+// CUDA build.
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 

@@ -1,7 +1,6 @@
 // The bitsandbytes 4-bit checkpoint format: write -> read -> write is byte-identical; a file built by
 // hand in the exact HF layout loads with the values it encodes; load-time quantization; and the corpus
 // of inconsistent files, each one error naming the tensor and the field.
-// Depends on: models/{bnb_format,quantize_model,model_loader,linear4bit}.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -1,6 +1,5 @@
 // Chunked target log-probabilities against the full logits through ATen's cross_entropy (the reference),
 // values and gradients, with skipped positions, any chunk size, a 4-bit lm_head, and through a LoRA model.
-// Depends on: models/chunked_log_probs.h, models/linear4bit.h, models/model_loader.h, adapters/lora.h.
 #include <gtest/gtest.h>
 
 #include "adapters/lora.h"

@@ -1,7 +1,6 @@
 // The hand-written backwards of RMSNorm, in-place RoPE and SwiGLU against autograd through the plain
 // composition of ATen ops (the reference: ATen's own derivative formulas), in float64 and float32, and
-// attend()'s mask-free causal path against the explicit mask. Depends on: models/{rms_norm,rope,swiglu,
-// transformer}.h, tests/support/test_support.h.
+// attend()'s mask-free causal path against the explicit mask.
 #include <gtest/gtest.h>
 
 #include "models/model_loader.h"

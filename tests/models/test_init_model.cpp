@@ -1,5 +1,5 @@
 // Tests for init-model: exact HF layout, determinism per seed, sharding, and that every architecture
-// loads back with the statistics of the requested initialization. Depends on: tests/support, models/.
+// loads back with the statistics of the requested initialization.
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -1,6 +1,5 @@
 // Gradient checkpointing gives exactly the gradients of the plain backward, with dropout in the adapters
-// (the recomputation replays the same random masks). Depends on: models/layer_checkpoint.h,
-// models/model_loader.h, tests/support/test_support.h.
+// (the recomputation replays the same random masks).
 #include <gtest/gtest.h>
 
 #include "models/model_loader.h"

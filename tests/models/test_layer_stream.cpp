@@ -1,7 +1,6 @@
 // Streaming the 4-bit layers from host memory (offload_base) changes where the weights wait, not what the
 // model computes: losses, logits and LoRA gradients equal the resident model's to the bit on the CPU,
 // over several steps and with a no-gradient pass in between (a stale slot or a wrong prefetch would show).
-// Depends on: models/{layer_stream,model_loader,chunked_log_probs}.h, adapters/lora.h.
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 

@@ -1,6 +1,5 @@
 // The 4-bit linear: forward and backward against the dense product with the dequantized weight, the
 // input gradient against central finite differences (float64), and the format bookkeeping.
-// Depends on: models/linear4bit.h, tests/support/test_support.h.
 #include <gtest/gtest.h>
 
 #include "models/linear4bit.h"

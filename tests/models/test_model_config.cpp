@@ -1,6 +1,5 @@
 // Tests for config.json parsing on the real configs of released models (key sets as published), with
 // parameter counts checked against the counts the model publishers state; errors for bad configs.
-// Depends on: models/model_config.h, models/architecture.h.
 #include <gtest/gtest.h>
 
 #include "core/error.h"

@@ -1,7 +1,7 @@
 // A whole LoRA training forward/backward on CUDA against the same on the CPU: the 4-bit base, the fused
 // RMSNorm/RoPE/SwiGLU kernels, scaled_dot_product_attention (causal and masked), the LoRA term added into
 // the base output, the chunked loss, checkpointing with offloaded layer inputs. Skipped without a CUDA
-// build or a GPU (ctest -L cuda). Depends on: models/{model_loader,chunked_log_probs}.h, adapters/lora.h.
+// build or a GPU (ctest -L cuda).
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>

@@ -1,6 +1,5 @@
 // Tests for the safetensors reader/writer: byte layout checked by hand-built files in both directions,
 // every dtype, sharding + index, zero-copy views, and rejection of corrupted files.
-// Depends on: models/safetensors.h, tests/support.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 

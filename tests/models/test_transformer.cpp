@@ -1,7 +1,6 @@
 // Tests for the transformer: logits against HF transformers (computed at test time) and an independent numpy
 // implementation (committed fixtures), and properties that must hold exactly:
 // packing = separate runs, padding invariance, KV-cache decoding = full forward, GQA = expanded MHA.
-// Depends on: models/model_loader.h, models/safetensors.h, tests/support.
 #include <gtest/gtest.h>
 
 #include <algorithm>

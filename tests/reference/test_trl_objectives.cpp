@@ -5,7 +5,6 @@
 // CPOTrainer loss_type simpo (pure, and with label smoothing and cpo_alpha); ORPOTrainer. What cannot match is in
 // kKnownDifferences below, with the reason. SFT: the loss is the mean NLL over the trained (label != -100) tokens
 // of the step, as transformers' `loss`.
-// Depends on: trainer/training_task.h, adapters/peft_format.h, models/{model_loader,safetensors}.h.
 #include <gtest/gtest.h>
 
 #include <algorithm>

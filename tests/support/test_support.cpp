@@ -1,4 +1,4 @@
-// Test helpers implementation. Depends on: tests/support/test_support.h.
+// Test helpers implementation.
 #include "tests/support/test_support.h"
 
 #include <sys/wait.h>

@@ -1,5 +1,4 @@
 // Helpers for tests that use torch: comparing tensors, making tiny models (plus everything in files.h).
-// Depends on: GoogleTest, core/torch.h, tests/support/files.h.
 #pragma once
 
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // The broken-checkpoint corpus: each case damages a valid model folder in one way, and `qtune inspect`
 // must exit 2 with exactly one "error:" line naming the file and the problem (never a crash).
-// scripts/test.sh also runs this suite under AddressSanitizer. Depends on: tests/support, models/safetensors.h.
+// scripts/test.sh also runs this suite under AddressSanitizer.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 // `qtune validate`, `qtune data preview` and `qtune tokenize` run as a user runs them: real-format configs
 // and datasets, the real Llama 3 tokenizer files, and a corpus of bad inputs that must each end in one
-// "error:" line naming the file (and line or key) with exit status 2. Depends on: tests/support/files.h.
+// "error:" line naming the file (and line or key) with exit status 2.
 #include <gtest/gtest.h>
 
 #include <filesystem>

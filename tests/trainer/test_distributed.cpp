@@ -1,6 +1,6 @@
 // The c10d layer on the CPU machine: two ranks (this test process and a forked child) meet through a
 // TCPStore on loopback and sum tensors with Gloo; a rank whose peer never comes fails within the timeout
-// naming itself; bad launch variables name the variable. Depends on: trainer/{distributed,launcher}.h, tests/support/test_support.h.
+// naming itself; bad launch variables name the variable.
 #include <gtest/gtest.h>
 
 #include <cstdlib>

@@ -4,7 +4,6 @@
 // rel ≤ 1e-6 at every step); only rank 0 writes; a rank killed mid-run stops the other at once with a
 // line naming it, and resuming on 2 ranks reproduces the uninterrupted run to the bit (every rank's RNG
 // and the data position are in the checkpoint); a 2-rank checkpoint resumes on 1 rank with a note.
-// Depends on: tests/support/test_support.h, adapters/peft_format.h.
 #include <gtest/gtest.h>
 #include <signal.h>
 

@@ -1,7 +1,7 @@
 // Gradient buckets across two ranks (this process and a forked child, Gloo on loopback): the gradients
 // after finish() are the sums of both ranks' backwards, every bucket of a rank with rows is on its way
 // before its backward returns (so the sums overlap the backward), and a rank without rows in a step
-// still takes part. Depends on: trainer/gradient_reducer.h, tests/support/test_support.h.
+// still takes part.
 #include <gtest/gtest.h>
 
 #include "models/model_loader.h"

@@ -1,8 +1,7 @@
 // The memory plan against real objects and published figures: its 4-bit bytes against the quantizer's
 // storage, its LoRA count against injected adapters, its slot size against the streamer's, its Llama-3-70B
 // parameter count against Meta's published 70.55B; and its choices under a budget: a 70B model under
-// 22 GiB streams its layers, an 8B one under 24 GiB does not. Depends on: trainer/memory_plan.h,
-// models/{model_loader,layer_stream}.h, adapters/lora.h.
+// 22 GiB streams its layers, an 8B one under 24 GiB does not.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The LR schedules against their closed forms (transformers' definitions) and AdamW against the update
-// written out by hand, including a save/restore of its state mid-way. Depends on: trainer/{lr_schedule,adamw}.h.
+// written out by hand, including a save/restore of its state mid-way.
 #include <gtest/gtest.h>
 
 #include <cmath>

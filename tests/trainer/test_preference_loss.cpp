@@ -1,7 +1,6 @@
 // The preference losses against the published formulas written out here in plain double arithmetic,
 // with their derivatives worked by hand: DPO (sigmoid, cDPO label smoothing), robust DPO, hinge, IPO,
 // SimPO and ORPO, losses and gradients on fixed log-probs (rel <= 1e-6 in fp64), and the rewards.
-// Depends on: trainer/preference_loss.h.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,7 +1,6 @@
 // `qtune train` with rl: dpo / orpo end to end on a tiny model: pair accuracy rises, metrics.jsonl has
 // TRL's names, a stopped and resumed run equals an uninterrupted one, DPO from an SFT adapter starts at
 // zero rewards (that adapter is the reference), and bad pairs are counted or named file:line.
-// Depends on: tests/support/files.h.
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -2,7 +2,7 @@
 // rejected in one padded forward, prompts masked) equal an independent computation here (each answer
 // scored alone with log_softmax, the reference as a second model without LoRA, the papers' formulas),
 // rel <= 1e-6 (DPO, IPO, SimPO, ORPO with and without the prompt in its NLL); precomputed reference log-probs change nothing; a frozen
-// lora_model_dir adapter is the reference. Depends on: trainer/training_task.h, adapters/lora.h, data/prepare_data.h.
+// lora_model_dir adapter is the reference.
 #include <gtest/gtest.h>
 
 #include <array>

@@ -1,6 +1,6 @@
 // `qtune train` end to end on a tiny model with qtune's byte tokenizer: the loss falls, a run stopped
 // and resumed equals an uninterrupted one (same losses, byte-identical adapter), SIGTERM saves a
-// checkpoint and exits 0, and the outputs are a PEFT adapter. Depends on: tests/support/files.h.
+// checkpoint and exits 0, and the outputs are a PEFT adapter.
 #include <gtest/gtest.h>
 #include <signal.h>
 

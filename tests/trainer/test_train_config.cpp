@@ -1,5 +1,5 @@
 // The YAML config: YAML 1.2 scalar typing, defaults, key=value overrides, paths relative to the config
-// file, and one-line errors naming the file and key. Depends on: trainer/train_config.h, tests/support.
+// file, and one-line errors naming the file and key.
 #include <gtest/gtest.h>
 
 #include "core/error.h"
