@@ -2,11 +2,11 @@
 #include "adapters/lora.h"
 
 #include <fmt/ranges.h>
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "adapters/lora_init.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "models/architecture.h"
@@ -20,65 +20,6 @@ std::string last_component(const std::string& module) {
 }
 
 bool is_float(at::ScalarType t) { return t == at::kFloat || t == at::kDouble || t == at::kBFloat16 || t == at::kHalf; }
-
-// aᵀ·b for a [T, p], b [T, q]: the GEMM transposes the smaller operand (in bf16 LibTorch copies a
-// transposed operand first, and a [T, out] one is the size of an activation).
-torch::Tensor transposed_product(const torch::Tensor& a, const torch::Tensor& b) {
-  return a.size(-1) <= b.size(-1) ? torch::matmul(a.t(), b) : torch::matmul(b.t(), a).t();
-}
-
-// Adds Σ over tokens of aᵀ·b for a [..., p], b [..., q] into sum [p, q]. On the CPU (batch_invariant_matmul's
-// rule) a [B, T, ·] batch gives one GEMM per sequence, added in the sum's dtype: a sequence's part then does
-// not depend on its batch, and a float64 total hardly on the order of the parts.
-void add_token_sum(torch::Tensor sum, const torch::Tensor& a, const torch::Tensor& b) {
-  if (a.is_cpu() && a.dim() == 3) {
-    for (int64_t i = 0; i < a.size(0); ++i) sum.add_(transposed_product(a[i], b[i]).to(sum.scalar_type()));
-    return;
-  }
-  sum.add_(transposed_product(a.reshape({-1, a.size(-1)}), b.reshape({-1, b.size(-1)})).to(sum.scalar_type()));
-}
-
-// y += s · low · bᵀ in place: one GEMM whose output is y (cuBLAS / BLAS add into C), so the adapter's
-// term costs no [..., out] temporary. low [..., R], b [out, R]. A CPU [B, T, ·] batch gets one GEMM per
-// sequence (batch_invariant_matmul's rule).
-void add_low_rank_product_(torch::Tensor& y, const torch::Tensor& low, const torch::Tensor& b, double scale) {
-  if (y.is_cpu() && y.dim() == 3) {
-    for (int64_t i = 0; i < y.size(0); ++i) y[i].addmm_(low[i], b.t(), /*beta=*/1, /*alpha=*/scale);
-    return;
-  }
-  y.view({-1, y.size(-1)}).addmm_(low.reshape({-1, low.size(-1)}), b.t(), /*beta=*/1, /*alpha=*/scale);
-}
-
-// y + s · (h · Aᵀ) · Bᵀ, added into y in place, whose backward passes y's gradient through, returns h's
-// and adds A's and B's into the adapter's gradient sums (see LoraAdapterImpl::use_gradient_sums).
-struct LoraDeltaIntoSums : public torch::autograd::Function<LoraDeltaIntoSums> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor y, const torch::Tensor& h, const torch::Tensor& A,
-                               const torch::Tensor& B, double scale, LoraAdapterImpl* adapter) {
-    const torch::Tensor a = A.to(h.scalar_type()), b = B.to(h.scalar_type());
-    const torch::Tensor low = batch_invariant_matmul(h, a.t());  // [..., R]
-    ctx->save_for_backward({h, low, a, b});
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["adapter"] = reinterpret_cast<int64_t>(adapter);  // outlives the graph (a module of the model)
-    add_low_rank_product_(y, low, b, scale);
-    ctx->mark_dirty({y});
-    return y;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grad) {
-    const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &h = saved[0], &low = saved[1], &a = saved[2], &b = saved[3];
-    // The scale goes on the [..., R] factors, not on y's [..., out] gradient (one full-size product fewer).
-    const double scale = ctx->saved_data["scale"].toDouble();
-    const torch::Tensor& dy = grad[0];                                      // [..., out]
-    const torch::Tensor dlow = batch_invariant_matmul(dy, b).mul_(scale);   // [..., R]
-    auto* adapter = reinterpret_cast<LoraAdapterImpl*>(ctx->saved_data["adapter"].toInt());
-    add_token_sum(adapter->gradient_sum_B, dy, low * scale);
-    add_token_sum(adapter->gradient_sum_A, dlow, h);
-    if (adapter->gradient_sums_added) adapter->gradient_sums_added();
-    const torch::Tensor dh = ctx->needs_input_grad(1) ? batch_invariant_matmul(dlow, a) : torch::Tensor();
-    return {grad[0], dh, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
-  }
-};
 
 }  // namespace
 
@@ -96,7 +37,10 @@ void validate_lora_options(const LoraOptions& o) {
   if (o.r <= 0) input_error("lora_r: must be a positive integer, got {}", o.r);
   if (!(o.alpha >= 0) || !std::isfinite(o.alpha)) input_error("lora_alpha: must be a finite number >= 0, got {}", o.alpha);
   if (!(o.dropout >= 0 && o.dropout < 1)) input_error("lora_dropout: must be in [0, 1), got {}", o.dropout);
-  if (o.init != "kaiming" && o.init != "gaussian") input_error("lora_init: '{}' is not supported (use kaiming or gaussian)", o.init);
+  check_lora_init(o.init);
+  if (o.use_dora && init_uses_base(o.init))
+    input_error("lora_init: {} with peft_use_dora is not supported (a DoRA adapter cannot be converted back to one for the original base); "
+                "use one of them", o.init);
   if (!is_float(o.dtype)) input_error("LoRA weights must have a floating-point dtype, got {}", c10::toString(o.dtype));
   const auto& valid = lora_projection_names();
   if (!o.target_linear && o.target_modules.empty())
@@ -128,65 +72,62 @@ std::vector<std::string> lora_target_modules(const ModelConfig& config, const Lo
 
 LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, const LoraOptions& options, uint64_t seed,
                                  const std::string& module_name, const torch::Device& device)
-    : scale_(lora_scale(options)), dropout_(options.dropout) {
+    : init_(options.init),
+      seed_(Fnv1a64().add_u64(seed).add(module_name).value()),
+      scale_(lora_scale(options)),
+      dropout_(options.dropout),
+      variant_(&lora_variant(options.use_dora)) {
   validate_lora_options(options);
-  const int64_t R = options.r;
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(Fnv1a64().add_u64(seed).add(module_name).value());
-  torch::Tensor a;  // [R, in] drawn in float32 (the same values whatever the master dtype), then cast
-  if (options.init == "gaussian") {
-    // PEFT "gaussian": nn.init.normal_(A, std=1/R).
-    a = at::normal(0.0, 1.0 / static_cast<double>(R), {R, in_features}, generator);
-  } else {
-    // PEFT default: nn.init.kaiming_uniform_(A, a=sqrt(5)) (= nn.Linear's default weight init), fan_in = in:
-    //   gain = sqrt(2 / (1 + a²)) = sqrt(1/3),  std = gain / sqrt(fan_in),  bound = sqrt(3)·std = 1 / sqrt(in).
-    const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
-    a = torch::empty({R, in_features}, torch::kFloat).uniform_(-bound, bound, generator);
-  }
+  const LoraStart start = random_lora_start(options.init, in_features, out_features, options.r, seed_);
   auto to = torch::TensorOptions().dtype(options.dtype).device(device);
-  lora_A = register_parameter("lora_A", a.to(to));
-  lora_B = register_parameter("lora_B", torch::zeros({out_features, R}, to));
+  lora_A = register_parameter("lora_A", start.A.to(to));
+  lora_B = register_parameter("lora_B", start.B.to(to));
+  if (options.use_dora) magnitude = register_parameter("lora_magnitude_vector", torch::ones({out_features}, to));  // set by start_from
+}
+
+void LoraAdapterImpl::start_from(FrozenLinearImpl& layer) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor w = layer.weight().dequantize().to(torch::kFloat);
+  if (init_uses_base(init_)) {
+    LoraStart start = lora_start_from_base(init_, w, rank(), scale_, seed_);
+    lora_A.copy_(start.A);
+    lora_B.copy_(start.B);
+    initial_A = register_buffer("initial_A", lora_A.detach().clone());
+    initial_B = register_buffer("initial_B", lora_B.detach().clone());
+    layer.set_weight(same_format_weight(layer.weight(), start.residual));
+    w = layer.weight().dequantize().to(torch::kFloat);  // what the layer computes with now
+  }
+  LoraTensors t = trained();
+  variant_->init(t, w, scale_);
+  if (t.magnitude.defined()) magnitude.copy_(t.magnitude);
 }
 
 torch::Tensor LoraAdapterImpl::dropped(const torch::Tensor& x) {
   return (dropout_ > 0 && is_training()) ? at::dropout(x, dropout_, /*train=*/true) : x;
 }
 
-torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) {
-  const at::ScalarType dtype = x.scalar_type();
-  const torch::Tensor low = batch_invariant_matmul(dropped(x), lora_A.to(dtype).t());  // [..., R]
-  return batch_invariant_matmul(low, lora_B.to(dtype).t()) * scale_;                  // [..., out]
-}
-
-torch::Tensor LoraAdapterImpl::add_delta(torch::Tensor y, const torch::Tensor& x) {
+torch::Tensor LoraAdapterImpl::add_to(const FrozenLinearImpl& layer, torch::Tensor y, const torch::Tensor& x) {
   if (y.is_view()) y = y.clone();  // never write through a view into someone else's tensor
-  if (torch::GradMode::is_enabled() && gradient_sums_) return LoraDeltaIntoSums::apply(y, dropped(x), lora_A, lora_B, scale_, this);
-  if (torch::GradMode::is_enabled()) return y + delta(x);  // autograd's own gradients (.grad), as PEFT
-  const at::ScalarType dtype = x.scalar_type();
-  add_low_rank_product_(y, batch_invariant_matmul(dropped(x), lora_A.to(dtype).t()), lora_B.to(dtype), scale_);
-  return y;
+  if (ReferenceModel::active()) return reference.A.defined() ? variant_->forward(reference, {layer, std::move(y), x, false, scale_, nullptr}) : y;
+  const torch::Tensor h = dropped(x);
+  LoraGradientSums* sums = torch::GradMode::is_enabled() ? sums_ : nullptr;
+  return variant_->forward(trained(), {layer, std::move(y), h, !h.is_same(x), scale_, sums});
 }
 
-void LoraAdapterImpl::use_gradient_sums(at::ScalarType dtype) {
-  gradient_sums_ = true;
-  gradient_sum_A = torch::zeros(lora_A.sizes(), lora_A.options().dtype(dtype));
-  gradient_sum_B = torch::zeros(lora_B.sizes(), lora_B.options().dtype(dtype));
-}
-
-void LoraAdapterImpl::keep_reference_copy() {
-  torch::NoGradGuard no_grad;
-  reference_A = register_buffer("reference_A", lora_A.detach().clone());
-  reference_B = register_buffer("reference_B", lora_B.detach().clone());
-}
-
-torch::Tensor LoraAdapterImpl::reference_delta(const torch::Tensor& x) {
-  if (!reference_A.defined()) return {};
-  const at::ScalarType dtype = x.scalar_type();
-  return batch_invariant_matmul(batch_invariant_matmul(x, reference_A.to(dtype).t()), reference_B.to(dtype).t()) * scale_;
-}
+torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) { return low_rank_term(dropped(x), lora_A, lora_B, scale_); }
 
 torch::Tensor LoraAdapterImpl::delta_weight() const {
   torch::NoGradGuard no_grad;
   return torch::matmul(lora_B.to(torch::kFloat), lora_A.to(torch::kFloat)) * scale_;  // [out, in]
+}
+
+torch::Tensor LoraAdapterImpl::merged_weight(const torch::Tensor& base) const { return variant_->merged_weight(trained(), base, scale_); }
+
+void LoraAdapterImpl::keep_reference_copy() {
+  torch::NoGradGuard no_grad;
+  reference.A = register_buffer("reference_A", lora_A.detach().clone());
+  reference.B = register_buffer("reference_B", lora_B.detach().clone());
+  if (magnitude.defined()) reference.magnitude = register_buffer("reference_magnitude", magnitude.detach().clone());
 }
 
 std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options, uint64_t seed) {
@@ -197,6 +138,7 @@ std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options
     TORCH_CHECK(!linear->adapter(), name, " already has an adapter; call remove_lora first");
     LoraAdapter adapter(linear->weight().in_features(), linear->weight().out_features(), options, seed, name, model->device());
     adapter->train(model->is_training());  // a new module starts in training mode; follow the model's
+    adapter->start_from(*linear);
     linear->set_adapter(adapter.ptr());
     adapted.push_back(name);
   }
@@ -212,13 +154,10 @@ void keep_reference_copies(CausalLM& model) {
     if (LoraAdapterImpl* lora = lora_of(linear)) lora->keep_reference_copy();
 }
 
-std::vector<LoraAdapterImpl*> use_gradient_sums(CausalLM& model, at::ScalarType dtype) {
+std::vector<LoraAdapterImpl*> lora_adapters(CausalLM& model) {
   std::vector<LoraAdapterImpl*> adapters;
   for (auto& [name, linear] : model->projections())
-    if (LoraAdapterImpl* lora = lora_of(linear)) {
-      lora->use_gradient_sums(dtype);
-      adapters.push_back(lora);
-    }
+    if (LoraAdapterImpl* lora = lora_of(linear)) adapters.push_back(lora);
   return adapters;
 }
 
@@ -228,6 +167,8 @@ std::string peft_tensor_name(const std::string& module, char which) {
   return "base_model.model." + module + ".lora_" + std::string(1, which) + ".weight";
 }
 
+std::string peft_magnitude_name(const std::string& module) { return "base_model.model." + module + ".lora_magnitude_vector"; }
+
 std::vector<std::pair<std::string, torch::Tensor>> lora_state(CausalLM& model) {
   std::vector<std::pair<std::string, torch::Tensor>> state;
   for (auto& [name, linear] : model->projections()) {
@@ -235,8 +176,17 @@ std::vector<std::pair<std::string, torch::Tensor>> lora_state(CausalLM& model) {
     if (lora == nullptr) continue;
     state.emplace_back(peft_tensor_name(name, 'A'), lora->lora_A);
     state.emplace_back(peft_tensor_name(name, 'B'), lora->lora_B);
+    if (lora->magnitude.defined()) state.emplace_back(peft_magnitude_name(name), lora->magnitude);
   }
   return state;
 }
+
+namespace {
+thread_local bool reference_model = false;
+}
+
+ReferenceModel::ReferenceModel() : previous_(reference_model) { reference_model = true; }
+ReferenceModel::~ReferenceModel() { reference_model = previous_; }
+bool ReferenceModel::active() { return reference_model; }
 
 }  // namespace qtune

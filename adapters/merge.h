@@ -1,5 +1,5 @@
-// Merging LoRA into the base weights: W' = deq(W) + s·B·A, for one projection in memory or for a whole
-// checkpoint folder streamed tensor by tensor into a plain (dense) HF checkpoint.
+// Merging LoRA into the base weights: W' = deq(W) + s·B·A (DoRA: g⊙(deq(W) + s·B·A), lora_variant.h), for one
+// projection in memory or for a whole checkpoint folder streamed tensor by tensor into a plain (dense) HF checkpoint.
 //
 // The sum is computed in float32 and rounded once to the output dtype. deq(W) is what training saw:
 //   dense base:           the stored weight, converted to float32 (no intermediate rounding);
@@ -22,10 +22,7 @@
 
 namespace qtune {
 
-// base [out, in] (any float dtype) + scale · B [out, R] · A [R, in], all in float32 -> float32 [out, in].
-torch::Tensor merge_factors(const torch::Tensor& base, const torch::Tensor& A, const torch::Tensor& B, double scale);
-
-// The merged weight of one projection, float32 [out, in]: deq(W) + s·B·A (just deq(W) without an adapter).
+// The merged weight of one projection, float32 [out, in] (just deq(W) without an adapter).
 // A 4-bit weight is dequantized to `compute_dtype` first (the dtype the model ran in).
 torch::Tensor merged_weight(const FrozenLinear& linear, at::ScalarType compute_dtype);
 

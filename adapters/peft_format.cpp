@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 
+#include "adapters/lora_init.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
@@ -33,11 +34,12 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// "<module>" and 'A'/'B' from a stored tensor name; false for anything that is not a LoRA factor.
+// "<module>" and 'A' / 'B' / 'm' (DoRA's magnitude) from a stored tensor name; false for anything else.
 bool parse_factor_name(const std::string& stored, std::string& module, char& which) {
   std::string name = stored.rfind(kPrefix, 0) == 0 ? stored.substr(kPrefix.size()) : stored;
-  for (char w : {'A', 'B'}) {
-    for (const std::string& suffix : {std::string(".lora_") + w + ".weight", std::string(".lora_") + w + ".default.weight"}) {
+  const std::vector<std::pair<char, std::string>> parts = {{'A', ".lora_A"}, {'B', ".lora_B"}, {'m', ".lora_magnitude_vector"}};
+  for (const auto& [w, part] : parts) {
+    for (const std::string& suffix : {part + ".weight", part + ".default.weight", part}) {
       if (ends_with(name, suffix) && name.size() > suffix.size()) {
         module = name.substr(0, name.size() - suffix.size());
         which = w;
@@ -48,6 +50,18 @@ bool parse_factor_name(const std::string& stored, std::string& module, char& whi
   return false;
 }
 
+// PEFT's init_lora_weights -> qtune's lora_init. Values that only say how A and B were drawn do not matter
+// for loading; inits that also rewrite the base weight must be ones qtune reproduces.
+std::string parse_init(const nlohmann::json& config, const std::string& where) {
+  const auto init = config.find("init_lora_weights");
+  if (init == config.end() || init->is_null() || init->is_boolean()) return "kaiming";
+  if (!init->is_string()) input_error("{}: key 'init_lora_weights' must be a boolean or a string, got {}", where, init->dump());
+  const std::string value = init->get<std::string>();
+  if (value == "gaussian" || init_uses_base(value)) return value;
+  input_error("{}: key 'init_lora_weights' is \"{}\"; qtune loads adapters initialized with true, false, gaussian, pissa, "
+              "pissa_niter_N or olora", where, value);
+}
+
 // Keys whose non-default values change the adapter's math in ways qtune does not implement.
 void reject_unsupported(const nlohmann::json& config, const std::string& where) {
   auto is_set = [&](const char* key) {
@@ -55,7 +69,6 @@ void reject_unsupported(const nlohmann::json& config, const std::string& where) 
     return it != config.end() && !it->is_null() && !(it->is_boolean() && !it->get<bool>()) && !(it->is_object() && it->empty()) &&
            !(it->is_array() && it->empty());
   };
-  if (is_set("use_dora")) input_error("{}: key 'use_dora' is true; DoRA adapters are not supported (train a plain LoRA adapter)", where);
   if (is_set("fan_in_fan_out")) input_error("{}: key 'fan_in_fan_out' is true; only Linear layers ([out, in] weights) are supported", where);
   if (is_set("modules_to_save")) input_error("{}: key 'modules_to_save' is set; adapters that also save full modules are not supported", where);
   if (is_set("layers_to_transform")) input_error("{}: key 'layers_to_transform' is set; per-layer adapters are not supported", where);
@@ -90,8 +103,8 @@ LoraOptions parse_options(const nlohmann::json& config, const std::string& where
   o.dropout = json_optional<double>(config, "lora_dropout", where, 0.0);
   if (!(o.dropout >= 0 && o.dropout < 1)) input_error("{}: key 'lora_dropout' must be in [0, 1), got {}", where, o.dropout);
   o.rslora = json_optional<bool>(config, "use_rslora", where, false);
-  const auto init = config.find("init_lora_weights");
-  o.init = init != config.end() && init->is_string() && init->get<std::string>() == "gaussian" ? "gaussian" : "kaiming";
+  o.use_dora = json_optional<bool>(config, "use_dora", where, false);
+  o.init = parse_init(config, where);
 
   const auto targets = config.find("target_modules");
   const auto& valid = lora_projection_names();
@@ -130,7 +143,7 @@ std::string peft_adapter_config_json(const LoraOptions& o, const std::string& ba
   c["bias"] = "none";
   c["fan_in_fan_out"] = false;
   c["inference_mode"] = true;
-  c["init_lora_weights"] = o.init == "gaussian" ? nlohmann::json("gaussian") : nlohmann::json(true);
+  c["init_lora_weights"] = o.init == "kaiming" ? nlohmann::json(true) : nlohmann::json(o.init);
   c["layer_replication"] = nullptr;
   c["layers_pattern"] = nullptr;
   c["layers_to_transform"] = nullptr;
@@ -150,28 +163,36 @@ std::string peft_adapter_config_json(const LoraOptions& o, const std::string& ba
   c["revision"] = nullptr;
   c["target_modules"] = lora_target_names(o);
   c["task_type"] = "CAUSAL_LM";
-  c["use_dora"] = false;
+  c["use_dora"] = o.use_dora;
   c["use_rslora"] = o.rslora;
   return c.dump(2, ' ', /*ensure_ascii=*/true);  // Python's json.dumps escapes non-ASCII too
 }
 
-void save_peft_adapter(CausalLM& model, const LoraOptions& options, const std::string& dir, const std::string& base_model_name_or_path) {
+void save_peft_adapter(CausalLM& model, const LoraOptions& options, const std::string& dir, const std::string& base_model_name_or_path,
+                       PeftSave mode) {
+  const bool convert = mode == PeftSave::kForTheOriginalBase && init_uses_base(options.init);
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   std::set<std::string> adapted;  // last name components actually adapted
-  for (auto& [name, tensor] : lora_state(model)) {
-    tensors.emplace_back(name, tensor.detach().to(torch::kCPU).contiguous());
-    std::string module;
-    char which;
-    TORCH_CHECK(parse_factor_name(name, module, which), "unexpected LoRA tensor name ", name);
-    adapted.insert(last_component(module));
+  auto add = [&tensors](const std::string& name, const torch::Tensor& t) { tensors.emplace_back(name, t.detach().to(torch::kCPU).contiguous()); };
+  for (auto& [name, linear] : model->projections()) {
+    const LoraAdapterImpl* lora = lora_of(linear);
+    if (lora == nullptr) continue;
+    TORCH_CHECK(lora->rank() == options.r && lora->lora_A.scalar_type() == options.dtype, "save_peft_adapter: ", name,
+                " does not match the options (r, dtype)");
+    adapted.insert(last_component(name));
+    add(peft_tensor_name(name, 'A'), convert ? torch::cat({lora->lora_A, lora->initial_A}, 0) : lora->lora_A);
+    add(peft_tensor_name(name, 'B'), convert ? torch::cat({lora->lora_B, -lora->initial_B}, 1) : lora->lora_B);
+    if (lora->magnitude.defined()) add(peft_magnitude_name(name), lora->magnitude);
   }
   TORCH_CHECK(!tensors.empty(), "save_peft_adapter: the model has no LoRA adapters");
-  for (const auto& t : tensors)
-    TORCH_CHECK(t.second.scalar_type() == options.dtype && t.second.size(t.first.find(".lora_A.") != std::string::npos ? 0 : 1) == options.r,
-                "save_peft_adapter: ", t.first, " does not match the options (r, dtype)");
   LoraOptions written = options;
   written.target_modules.assign(adapted.begin(), adapted.end());
   written.target_linear = false;
+  if (convert) {  // rank 2R with the same scale s
+    written.r *= 2;
+    written.alpha *= options.rslora ? std::sqrt(2.0) : 2.0;
+    written.init = "kaiming";
+  }
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -209,18 +230,25 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
     if (!seen.insert(key).second) input_error("{}: tensor '{}' duplicates the lora_{} of module '{}'", weights_path, info.name, which, module);
     if (info.dtype != at::kFloat && info.dtype != at::kBFloat16 && info.dtype != at::kHalf && info.dtype != at::kDouble)
       input_error("{}: tensor '{}' has dtype {}; expected F32, BF16, F16 or F64", weights_path, info.name, safetensors_dtype_name(info.dtype));
-    if (info.shape.size() != 2) input_error("{}: tensor '{}' has shape {}; expected a matrix", weights_path, info.name, shape_string(info.shape));
-    const int64_t rank = which == 'A' ? info.shape[0] : info.shape[1];
+    if (which == 'm' && !adapter.options.use_dora)
+      input_error("{}: tensor '{}' is a DoRA magnitude, but adapter_config.json does not set use_dora", weights_path, info.name);
+    if (info.shape.size() != (which == 'm' ? 1u : 2u))
+      input_error("{}: tensor '{}' has shape {}; expected a {}", weights_path, info.name, shape_string(info.shape), which == 'm' ? "vector" : "matrix");
+    const int64_t rank = which == 'A' ? info.shape[0] : which == 'B' ? info.shape[1] : adapter.options.r;
     if (rank != adapter.options.r)
       input_error("{}: tensor '{}' has shape {}, rank {}, but adapter_config.json says r = {}", weights_path, info.name, shape_string(info.shape),
                   rank, adapter.options.r);
-    if (!dtype_set) adapter.options.dtype = info.dtype, dtype_set = true;
-    LoraFactors& f = adapter.modules[module];
-    (which == 'A' ? f.A : f.B) = file->view(info);
+    if (!dtype_set && which != 'm') adapter.options.dtype = info.dtype, dtype_set = true;
+    LoraTensors& f = adapter.modules[module];
+    (which == 'A' ? f.A : which == 'B' ? f.B : f.magnitude) = file->view(info);
   }
-  for (const auto& [module, f] : adapter.modules)
+  for (const auto& [module, f] : adapter.modules) {
     if (!f.A.defined() || !f.B.defined())
-      input_error("{}: module '{}' has lora_{} but no lora_{}", weights_path, module, f.A.defined() ? 'A' : 'B', f.A.defined() ? 'B' : 'A');
+      input_error("{}: module '{}' has {} but no lora_{}", weights_path, module, f.A.defined() ? "lora_A" : f.B.defined() ? "lora_B" : "a magnitude",
+                  f.A.defined() ? 'B' : 'A');
+    if (adapter.options.use_dora && !f.magnitude.defined())
+      input_error("{}: tensor '{}' is missing (adapter_config.json sets use_dora)", weights_path, peft_magnitude_name(module));
+  }
   return adapter;
 }
 
@@ -248,23 +276,40 @@ void check_peft_adapter(const PeftAdapter& adapter, const ModelConfig& config, c
     if (f.B.size(0) != s[0])
       input_error("{}: tensor '{}' has shape {}; the base model's {} expects [{}, {}]", weights_path, peft_tensor_name(module, 'B'),
                   shape_string(f.B.sizes()), module, s[0], adapter.options.r);
+    if (f.magnitude.defined() && f.magnitude.size(0) != s[0])
+      input_error("{}: tensor '{}' has shape {}; the base model's {} expects [{}]", weights_path, peft_magnitude_name(module),
+                  shape_string(f.magnitude.sizes()), module, s[0]);
   }
 }
 
-LoraOptions load_peft_adapter(CausalLM& model, const std::string& dir) {
-  PeftAdapter adapter = read_peft_adapter(dir);
+void copy_peft_adapter(CausalLM& model, const PeftAdapter& adapter, const std::string& dir) {
   check_peft_adapter(adapter, model->config(), dir);
-  LoraOptions options = adapter.options;
-  options.dtype = options.dtype == at::kDouble ? at::kDouble : at::kFloat;  // fp32 masters (or the stored fp64)
-  inject_lora(model, options, /*seed=*/0);
+  const std::string weights_path = (fs::path(dir) / kWeightsFile).string();
   torch::NoGradGuard no_grad;
   for (auto& [name, linear] : model->projections()) {
     LoraAdapterImpl* lora = lora_of(linear);
     if (lora == nullptr) continue;
-    const LoraFactors& f = adapter.modules.at(name);
+    const auto it = adapter.modules.find(name);
+    if (it == adapter.modules.end()) input_error("{}: tensor '{}' is missing", weights_path, peft_tensor_name(name, 'A'));
+    const LoraTensors& f = it->second;
+    if (f.A.size(0) != lora->rank() || f.magnitude.defined() != lora->magnitude.defined())
+      input_error("{}: module '{}' was saved with another LoRA config ({}r = {}); the adapter here has {}r = {}", weights_path, name,
+                  f.magnitude.defined() ? "DoRA, " : "", f.A.size(0), lora->magnitude.defined() ? "DoRA, " : "", lora->rank());
     lora->lora_A.copy_(f.A);
     lora->lora_B.copy_(f.B);
+    if (f.magnitude.defined()) lora->magnitude.copy_(f.magnitude);
   }
+}
+
+LoraOptions load_peft_adapter(CausalLM& model, const std::string& dir) {
+  const PeftAdapter adapter = read_peft_adapter(dir);
+  LoraOptions options = adapter.options;
+  if (options.init.rfind("pissa_niter_", 0) == 0)
+    input_error("{}: this adapter is a {} adapter as trained (a checkpoint): its residual base came from a randomized SVD that "
+                "cannot be rebuilt; use the run's final adapter, saved for the original base", dir, options.init);
+  options.dtype = options.dtype == at::kDouble ? at::kDouble : at::kFloat;  // fp32 masters (or the stored fp64)
+  inject_lora(model, options, /*seed=*/0);
+  copy_peft_adapter(model, adapter, dir);
   return options;
 }
 

@@ -1,4 +1,4 @@
-// SplitMix64, deterministic shuffles, the train/validation split and dataset mixing.
+// SplitMix64, deterministic shuffles, and the mix of datasets with its train/validation split.
 #include "data/dataset_mix.h"
 
 #include <cmath>
@@ -8,6 +8,26 @@
 #include "core/error.h"
 
 namespace qtune {
+namespace {
+
+// How many of `n` records val_set_size puts in the validation set (see mix_and_split()).
+std::size_t validation_count(std::size_t n, double val_set_size) {
+  if (!std::isfinite(val_set_size) || val_set_size < 0)
+    input_error("val_set_size must be 0 (none), a fraction below 1, or a whole count of samples; got {}", val_set_size);
+  if (val_set_size == 0) return 0;
+  if (val_set_size >= 1) {
+    if (val_set_size != std::floor(val_set_size))
+      input_error("val_set_size {} is neither a fraction below 1 nor a whole count of samples", val_set_size);
+    if (val_set_size >= static_cast<double>(n))
+      input_error("val_set_size {} leaves no training samples: the datasets hold only {}", val_set_size, n);
+    return static_cast<std::size_t>(val_set_size);
+  }
+  const auto count = static_cast<std::size_t>(std::ceil(val_set_size * static_cast<double>(n)));
+  if (count >= n) input_error("val_set_size {} of {} samples leaves no training samples; lower it", val_set_size, n);
+  return count;
+}
+
+}  // namespace
 
 std::uint64_t SplitMix64::next() {
   std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
@@ -33,50 +53,17 @@ std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed) {
   return order;
 }
 
-std::vector<Sample> shuffled(std::vector<Sample> samples, std::uint64_t seed) {
-  std::vector<Sample> out;
-  out.reserve(samples.size());
-  for (std::size_t index : shuffled_indices(samples.size(), seed)) out.push_back(std::move(samples[index]));
-  return out;
-}
-
-std::size_t validation_count(std::size_t n, double val_set_size) {
-  if (!std::isfinite(val_set_size) || val_set_size < 0)
-    input_error("val_set_size must be 0 (none), a fraction below 1, or a whole count of samples; got {}", val_set_size);
-  if (val_set_size == 0) return 0;
-  if (val_set_size >= 1) {
-    if (val_set_size != std::floor(val_set_size))
-      input_error("val_set_size {} is neither a fraction below 1 nor a whole count of samples", val_set_size);
-    if (val_set_size >= static_cast<double>(n))
-      input_error("val_set_size {} leaves no training samples: the datasets hold only {}", val_set_size, n);
-    return static_cast<std::size_t>(val_set_size);
-  }
-  const auto count = static_cast<std::size_t>(std::ceil(val_set_size * static_cast<double>(n)));
-  if (count >= n) input_error("val_set_size {} of {} samples leaves no training samples; lower it", val_set_size, n);
-  return count;
-}
-
-TrainValidationSplit split_train_validation(std::vector<Sample> samples, double val_set_size, std::uint64_t seed) {
-  const std::size_t count = validation_count(samples.size(), val_set_size);
-  TrainValidationSplit split;
-  if (count == 0) {
-    split.train = std::move(samples);
-    return split;
-  }
-  std::vector<Sample> order = shuffled(std::move(samples), seed);
-  split.validation.assign(std::make_move_iterator(order.begin()), std::make_move_iterator(order.begin() + count));
-  split.train.assign(std::make_move_iterator(order.begin() + count), std::make_move_iterator(order.end()));
-  return split;
-}
-
-std::vector<Sample> mix_datasets(std::vector<std::vector<Sample>> per_dataset, bool shuffle, std::uint64_t seed) {
-  std::size_t total = 0;
-  for (const auto& samples : per_dataset) total += samples.size();
-  std::vector<Sample> all;
-  all.reserve(total);
-  for (auto& samples : per_dataset)
-    all.insert(all.end(), std::make_move_iterator(samples.begin()), std::make_move_iterator(samples.end()));
-  return shuffle ? shuffled(std::move(all), seed) : all;
+MixedRecords mix_and_split(const std::vector<std::size_t>& records_per_dataset, bool shuffle, double val_set_size, std::uint64_t seed) {
+  std::vector<RecordIndex> records;
+  for (std::size_t d = 0; d < records_per_dataset.size(); ++d)
+    for (std::uint64_t r = 0; r < records_per_dataset[d]; ++r) records.emplace_back(static_cast<std::uint32_t>(d), r);
+  const std::size_t validation = validation_count(records.size(), val_set_size);
+  std::vector<std::size_t> order(records.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (shuffle || validation > 0) order = shuffled_indices(records.size(), seed);
+  MixedRecords mixed;
+  for (std::size_t i = 0; i < order.size(); ++i) (i < validation ? mixed.validation : mixed.train).push_back(records[order[i]]);
+  return mixed;
 }
 
 }  // namespace qtune

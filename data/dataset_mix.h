@@ -1,12 +1,12 @@
-// Mixing datasets and splitting off a validation set, both shuffled by a seeded PRNG whose output is the
-// same on every standard library (SplitMix64).
+// Mixing the configured datasets and splitting off the validation set, on record indices (tokens are never
+// copied), shuffled by a seeded PRNG whose output is the same on every standard library (SplitMix64); and the
+// shuffle that packing's per-epoch batch order uses too.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
-
-#include "data/conversation.h"
 
 namespace qtune {
 
@@ -25,26 +25,19 @@ class SplitMix64 {
 // A permutation of 0..n-1 (Fisher-Yates driven by SplitMix64(seed)): identical for a seed everywhere.
 std::vector<std::size_t> shuffled_indices(std::size_t n, std::uint64_t seed);
 
-// `samples` reordered by shuffled_indices(samples.size(), seed).
-std::vector<Sample> shuffled(std::vector<Sample> samples, std::uint64_t seed);
+// Record `second` of dataset `first` (datasets in config order).
+using RecordIndex = std::pair<std::uint32_t, std::uint64_t>;
 
-struct TrainValidationSplit {
-  std::vector<Sample> train;
-  std::vector<Sample> validation;
+struct MixedRecords {
+  std::vector<RecordIndex> train, validation;
 };
 
-// How many of `n` samples Axolotl's val_set_size puts in the validation set: 0 = none; 0 < v < 1 = that
-// fraction, rounded up (as HF datasets' train_test_split does); v >= 1 = that many (a whole number).
-// InputError when v is negative, not finite, a fractional count, or leaves no training samples.
-std::size_t validation_count(std::size_t n, double val_set_size);
-
-// Axolotl's val_set_size: 0 = no validation set; 0 < v < 1 = that fraction of the samples (rounded up, as
-// HF datasets' train_test_split does); v >= 1 = that many samples (a whole number). The samples are
-// shuffled by `seed`, the first N become the validation set and the rest, in shuffled order, the training
-// set. InputError when v is negative, not finite, a fractional count, or leaves no training samples.
-TrainValidationSplit split_train_validation(std::vector<Sample> samples, double val_set_size, std::uint64_t seed);
-
-// The datasets' samples concatenated in config order, then shuffled by `seed` unless `shuffle` is false.
-std::vector<Sample> mix_datasets(std::vector<std::vector<Sample>> per_dataset, bool shuffle, std::uint64_t seed);
+// The records of every dataset (records_per_dataset[d] of dataset d) concatenated in config order, then
+// shuffled by `seed` when `shuffle` (Axolotl's shuffle_merged_datasets) or when a validation set is split
+// off; the first N become the validation set and the rest, in that order, the training set.
+// N from Axolotl's val_set_size: 0 = none; 0 < v < 1 = that fraction, rounded up (as HF datasets'
+// train_test_split does); v >= 1 = that many (a whole number). InputError when v is negative, not finite, a
+// fractional count, or leaves no training records.
+MixedRecords mix_and_split(const std::vector<std::size_t>& records_per_dataset, bool shuffle, double val_set_size, std::uint64_t seed);
 
 }  // namespace qtune

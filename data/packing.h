@@ -1,6 +1,7 @@
 // Sample packing and batching without torch: which samples share a row (first-fit-decreasing bins),
 // which rows share a micro-batch (shuffled, or grouped by length), and the padded row-major batch itself;
 // for preference (DPO/ORPO) pairs, one row per pair collated to a chosen and a rejected row.
+// data/batch_source.h puts these together: the batches training, validation and reference scoring use, per rank.
 //
 // Label convention: labels are NOT shifted here; the loss predicts labels[t + 1] from position t. So the
 // label at the first token of a sample is never a target of that sample (its predecessor is padding or

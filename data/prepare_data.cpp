@@ -1,5 +1,5 @@
-// The data pipeline: per dataset, cache lookup or read + parallel encode + cache write; then mixing and
-// the train/validation split on indices (tokens are never copied).
+// The data pipeline: per dataset, cache lookup or read + parallel encode + cache write; then the mix and
+// the train/validation split (dataset_mix.h) on record indices (tokens are never copied).
 #include "data/prepare_data.h"
 
 #include <algorithm>
@@ -126,6 +126,70 @@ std::vector<TokenizedSample> encode_all(const std::vector<Sample>& samples, cons
   return kept;
 }
 
+// The tokenizer, template and sample encoder every dataset of a run is encoded with.
+struct RunEncoder {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::string template_name;  // the configured one, or the one recognized in the tokenizer's config
+  std::unique_ptr<ChatTemplate> chat;
+  std::unique_ptr<SampleEncoder> encoder;
+};
+
+RunEncoder make_encoder(const std::string& model_dir, const std::string& chat_template, const MaskingOptions& masking) {
+  RunEncoder e;
+  e.tokenizer = load_tokenizer(model_dir);
+  const TokenizerConfig tokenizer_config = TokenizerConfig::load(model_dir);
+  e.template_name = chat_template == "tokenizer_default" ? recognize_chat_template(tokenizer_config.chat_template, tokenizer_config.source)
+                                                         : chat_template;
+  e.chat = make_chat_template(e.template_name, {tokenizer_config.bos_token, tokenizer_config.eos_token});
+  auto id_of = [&](const std::string& token) -> TokenId {
+    if (token.empty()) return -1;
+    auto id = e.tokenizer->token_to_id(token);
+    if (!id) input_error("{}: token '{}' is not in the tokenizer's vocabulary", tokenizer_config.source, token);
+    return *id;
+  };
+  const TokenId bos = id_of(tokenizer_config.bos_token), eos = id_of(tokenizer_config.eos_token);
+  // BOS is prepended where the model's tokenizer would add it (add_bos_token, or a post-processor
+  // that starts every sequence with it).
+  auto probe = e.tokenizer->encode_with_special_tokens("a");
+  const bool add_bos = bos >= 0 && tokenizer_config.add_bos_token.value_or(!probe.empty() && probe.front() == bos);
+  e.encoder = std::make_unique<SampleEncoder>(*e.tokenizer, *e.chat, masking, bos, eos, add_bos);
+  return e;
+}
+
+// One dataset's tokens: its cache file when that holds them, else read, encoded on `threads` threads and
+// cached. Fills `report`.
+std::shared_ptr<const TokenStore> dataset_tokens(const DatasetSpec& spec, const DataConfig& config, const std::string& model_dir,
+                                                 const std::string& template_name, const SampleEncoder& encoder, bool pairs,
+                                                 unsigned threads, DatasetReport& report) {
+  const auto start = std::chrono::steady_clock::now();
+  report.path = spec.path;
+  const uint64_t key = cache_key(spec, model_dir, template_name, config.masking);
+  std::optional<TokenStore> store;
+  if (!config.cache_dir.empty()) {
+    report.cache_file = (fs::path(config.cache_dir) / fmt::format("{:016x}.tokens", key)).string();
+    store = TokenStore::load(report.cache_file, key);
+    report.cache_hit = store.has_value();
+  }
+  if (!store) {
+    ReadReport read;
+    std::vector<Sample> samples = read_dataset(spec, read);
+    report.skipped = read.skipped;
+    report.skip_reasons = read.skip_reasons;
+    auto encoded = encode_all(samples, encoder, pairs, spec.skip_bad_lines, threads, report);
+    if (encoded.empty()) input_error("{}: no usable samples (all {} were skipped)", spec.path, samples.size());
+    store = TokenStore::from_samples(encoded, pairs ? 2 : 1);
+    if (!report.cache_file.empty()) store->save(report.cache_file, key);
+  }
+  report.samples = store->size() / store->samples_per_record();
+  report.tokens = store->total_tokens();
+  for (std::size_t i = 0; i < store->size(); ++i) {
+    SampleView v = store->sample(i);
+    for (std::size_t t = 0; t < v.length; ++t) report.trained_tokens += v.labels[t] != kIgnoreLabel;
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return std::make_shared<const TokenStore>(std::move(*store));
+}
+
 }  // namespace
 
 PreparedData prepare_data(const DataConfig& config, const std::string& model_dir) {
@@ -136,78 +200,20 @@ PreparedData prepare_data(const DataConfig& config, const std::string& model_dir
     if ((spec.type == DatasetType::preference) != prepared.pairs)
       input_error("datasets: preference datasets (DPO/ORPO) cannot be mixed with SFT datasets ({} is {})", spec.path, dataset_type_name(spec.type));
 
-  auto tokenizer = load_tokenizer(model_dir);
-  const TokenizerConfig tokenizer_config = TokenizerConfig::load(model_dir);
-  prepared.template_name = config.chat_template == "tokenizer_default"
-                               ? recognize_chat_template(tokenizer_config.chat_template, tokenizer_config.source)
-                               : config.chat_template;
-  auto chat = make_chat_template(prepared.template_name, {tokenizer_config.bos_token, tokenizer_config.eos_token});
-  auto id_of = [&](const std::string& token) -> TokenId {
-    if (token.empty()) return -1;
-    auto id = tokenizer->token_to_id(token);
-    if (!id) input_error("{}: token '{}' is not in the tokenizer's vocabulary", tokenizer_config.source, token);
-    return *id;
-  };
-  const TokenId bos = id_of(tokenizer_config.bos_token), eos = id_of(tokenizer_config.eos_token);
-  // BOS is prepended where the model's tokenizer would add it (add_bos_token, or a post-processor
-  // that starts every sequence with it).
-  auto probe = tokenizer->encode_with_special_tokens("a");
-  const bool add_bos = bos >= 0 && tokenizer_config.add_bos_token.value_or(!probe.empty() && probe.front() == bos);
-  SampleEncoder encoder(*tokenizer, *chat, config.masking, bos, eos, add_bos);
+  const RunEncoder encoder = make_encoder(model_dir, config.chat_template, config.masking);
+  prepared.template_name = encoder.template_name;
   const unsigned threads = config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-
   std::vector<std::size_t> records_per_dataset;
-  std::vector<std::shared_ptr<const TokenStore>> stores;
-  for (std::size_t d = 0; d < config.datasets.size(); ++d) {
-    const DatasetSpec& spec = config.datasets[d];
-    const auto start = std::chrono::steady_clock::now();
-    DatasetReport report;
-    report.path = spec.path;
-    const uint64_t key = cache_key(spec, model_dir, prepared.template_name, config.masking);
-    std::optional<TokenStore> store;
-    if (!config.cache_dir.empty()) {
-      report.cache_file = (fs::path(config.cache_dir) / fmt::format("{:016x}.tokens", key)).string();
-      store = TokenStore::load(report.cache_file, key);
-      report.cache_hit = store.has_value();
-    }
-    if (!store) {
-      ReadReport read;
-      std::vector<Sample> samples = read_dataset(spec, read);
-      report.skipped = read.skipped;
-      report.skip_reasons = read.skip_reasons;
-      auto encoded = encode_all(samples, encoder, prepared.pairs, spec.skip_bad_lines, threads, report);
-      if (encoded.empty()) input_error("{}: no usable samples (all {} were skipped)", spec.path, samples.size());
-      store = TokenStore::from_samples(encoded, prepared.pairs ? 2 : 1);
-      if (!report.cache_file.empty()) store->save(report.cache_file, key);
-    }
-    report.samples = store->size() / store->samples_per_record();
-    report.tokens = store->total_tokens();
-    for (std::size_t i = 0; i < store->size(); ++i) {
-      SampleView v = store->sample(i);
-      for (std::size_t t = 0; t < v.length; ++t) report.trained_tokens += v.labels[t] != kIgnoreLabel;
-    }
-    report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const DatasetSpec& spec : config.datasets) {
+    DatasetReport& report = prepared.datasets.emplace_back();
+    auto store = dataset_tokens(spec, config, model_dir, prepared.template_name, *encoder.encoder, prepared.pairs, threads, report);
     records_per_dataset.push_back(report.samples);
-    stores.push_back(std::make_shared<const TokenStore>(std::move(*store)));
-    prepared.datasets.push_back(std::move(report));
-  }
-
-  // Mix: all records in config order, shuffled by seed; then the first N are the validation set.
-  std::vector<std::pair<uint32_t, uint64_t>> records;
-  for (std::size_t d = 0; d < records_per_dataset.size(); ++d)
-    for (uint64_t r = 0; r < records_per_dataset[d]; ++r) records.emplace_back(static_cast<uint32_t>(d), r);
-  std::vector<std::size_t> order(records.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (config.shuffle || config.val_set_size > 0) order = shuffled_indices(records.size(), config.seed);
-  const std::size_t validation = validation_count(records.size(), config.val_set_size);
-  for (const auto& store : stores) {
     prepared.train.add_store(store);
     prepared.validation.add_store(store);
   }
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    const auto& [d, r] = records[order[i]];
-    (i < validation ? prepared.validation : prepared.train).add(d, r);
-  }
+  const MixedRecords mixed = mix_and_split(records_per_dataset, config.shuffle, config.val_set_size, config.seed);
+  for (const auto& [d, r] : mixed.train) prepared.train.add(d, r);
+  for (const auto& [d, r] : mixed.validation) prepared.validation.add(d, r);
   return prepared;
 }
 

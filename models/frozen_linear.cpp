@@ -41,10 +41,13 @@ FrozenLinearImpl::FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::
 torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = weight_->matmul(x);
   if (bias_.defined()) y = y + bias_;
-  if (!adapter_) return y;
-  if (!ReferenceModel::active()) return adapter_->add_delta(std::move(y), x);
-  torch::Tensor reference = adapter_->reference_delta(x);
-  return reference.defined() ? y + reference : y;
+  return adapter_ ? adapter_->add_to(*this, std::move(y), x) : y;
+}
+
+void FrozenLinearImpl::set_weight(std::shared_ptr<FrozenWeight> weight) {
+  TORCH_CHECK(weight->in_features() == weight_->in_features() && weight->out_features() == weight_->out_features(),
+              "set_weight: another shape");
+  weight_ = std::move(weight);
 }
 
 void FrozenLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter) {
@@ -52,13 +55,5 @@ void FrozenLinearImpl::set_adapter(std::shared_ptr<LinearAdapter> adapter) {
   adapter_ = std::move(adapter);
   if (adapter_) register_module("adapter", adapter_);
 }
-
-namespace {
-thread_local bool reference_model = false;
-}
-
-ReferenceModel::ReferenceModel() : previous_(reference_model) { reference_model = true; }
-ReferenceModel::~ReferenceModel() { reference_model = previous_; }
-bool ReferenceModel::active() { return reference_model; }
 
 }  // namespace qtune

@@ -46,24 +46,25 @@ class DenseWeight final : public FrozenWeight {
   torch::Tensor weight_;  // [out, in], requires_grad = false
 };
 
-// A trainable addition to a frozen projection (LoRA lives in adapters/): forward adds delta(x).
+class FrozenLinearImpl;
+
+// A trainable addition to a frozen projection (LoRA and its variants live in adapters/).
 class LinearAdapter : public torch::nn::Module {
  public:
-  virtual torch::Tensor delta(const torch::Tensor& x) = 0;  // [..., in] -> [..., out], x's dtype
-  // y + delta(x), where y is the base projection's output and may be updated in place.
-  virtual torch::Tensor add_delta(torch::Tensor y, const torch::Tensor& x) { return y + delta(x); }
-  // What the reference model adds (see ReferenceModel): undefined for none, the default.
-  virtual torch::Tensor reference_delta(const torch::Tensor& /*x*/) { return {}; }
+  // y (= x·Wᵀ + b of `layer`: a fresh tensor the adapter may update in place) plus the adapter's term for x.
+  virtual torch::Tensor add_to(const FrozenLinearImpl& layer, torch::Tensor y, const torch::Tensor& x) = 0;
 };
 
 class FrozenLinearImpl : public torch::nn::Module {
  public:
   FrozenLinearImpl(std::shared_ptr<FrozenWeight> weight, torch::Tensor bias /* [out] or undefined */);
-  // x·Wᵀ (+ b) (+ the adapter's delta, or its reference_delta under ReferenceModel): [..., in] -> [..., out]
+  // x·Wᵀ (+ b) (+ the adapter's term): [..., in] -> [..., out]
   torch::Tensor forward(const torch::Tensor& x);
 
   const FrozenWeight& weight() const { return *weight_; }
   const std::shared_ptr<FrozenWeight>& weight_ptr() const { return weight_; }
+  // Replaces the weight by one of the same shape (PiSSA / OLoRA leave a residual weight in the base).
+  void set_weight(std::shared_ptr<FrozenWeight> weight);
   const torch::Tensor& bias() const { return bias_; }
 
   // Registers `adapter` as the submodule "adapter" (its parameters become this module's); nullptr removes it.
@@ -78,21 +79,5 @@ class FrozenLinearImpl : public torch::nn::Module {
 TORCH_MODULE(FrozenLinear);
 
 std::string dtype_short_name(at::ScalarType dtype);  // "f32", "bf16", "f16", ...
-
-// While alive, the model computes as DPO's reference model: every FrozenLinear adds its adapter's
-// reference_delta instead of delta, so adapters without a frozen reference copy drop out (the base
-// alone). Scoped to the current thread (the reference pass runs without autograd, so no backward
-// thread ever needs it).
-class ReferenceModel {
- public:
-  ReferenceModel();
-  ~ReferenceModel();
-  ReferenceModel(const ReferenceModel&) = delete;
-  ReferenceModel& operator=(const ReferenceModel&) = delete;
-  static bool active();
-
- private:
-  bool previous_;
-};
 
 }  // namespace qtune

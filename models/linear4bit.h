@@ -18,7 +18,8 @@ class QuantizedWeight final : public FrozenWeight {
   int64_t in_features() const override { return q_.shape[1]; }
   int64_t out_features() const override { return q_.shape[0]; }
   torch::Tensor matmul(const torch::Tensor& x) const override;
-  torch::Tensor dequantize() const override { return dequantize_4bit(q_); }
+  // deq(W) in the original dtype; streamed, from the device copy while its layer runs.
+  torch::Tensor dequantize() const override { return dequantize_4bit(streamed_ && bound_.packed.defined() ? bound_ : q_); }
   std::string format() const override;  // "nf4", "fp4", "nf4-dq" (double-quantized absmax)
   int64_t storage_bytes() const override { return q_.storage_bytes(); }
   const Quantized4bit& quantized() const { return q_; }

@@ -1,8 +1,9 @@
 // qtune::AdamW: decoupled weight decay Adam (Loshchilov & Hutter), the update torch.optim.AdamW makes,
-// with fp32 moments kept per parameter so that they can be checkpointed and restored exactly.
+// with fp32 moments kept per parameter so that they can be checkpointed and restored exactly. Each
+// parameter has its own learning-rate factor and weight decay, as torch's parameter groups do (LoRA+).
 //
-//   p <- p - lr·wd·p;  m <- b1·m + (1-b1)·g;  v <- b2·v + (1-b2)·g²
-//   p <- p - lr/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps)
+//   lr_p = lr·lr_factor;  p <- p - lr_p·wd·p;  m <- b1·m + (1-b1)·g;  v <- b2·v + (1-b2)·g²
+//   p <- p - lr_p/(1-b1^t) · m / (sqrt(v)/sqrt(1-b2^t) + eps)
 #pragma once
 
 #include <string>
@@ -14,12 +15,20 @@
 namespace qtune {
 
 struct AdamWOptions {
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+// One trained tensor with its own settings.
+struct AdamWParameter {
+  std::string name;
+  torch::Tensor tensor;
+  double lr_factor = 1.0;     // this tensor learns at lr × lr_factor (the schedule's lr scales every tensor alike)
+  double weight_decay = 0.0;  // decoupled, at this tensor's learning rate
 };
 
 class AdamW {
  public:
-  AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, AdamWOptions options);
+  AdamW(std::vector<AdamWParameter> parameters, AdamWOptions options);
   void step(double lr);  // uses each parameter's .grad()
   void zero_grad();
   int64_t steps_taken() const { return step_; }
@@ -30,8 +39,8 @@ class AdamW {
 
  private:
   struct Slot {
-    std::string name;
-    torch::Tensor param, exp_avg, exp_avg_sq;  // moments in fp32
+    AdamWParameter parameter;
+    torch::Tensor exp_avg, exp_avg_sq;  // moments in fp32
   };
   std::vector<Slot> slots_;
   AdamWOptions options_;

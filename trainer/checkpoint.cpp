@@ -12,7 +12,6 @@
 #include "core/json_file.h"
 #include "models/layer_checkpoint.h"
 #include "models/safetensors.h"
-#include "trainer/train_config.h"
 
 namespace qtune {
 namespace {
@@ -57,7 +56,7 @@ std::string save_checkpoint(const std::string& output_dir, CheckpointContents c,
   const fs::path tmp = fs::path(output_dir) / (".checkpoint-" + std::to_string(state.step) + ".tmp." + std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  save_peft_adapter(c.model, c.lora, tmp.string(), c.base_model);
+  save_peft_adapter(c.model, c.lora, tmp.string(), c.base.base_model, PeftSave::kAsTrained);  // resume continues the adapter as it is
   save_safetensors((tmp / "optimizer.safetensors").string(), c.optimizer.state(), {{"format", "qtune-optimizer"}});
   for (std::size_t r = 0; r < ranks.size(); ++r) {
     std::vector<std::pair<std::string, torch::Tensor>> rng = {{"cpu", ranks[r].cpu}};
@@ -73,7 +72,8 @@ std::string save_checkpoint(const std::string& output_dir, CheckpointContents c,
                                  {"optimizer_steps", c.optimizer.steps_taken()},
                                  {"last_loss", state.last_loss}};
   AtomicFile::write_all((tmp / "trainer_state.json").string(), json.dump(2) + "\n");
-  AtomicFile::write_all((tmp / kTrainingConfigFile).string(), c.config_json);
+  AtomicFile::write_all((tmp / kTrainingConfigFile).string(), c.config_yaml);
+  write_training_base(tmp.string(), c.base);
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
   return final_dir.string();
@@ -84,16 +84,9 @@ TrainerState load_checkpoint(const std::string& dir, CheckpointContents c, int r
   nlohmann::json json = read_json_file(state_path);
   if (json.value("format", "") != kStateFormat || json.value("version", 0) != kStateVersion)
     input_error("{}: not a qtune trainer state of version {}", state_path, kStateVersion);
-  // Adapter weights into the live parameters.
-  const std::string adapter_path = (fs::path(dir) / "adapter_model.safetensors").string();
-  auto adapter = SafetensorsFile::open(adapter_path);
+  // The adapter, as trained, into the live parameters (read and checked as any PEFT adapter).
+  copy_peft_adapter(c.model, read_peft_adapter(dir), dir);
   torch::NoGradGuard no_grad;
-  for (auto& [name, parameter] : lora_state(c.model)) {
-    const TensorInfo* info = adapter->find(name);
-    if (info == nullptr) input_error("{}: tensor '{}' is missing (was the checkpoint made with another LoRA config?)", adapter_path, name);
-    if (info->shape != parameter.sizes().vec()) input_error("{}: tensor '{}' has another shape than this config's adapter", adapter_path, name);
-    parameter.copy_(adapter->view(*info));
-  }
   // Optimizer moments and the RNG.
   const std::string optimizer_path = (fs::path(dir) / "optimizer.safetensors").string();
   auto optimizer_file = SafetensorsFile::open(optimizer_path);

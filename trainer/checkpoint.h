@@ -1,6 +1,7 @@
 // Training checkpoints: `output_dir/checkpoint-N/` with the adapter (PEFT format), the optimizer moments,
-// every rank's RNG state (rng_state_<rank>.safetensors) and the data position, written to a temporary
-// folder and renamed, so a crash never leaves a half checkpoint.
+// every rank's RNG state (rng_state_<rank>.safetensors), the data position and the training base record
+// (trainer/training_base.h), written to a temporary folder and renamed, so a crash never leaves a half
+// checkpoint.
 //
 // trainer_state.json: {"format": "qtune-trainer-state", "version": 1, "step": N, "micro_batch": M,
 //                      "world_size": W, "micro_batches_per_epoch": E, ...}
@@ -11,6 +12,7 @@
 #include "adapters/lora.h"
 #include "models/transformer.h"
 #include "trainer/adamw.h"
+#include "trainer/training_base.h"
 
 namespace qtune {
 
@@ -32,8 +34,8 @@ struct CheckpointContents {
   CausalLM& model;
   const LoraOptions& lora;
   AdamW& optimizer;
-  std::string base_model;    // recorded in adapter_config.json
-  std::string config_json;   // the resolved training config
+  const TrainingBase& base;  // the run's base, written as kTrainingBaseFile
+  std::string config_yaml;   // the config as run, saved as kTrainingConfigFile for people to read
 };
 
 // output_dir/checkpoint-<step>
@@ -44,7 +46,8 @@ std::string save_checkpoint(const std::string& output_dir, CheckpointContents co
                             const std::vector<RankRng>& ranks);
 
 // Restores adapter weights, optimizer moments and rank `rank`'s RNG (when the checkpoint has one for it)
-// from `dir`; returns the state to continue from.
+// from `dir`; returns the state to continue from. (The caller checks first that the checkpoint's base
+// record matches the run's: check_same_training_base.)
 TrainerState load_checkpoint(const std::string& dir, CheckpointContents contents, int rank = 0);
 
 // The checkpoint folder with the highest step in `output_dir`, or "" when there is none.

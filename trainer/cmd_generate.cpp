@@ -11,11 +11,12 @@
 #include "adapters/peft_format.h"
 #include "core/error.h"
 #include "data/chat_template.h"
+#include "data/tokenizer.h"
 #include "data/tokenizer_config.h"
 #include "models/model_loader.h"
 #include "trainer/commands.h"
 #include "trainer/generation.h"
-#include "trainer/train_config.h"
+#include "trainer/training_base.h"
 
 namespace qtune {
 namespace {
@@ -31,6 +32,81 @@ struct GenerateArgs {
 std::string trim(const std::string& s) {
   const auto begin = s.find_first_not_of(" \t\r\n");
   return begin == std::string::npos ? "" : s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
+}
+
+// The model, with the adapter on the base as it trained: the same load-time 4-bit weights and compute dtype.
+CausalLM load_model(const GenerateArgs& a) {
+  const TrainingBase trained = a.adapter.empty() ? TrainingBase{} : read_training_base(a.adapter);
+  LoadOptions load;
+  load.dtype = !a.dtype.empty() ? parse_dtype(a.dtype, "--dtype") : trained.compute_dtype.value_or(at::kFloat);
+  load.quantize = a.load_in_4bit ? std::optional<QuantizeOptions>(QuantizeOptions{}) : trained.quantize;
+  CausalLM model = load_causal_lm(a.model, load);
+  if (!a.adapter.empty()) load_peft_adapter(model, a.adapter);
+  return model;
+}
+
+// Turns prompts into completions: the tokenizer (it travels with the adapter, qtune train copies it, or sits
+// with the model), the chat template with --chat, and the stop tokens (the model's EOS, the tokenizer's, and
+// the template's end of turn such as <|eot_id|>).
+class Completer {
+ public:
+  Completer(const GenerateArgs& a, CausalLM& model) : model_(model), generation_(a.generation) {
+    const std::string dir = !a.adapter.empty() && fs::exists(fs::path(a.adapter) / "tokenizer_config.json") ? a.adapter : a.model;
+    tokenizer_ = load_tokenizer(dir);
+    const TokenizerConfig config = TokenizerConfig::load(dir);
+    for (int64_t id : model->config().eos_token_ids) generation_.stop_ids.push_back(static_cast<TokenId>(id));
+    if (auto eos = tokenizer_->token_to_id(config.eos_token); eos && !config.eos_token.empty()) generation_.stop_ids.push_back(*eos);
+    if (a.chat) use_chat_template(a.chat_template, config);
+  }
+
+  std::string complete(const std::string& prompt) {
+    std::vector<TokenId> ids = chat_ ? tokenizer_->encode(join_segments(chat_->render({{"user", prompt, {}, {}}}, true)))
+                                     : tokenizer_->encode_with_special_tokens(prompt);
+    return tokenizer_->decode(generate(model_, ids, generation_), true);
+  }
+
+ private:
+  void use_chat_template(const std::string& name, const TokenizerConfig& config) {
+    chat_ = make_chat_template(name == "tokenizer_default" ? recognize_chat_template(config.chat_template, config.source) : name,
+                               {config.bos_token, config.eos_token});
+    for (const auto& s : chat_->render({{"user", "x", {}, {}}, {"assistant", "y", {}, {}}}, false))
+      if (s.kind == SegmentKind::EndOfTurn)
+        if (auto ids = tokenizer_->encode(trim(s.text)); ids.size() == 1) generation_.stop_ids.push_back(ids[0]);
+  }
+
+  CausalLM& model_;
+  GenerationOptions generation_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ChatTemplate> chat_;
+};
+
+// --prompts: one JSON line per prompt with its completion, and exact-match accuracy where lines have "expected".
+void complete_prompts_file(Completer& completer, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) input_error("{}: cannot read the prompts file", path);
+  int64_t line_number = 0, scored = 0, matched = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (trim(line).empty()) continue;
+    nlohmann::json entry;
+    try {
+      entry = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      input_error("{}:{}: malformed JSON", path, line_number);
+    }
+    if (!entry.is_object() || !entry.contains("prompt") || !entry["prompt"].is_string())
+      input_error("{}:{}: each line needs a string \"prompt\"", path, line_number);
+    nlohmann::json out = {{"prompt", entry["prompt"]}, {"completion", completer.complete(entry["prompt"].get<std::string>())}};
+    if (entry.contains("expected") && entry["expected"].is_string()) {
+      const bool match = trim(out["completion"].get<std::string>()) == trim(entry["expected"].get<std::string>());
+      out["expected"] = entry["expected"];
+      out["match"] = match;
+      ++scored;
+      matched += match;
+    }
+    std::cout << out.dump() << "\n";
+  }
+  if (scored > 0) std::cout << fmt::format("exact match: {}/{} ({:.1f}%)\n", matched, scored, 100.0 * matched / scored);
 }
 
 }  // namespace
@@ -52,65 +128,10 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_flag("--load-in-4bit", a->load_in_4bit, "quantize the base to NF4 (with double quantization) while loading, as training did");
   return [a]() {
     if (a->prompt.empty() == a->prompts.empty()) input_error("give exactly one of --prompt TEXT and --prompts FILE");
-    // An adapter runs on the base as it trained: the same load-time 4-bit weights and compute dtype.
-    const TrainingBase trained = a->adapter.empty() ? TrainingBase{} : training_base(a->adapter);
-    LoadOptions load;
-    load.dtype = !a->dtype.empty() ? parse_dtype(a->dtype, "--dtype") : trained.compute_dtype.value_or(at::kFloat);
-    load.quantize = a->load_in_4bit ? std::optional<QuantizeOptions>(QuantizeOptions{}) : trained.quantize;
-    CausalLM model = load_causal_lm(a->model, load);
-    if (!a->adapter.empty()) load_peft_adapter(model, a->adapter);
-    // The tokenizer travels with the adapter (qtune train copies it) or sits with the model.
-    const std::string tokenizer_dir = !a->adapter.empty() && fs::exists(fs::path(a->adapter) / "tokenizer_config.json") ? a->adapter : a->model;
-    auto tokenizer = load_tokenizer(tokenizer_dir);
-    const TokenizerConfig tokenizer_config = TokenizerConfig::load(tokenizer_dir);
-    GenerationOptions generation = a->generation;
-    for (int64_t id : model->config().eos_token_ids) generation.stop_ids.push_back(static_cast<TokenId>(id));
-    if (auto eos = tokenizer->token_to_id(tokenizer_config.eos_token); eos && !tokenizer_config.eos_token.empty()) generation.stop_ids.push_back(*eos);
-    std::unique_ptr<ChatTemplate> chat;
-    if (a->chat) {
-      const std::string name = a->chat_template == "tokenizer_default" ? recognize_chat_template(tokenizer_config.chat_template, tokenizer_config.source)
-                                                                       : a->chat_template;
-      chat = make_chat_template(name, {tokenizer_config.bos_token, tokenizer_config.eos_token});
-      // The template's end-of-turn token (e.g. <|eot_id|>) ends a reply too.
-      for (const auto& s : chat->render({{"user", "x", {}, {}}, {"assistant", "y", {}, {}}}, false))
-        if (s.kind == SegmentKind::EndOfTurn)
-          if (auto ids = tokenizer->encode(trim(s.text)); ids.size() == 1) generation.stop_ids.push_back(ids[0]);
-    }
-    auto complete = [&](const std::string& prompt) {
-      std::vector<TokenId> ids = chat ? tokenizer->encode(join_segments(chat->render({{"user", prompt, {}, {}}}, true)))
-                                      : tokenizer->encode_with_special_tokens(prompt);
-      return tokenizer->decode(generate(model, ids, generation), true);
-    };
-    if (!a->prompt.empty()) {
-      std::cout << complete(a->prompt) << std::endl;
-      return 0;
-    }
-    std::ifstream in(a->prompts);
-    if (!in) input_error("{}: cannot read the prompts file", a->prompts);
-    int64_t line_number = 0, scored = 0, matched = 0;
-    for (std::string line; std::getline(in, line);) {
-      ++line_number;
-      if (trim(line).empty()) continue;
-      nlohmann::json entry;
-      try {
-        entry = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception&) {
-        input_error("{}:{}: malformed JSON", a->prompts, line_number);
-      }
-      if (!entry.is_object() || !entry.contains("prompt") || !entry["prompt"].is_string())
-        input_error("{}:{}: each line needs a string \"prompt\"", a->prompts, line_number);
-      const std::string completion = complete(entry["prompt"].get<std::string>());
-      nlohmann::json out = {{"prompt", entry["prompt"]}, {"completion", completion}};
-      if (entry.contains("expected") && entry["expected"].is_string()) {
-        const bool match = trim(completion) == trim(entry["expected"].get<std::string>());
-        out["expected"] = entry["expected"];
-        out["match"] = match;
-        ++scored;
-        matched += match;
-      }
-      std::cout << out.dump() << "\n";
-    }
-    if (scored > 0) std::cout << fmt::format("exact match: {}/{} ({:.1f}%)\n", matched, scored, 100.0 * matched / scored);
+    CausalLM model = load_model(*a);
+    Completer completer(*a, model);
+    if (!a->prompt.empty()) std::cout << completer.complete(a->prompt) << std::endl;
+    else complete_prompts_file(completer, a->prompts);
     return 0;
   };
 }

@@ -9,89 +9,106 @@
 
 namespace qtune {
 
-Command add_init_model_command(CLI::App& app) {
-  struct Args {
-    std::string arch = "llama", out, dtype = "bf16";
-    std::uint64_t seed = 0;
-    int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
-    int64_t sliding_window = 0;
-    bool tie = false, untie = false, force = false, byte_tokenizer = false, double_quant = false;
-    std::string quantize;
-    int64_t blocksize = 64;
-    double max_shard_gb = 5.0, init_std = 0.02;
-  };
-  auto args = std::make_shared<Args>();
-  CLI::App* sub = app.add_subcommand("init-model", "Write a randomly initialized model in Hugging Face layout");
-  sub->add_option("--arch", args->arch, "llama | mistral | qwen2 | qwen3")->capture_default_str();
-  sub->add_option("--out", args->out, "output folder")->required();
-  sub->add_option("--seed", args->seed, "random seed (same seed and sizes: same bytes)")->capture_default_str();
-  sub->add_option("--dtype", args->dtype, "bf16 | f16 | f32")->capture_default_str();
-  sub->add_option("--hidden", args->hidden, "hidden size (default 256)");
-  sub->add_option("--layers", args->layers, "decoder layers (default 2)");
-  sub->add_option("--heads", args->heads, "attention heads (default 8)");
-  sub->add_option("--kv-heads", args->kv_heads, "key/value heads (default heads/2)");
-  sub->add_option("--head-dim", args->head_dim, "head dim (default hidden/heads)");
-  sub->add_option("--intermediate", args->intermediate, "MLP size (default 688 for the default hidden size)");
-  sub->add_option("--vocab", args->vocab, "vocabulary size (default 32000)");
-  sub->add_option("--sliding-window", args->sliding_window, "sliding attention window (mistral, qwen)");
-  sub->add_option("--init-std", args->init_std, "std of the normal init (config initializer_range)")->capture_default_str();
-  sub->add_flag("--tie", args->tie, "tie lm_head to the embeddings");
-  sub->add_flag("--untie", args->untie, "separate lm_head (qwen2 ties by default)");
-  sub->add_option("--max-shard-gb", args->max_shard_gb, "shard the safetensors above this size (GB)")->capture_default_str();
-  sub->add_flag("--force", args->force, "overwrite a model already in --out");
-  sub->add_option("--quantize", args->quantize, "write the decoder projections in 4 bits, bitsandbytes format: nf4 | fp4");
-  sub->add_flag("--double-quant", args->double_quant, "with --quantize: also quantize the absmax to 8 bits (QLoRA's double quantization)");
-  sub->add_option("--blocksize", args->blocksize, "with --quantize: elements per absmax (power of two, 32..4096)")->capture_default_str();
-  sub->add_flag("--byte-tokenizer", args->byte_tokenizer,
-                "also write qtune's byte-level tokenizer (256 bytes + ChatML tokens; vocab at least 259)");
+namespace {
 
+struct Args {
+  std::string arch = "llama", out, dtype = "bf16";
+  std::uint64_t seed = 0;
+  int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
+  int64_t sliding_window = 0;
+  bool tie = false, untie = false, force = false, byte_tokenizer = false, double_quant = false;
+  std::string quantize;
+  int64_t blocksize = 64;
+  double max_shard_gb = 5.0, init_std = 0.02;
+};
+
+void add_options(CLI::App* sub, Args& args) {
+  sub->add_option("--arch", args.arch, "llama | mistral | qwen2 | qwen3")->capture_default_str();
+  sub->add_option("--out", args.out, "output folder")->required();
+  sub->add_option("--seed", args.seed, "random seed (same seed and sizes: same bytes)")->capture_default_str();
+  sub->add_option("--dtype", args.dtype, "bf16 | f16 | f32")->capture_default_str();
+  sub->add_option("--hidden", args.hidden, "hidden size (default 256)");
+  sub->add_option("--layers", args.layers, "decoder layers (default 2)");
+  sub->add_option("--heads", args.heads, "attention heads (default 8)");
+  sub->add_option("--kv-heads", args.kv_heads, "key/value heads (default heads/2)");
+  sub->add_option("--head-dim", args.head_dim, "head dim (default hidden/heads)");
+  sub->add_option("--intermediate", args.intermediate, "MLP size (default 688 for the default hidden size)");
+  sub->add_option("--vocab", args.vocab, "vocabulary size (default 32000)");
+  sub->add_option("--sliding-window", args.sliding_window, "sliding attention window (mistral, qwen)");
+  sub->add_option("--init-std", args.init_std, "std of the normal init (config initializer_range)")->capture_default_str();
+  sub->add_flag("--tie", args.tie, "tie lm_head to the embeddings");
+  sub->add_flag("--untie", args.untie, "separate lm_head (qwen2 ties by default)");
+  sub->add_option("--max-shard-gb", args.max_shard_gb, "shard the safetensors above this size (GB)")->capture_default_str();
+  sub->add_flag("--force", args.force, "overwrite a model already in --out");
+  sub->add_option("--quantize", args.quantize, "write the decoder projections in 4 bits, bitsandbytes format: nf4 | fp4");
+  sub->add_flag("--double-quant", args.double_quant, "with --quantize: also quantize the absmax to 8 bits (QLoRA's double quantization)");
+  sub->add_option("--blocksize", args.blocksize, "with --quantize: elements per absmax (power of two, 32..4096)")->capture_default_str();
+  sub->add_flag("--byte-tokenizer", args.byte_tokenizer,
+                "also write qtune's byte-level tokenizer (256 bytes + ChatML tokens; vocab at least 259)");
+}
+
+// The architecture's preset with the sizes and options given.
+ModelConfig model_config(const Args& args) {
+  ModelConfig c = ModelConfig::preset(parse_architecture_name(args.arch));
+  if (args.hidden > 0) {
+    c.hidden_size = args.hidden;
+    c.intermediate_size = ((args.hidden * 8 / 3) + 15) / 16 * 16;
+  }
+  if (args.heads > 0) c.num_heads = args.heads, c.num_kv_heads = std::max<int64_t>(1, args.heads / 2);
+  if (args.kv_heads > 0) c.num_kv_heads = args.kv_heads;
+  c.head_dim = args.head_dim > 0 ? args.head_dim : c.hidden_size / c.num_heads;
+  if (args.layers > 0) c.num_layers = args.layers;
+  if (args.intermediate > 0) c.intermediate_size = args.intermediate;
+  if (args.vocab > 0) c.vocab_size = args.vocab;
+  if (args.byte_tokenizer) {
+    if (args.vocab > 0 && args.vocab < kByteTokenizerVocab) input_error("--vocab {} is below the byte tokenizer's {} ids", args.vocab, kByteTokenizerVocab);
+    if (args.vocab == 0) c.vocab_size = kByteTokenizerVocab;
+    c.bos_token_id.reset();
+    c.eos_token_ids = {258};  // <|im_end|>
+  }
+  if (!(args.init_std > 0)) input_error("--init-std must be > 0");
+  c.initializer_range = args.init_std;
+  if (args.tie) c.tie_word_embeddings = true;
+  if (args.untie) c.tie_word_embeddings = false;
+  if (args.sliding_window > 0) {
+    if (c.arch == Architecture::kLlama) input_error("--sliding-window: llama has no sliding window (use mistral or qwen)");
+    c.sliding_window = args.sliding_window;
+    c.max_window_layers = 0;
+  }
+  if (c.hidden_size % c.num_heads != 0 && args.head_dim == 0)
+    input_error("--hidden {} is not a multiple of --heads {}; pass --head-dim", c.hidden_size, c.num_heads);
+  if (c.bos_token_id && *c.bos_token_id >= c.vocab_size) c.bos_token_id.reset(), c.eos_token_ids.clear();
+  return c;
+}
+
+InitModelOptions init_options(const Args& args) {
+  InitModelOptions o;
+  o.config = model_config(args);
+  o.out_dir = args.out;
+  o.seed = args.seed;
+  o.dtype = parse_dtype(args.dtype, "--dtype");
+  o.force = args.force;
+  if (!(args.max_shard_gb > 0)) input_error("--max-shard-gb must be > 0");
+  o.max_shard_bytes = static_cast<std::uint64_t>(args.max_shard_gb * 1e9);
+  if (!args.quantize.empty()) {
+    check_blocksize(args.blocksize, "--blocksize");
+    o.quantize = QuantizeOptions{parse_quant_type(args.quantize, "--quantize"), args.blocksize, args.double_quant};
+  } else if (args.double_quant) {
+    input_error("--double-quant needs --quantize nf4 (or fp4)");
+  }
+  return o;
+}
+
+}  // namespace
+
+Command add_init_model_command(CLI::App& app) {
+  auto args = std::make_shared<Args>();
+  add_options(app.add_subcommand("init-model", "Write a randomly initialized model in Hugging Face layout"), *args);
   return [args]() {
-    InitModelOptions o;
-    o.config = ModelConfig::preset(parse_architecture_name(args->arch));
-    ModelConfig& c = o.config;
-    if (args->hidden > 0) {
-      c.hidden_size = args->hidden;
-      c.intermediate_size = ((args->hidden * 8 / 3) + 15) / 16 * 16;
-    }
-    if (args->heads > 0) c.num_heads = args->heads, c.num_kv_heads = std::max<int64_t>(1, args->heads / 2);
-    if (args->kv_heads > 0) c.num_kv_heads = args->kv_heads;
-    c.head_dim = args->head_dim > 0 ? args->head_dim : c.hidden_size / c.num_heads;
-    if (args->layers > 0) c.num_layers = args->layers;
-    if (args->intermediate > 0) c.intermediate_size = args->intermediate;
-    if (args->vocab > 0) c.vocab_size = args->vocab;
-    if (args->byte_tokenizer) {
-      if (args->vocab > 0 && args->vocab < kByteTokenizerVocab) input_error("--vocab {} is below the byte tokenizer's {} ids", args->vocab, kByteTokenizerVocab);
-      if (args->vocab == 0) c.vocab_size = kByteTokenizerVocab;
-      c.bos_token_id.reset();
-      c.eos_token_ids = {258};  // <|im_end|>
-    }
-    if (!(args->init_std > 0)) input_error("--init-std must be > 0");
-    c.initializer_range = args->init_std;
-    if (args->tie) c.tie_word_embeddings = true;
-    if (args->untie) c.tie_word_embeddings = false;
-    if (args->sliding_window > 0) {
-      if (c.arch == Architecture::kLlama) input_error("--sliding-window: llama has no sliding window (use mistral or qwen)");
-      c.sliding_window = args->sliding_window;
-      c.max_window_layers = 0;
-    }
-    if (c.hidden_size % c.num_heads != 0 && args->head_dim == 0)
-      input_error("--hidden {} is not a multiple of --heads {}; pass --head-dim", c.hidden_size, c.num_heads);
-    if (c.bos_token_id && *c.bos_token_id >= c.vocab_size) c.bos_token_id.reset(), c.eos_token_ids.clear();
-    o.out_dir = args->out;
-    o.seed = args->seed;
-    o.dtype = parse_dtype(args->dtype, "--dtype");
-    o.force = args->force;
-    if (!(args->max_shard_gb > 0)) input_error("--max-shard-gb must be > 0");
-    o.max_shard_bytes = static_cast<std::uint64_t>(args->max_shard_gb * 1e9);
-    if (!args->quantize.empty()) {
-      check_blocksize(args->blocksize, "--blocksize");
-      o.quantize = QuantizeOptions{parse_quant_type(args->quantize, "--quantize"), args->blocksize, args->double_quant};
-    } else if (args->double_quant) {
-      input_error("--double-quant needs --quantize nf4 (or fp4)");
-    }
+    const InitModelOptions o = init_options(*args);
     write_random_model(o);
     if (args->byte_tokenizer) write_byte_tokenizer(o.out_dir);
-    std::cout << "wrote " << c.hf_class_name() << " to " << o.out_dir << " (run: qtune inspect " << o.out_dir << ")\n";
+    std::cout << "wrote " << o.config.hf_class_name() << " to " << o.out_dir << " (run: qtune inspect " << o.out_dir << ")\n";
     return 0;
   };
 }

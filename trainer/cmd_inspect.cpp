@@ -32,6 +32,72 @@ std::string rope_text(const ModelConfig& c) {
   return s;
 }
 
+// The sizes both outputs print.
+struct Sizes {
+  ParameterCounts parameters;
+  std::uint64_t file_bytes = 0;
+  double bf16 = 0, nf4_double_quant = 0, nf4 = 0;  // bytes of the whole model in each format
+};
+
+Sizes sizes_of(const CheckedCheckpoint& m) {
+  Sizes s;
+  s.parameters = count_parameters(m.config);
+  for (const auto& f : m.checkpoint.files()) s.file_bytes += std::filesystem::file_size(f->path());
+  s.nf4_double_quant = four_bit_bytes(s.parameters, 64, true, 2);
+  s.nf4 = four_bit_bytes(s.parameters, 64, false, 2);
+  s.bf16 = static_cast<double>(s.parameters.total()) * 2;
+  return s;
+}
+
+void print_json(const CheckedCheckpoint& m, const Sizes& s) {
+  const ModelConfig& c = m.config;
+  const ParameterCounts& p = s.parameters;
+  nlohmann::ordered_json j;
+  j["architecture"] = c.hf_class_name();
+  j["layers"] = c.num_layers;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["heads"] = c.num_heads;
+  j["kv_heads"] = c.num_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab_size;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["parameters"] = {{"total", p.total()}, {"embedding", p.embedding}, {"lm_head", p.lm_head},
+                     {"decoder_projections", p.decoder_projections}, {"norms_and_biases", p.other}};
+  j["dtypes"] = m.parameters_by_dtype;
+  j["files"] = m.checkpoint.files().size();
+  j["file_bytes"] = s.file_bytes;
+  j["bytes_bf16"] = s.bf16;
+  j["bytes_nf4_double_quant"] = s.nf4_double_quant;
+  j["bytes_nf4"] = s.nf4;
+  j["unused_tensors"] = m.unused;
+  std::cout << j.dump(2) << "\n";
+}
+
+void print_text(const std::string& dir, const CheckedCheckpoint& m, const Sizes& s) {
+  const ModelConfig& c = m.config;
+  const ParameterCounts& p = s.parameters;
+  std::string dtypes;
+  for (const auto& [name, n] : m.parameters_by_dtype) dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", name, grouped(n));
+  std::string attention = c.sliding_window ? fmt::format("sliding window {}", *c.sliding_window) : "full causal";
+  if (c.qkv_bias) attention += ", q/k/v bias";
+  if (c.o_bias) attention += ", o bias";
+  if (c.qk_norm) attention += ", q/k RMSNorm";
+  fmt::print("model       {} ({})\n", dir, c.hf_class_name());
+  fmt::print("shape       {} layers, hidden {}, ffn {}, heads {} (kv {}, head_dim {}), vocab {}\n", c.num_layers,
+             c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size);
+  fmt::print("attention   {}; rope {}\n", attention, rope_text(c));
+  fmt::print("lm_head     {}\n", c.tie_word_embeddings ? "tied to the embeddings" : "separate");
+  fmt::print("parameters  {} total: embeddings {}, lm_head {}, decoder projections {}, norms/biases {}\n",
+             grouped(p.total()), grouped(p.embedding), grouped(p.lm_head), grouped(p.decoder_projections), grouped(p.other));
+  fmt::print("dtypes      {}\n", dtypes);
+  fmt::print("files       {} safetensors file(s), {}\n", m.checkpoint.files().size(), format_byte_size(static_cast<double>(s.file_bytes)));
+  fmt::print("memory      bf16 {}; 4-bit NF4 + double quant {} ({:.3f} bytes/param); NF4 without double quant {}\n",
+             format_byte_size(s.bf16), format_byte_size(s.nf4_double_quant), s.nf4_double_quant / static_cast<double>(p.total()), format_byte_size(s.nf4));
+  fmt::print("            (4-bit: decoder projections at 4 bits, block 64; embeddings, lm_head and norms in bf16)\n");
+  if (!m.unused.empty()) fmt::print("unused      {} tensor(s) not used by the model, e.g. {}\n", m.unused.size(), m.unused.front());
+}
+
 }  // namespace
 
 Command add_inspect_command(CLI::App& app) {
@@ -40,58 +106,11 @@ Command add_inspect_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("inspect", "Check a model folder and print its architecture, sizes and dtypes");
   sub->add_option("dir", *dir, "model folder (config.json + safetensors)")->required();
   sub->add_flag("--json", *as_json, "print one JSON object instead of text");
-
   return [dir, as_json]() {
-    CheckedCheckpoint m = check_checkpoint(*dir);
-    const ModelConfig& c = m.config;
-    const ParameterCounts p = count_parameters(c);
-    std::uint64_t file_bytes = 0;
-    for (const auto& f : m.checkpoint.files()) file_bytes += std::filesystem::file_size(f->path());
-    const double nf4_dq = four_bit_bytes(p, 64, true, 2), nf4 = four_bit_bytes(p, 64, false, 2);
-    const double bf16 = static_cast<double>(p.total()) * 2;
-
-    if (*as_json) {
-      nlohmann::ordered_json j;
-      j["architecture"] = c.hf_class_name();
-      j["layers"] = c.num_layers;
-      j["hidden_size"] = c.hidden_size;
-      j["intermediate_size"] = c.intermediate_size;
-      j["heads"] = c.num_heads;
-      j["kv_heads"] = c.num_kv_heads;
-      j["head_dim"] = c.head_dim;
-      j["vocab_size"] = c.vocab_size;
-      j["tie_word_embeddings"] = c.tie_word_embeddings;
-      j["parameters"] = {{"total", p.total()}, {"embedding", p.embedding}, {"lm_head", p.lm_head},
-                         {"decoder_projections", p.decoder_projections}, {"norms_and_biases", p.other}};
-      j["dtypes"] = m.parameters_by_dtype;
-      j["files"] = m.checkpoint.files().size();
-      j["file_bytes"] = file_bytes;
-      j["bytes_bf16"] = bf16;
-      j["bytes_nf4_double_quant"] = nf4_dq;
-      j["bytes_nf4"] = nf4;
-      j["unused_tensors"] = m.unused;
-      std::cout << j.dump(2) << "\n";
-      return 0;
-    }
-    std::string dtypes;
-    for (const auto& [name, n] : m.parameters_by_dtype) dtypes += fmt::format("{}{} {}", dtypes.empty() ? "" : ", ", name, grouped(n));
-    std::string attention = c.sliding_window ? fmt::format("sliding window {}", *c.sliding_window) : "full causal";
-    if (c.qkv_bias) attention += ", q/k/v bias";
-    if (c.o_bias) attention += ", o bias";
-    if (c.qk_norm) attention += ", q/k RMSNorm";
-    fmt::print("model       {} ({})\n", *dir, c.hf_class_name());
-    fmt::print("shape       {} layers, hidden {}, ffn {}, heads {} (kv {}, head_dim {}), vocab {}\n", c.num_layers,
-               c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size);
-    fmt::print("attention   {}; rope {}\n", attention, rope_text(c));
-    fmt::print("lm_head     {}\n", c.tie_word_embeddings ? "tied to the embeddings" : "separate");
-    fmt::print("parameters  {} total: embeddings {}, lm_head {}, decoder projections {}, norms/biases {}\n",
-               grouped(p.total()), grouped(p.embedding), grouped(p.lm_head), grouped(p.decoder_projections), grouped(p.other));
-    fmt::print("dtypes      {}\n", dtypes);
-    fmt::print("files       {} safetensors file(s), {}\n", m.checkpoint.files().size(), format_byte_size(static_cast<double>(file_bytes)));
-    fmt::print("memory      bf16 {}; 4-bit NF4 + double quant {} ({:.3f} bytes/param); NF4 without double quant {}\n",
-               format_byte_size(bf16), format_byte_size(nf4_dq), nf4_dq / static_cast<double>(p.total()), format_byte_size(nf4));
-    fmt::print("            (4-bit: decoder projections at 4 bits, block 64; embeddings, lm_head and norms in bf16)\n");
-    if (!m.unused.empty()) fmt::print("unused      {} tensor(s) not used by the model, e.g. {}\n", m.unused.size(), m.unused.front());
+    const CheckedCheckpoint m = check_checkpoint(*dir);
+    const Sizes sizes = sizes_of(m);
+    if (*as_json) print_json(m, sizes);
+    else print_text(*dir, m, sizes);
     return 0;
   };
 }

@@ -7,7 +7,7 @@
 #include "adapters/merge.h"
 #include "core/error.h"
 #include "trainer/commands.h"
-#include "trainer/train_config.h"
+#include "trainer/training_base.h"
 
 namespace qtune {
 
@@ -33,7 +33,7 @@ Command add_merge_command(CLI::App& app) {
     o->out_dtype = parse_dtype(*dtype, "--dtype");
     if (*four_bit) o->quantize = QuantizeOptions{parse_quant_type(*quant_type, "--bnb-4bit-quant-type"), 64, *double_quant};
     // An adapter trained on a base quantized at load is merged into those same 4-bit weights.
-    const TrainingBase trained = training_base(o->adapter_dir);
+    const TrainingBase trained = read_training_base(o->adapter_dir);
     if (!o->quantize) o->quantize = trained.quantize;
     if (!o->compute_dtype) o->compute_dtype = trained.compute_dtype;
     if (!(*shard_gb > 0)) input_error("--max-shard-gb must be > 0");

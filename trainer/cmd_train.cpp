@@ -1,8 +1,8 @@
 // qtune train CONFIG.yaml [key=value ...] [--nproc N]: fine-tune as the config says.
-#include <fstream>
-#include <sstream>
+#include <iostream>
 
 #include "trainer/commands.h"
+#include "trainer/distributed.h"
 #include "trainer/launcher.h"
 #include "trainer/trainer.h"
 
@@ -18,16 +18,14 @@ Command add_train_command(CLI::App& app) {
   cmd->add_option("--nproc", *nproc, "run N local data-parallel ranks (torchrun's RANK/WORLD_SIZE/... are used when set)")
       ->check(CLI::Range(1, 1024));
   return [config_path, overrides, nproc]() {
-    TrainConfig config = TrainConfig::load(*config_path, *overrides);
+    // Every check that needs only the config and the base's config.json, before any work (and before ranks start).
+    const TrainConfig config = TrainConfig::load(*config_path, *overrides);
     config.check_paths();
+    const BaseModelInfo base = BaseModelInfo::read(config.base_model);
+    const std::optional<std::string> warning = check_sequence_len(config, base.config, base.dir + "/config.json");
     if (*nproc > 1 && !launched_as_rank()) return run_local_ranks(*nproc);
-    std::ifstream in(*config_path);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string resolved = text.str();
-    // Overrides are appended as YAML keys (a later key wins when the file is read back).
-    for (const auto& o : *overrides) resolved += "\n" + o.substr(0, o.find('=')) + ": " + o.substr(o.find('=') + 1);
-    run_training(config, resolved + "\n");
+    if (warning && launch_environment().rank == 0) std::cerr << "warning: " << *warning << "\n";  // once, by rank 0
+    run_training(config, base);
     return 0;
   };
 }

@@ -10,6 +10,7 @@
 #include "trainer/commands.h"
 #include "trainer/data_report.h"
 #include "trainer/trainer.h"
+#include "trainer/training_base.h"
 
 namespace qtune {
 
@@ -23,6 +24,8 @@ Command add_validate_command(CLI::App& app) {
     TrainConfig config = TrainConfig::load(*config_path, *overrides);
     config.check_paths();
     CheckedCheckpoint model = check_checkpoint(config.base_model);
+    const BaseModelInfo base{config.base_model, model.config, model.bnb};
+    const std::optional<std::string> warning = check_sequence_len(config, base.config, config.base_model + "/config.json");
     // The report is printed only when every check passed, so a failure is exactly one error line.
     std::ostringstream report;
     report << fmt::format("config      {}: ok ({})\n", config.source, config.rl.empty() ? "sft" : config.rl);
@@ -44,7 +47,8 @@ Command add_validate_command(CLI::App& app) {
                   "identical within sequence_len", config.source, plan.report.dropped_overlong, config.sequence_len, plan.report.dropped_untrained,
                   plan.report.dropped_identical);
     print_data_report(report, data, plan, config);
-    report << plan_training_memory(config, pick_device(config)).describe();  // what a run would keep where
+    report << plan_training_memory(config, pick_device(config), base).describe();  // what a run would keep where
+    if (warning) std::cerr << "warning: " << *warning << "\n";
     std::cout << report.str() << "ok\n";
     return 0;
   };

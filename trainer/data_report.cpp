@@ -5,21 +5,8 @@
 
 namespace qtune {
 
-PackingOptions packing_options(const TrainConfig& config) {
-  PackingOptions options;
-  options.sequence_len = static_cast<std::size_t>(config.sequence_len);
-  options.sample_packing = config.sample_packing;
-  options.overlong = parse_overlong_policy(config.overlong_samples, config.source);
-  options.micro_batch_size = static_cast<std::size_t>(config.micro_batch_size);
-  options.seed = static_cast<uint64_t>(config.seed);
-  options.pad_to_sequence_len = config.pad_to_sequence_len;
-  return options;
-}
-
 RowPlan plan_training_rows(const PreparedData& data, const TrainConfig& config) {
-  const SampleSet& train = data.train;
-  if (data.pairs) return plan_pair_rows(train.size(), [&](std::size_t i, int part) { return train.get(i, part); }, packing_options(config));
-  return plan_rows(train.size(), [&](std::size_t i) { return train.get(i); }, packing_options(config));
+  return BatchSource(data.train, data.pairs, config.packing_options()).plan();
 }
 
 void print_data_report(std::ostream& out, const PreparedData& data, const RowPlan& plan, const TrainConfig& config) {
@@ -31,12 +18,7 @@ void print_data_report(std::ostream& out, const PreparedData& data, const RowPla
     for (const auto& reason : d.skip_reasons) out << "  skipped   " << reason << "\n";
   }
   out << fmt::format("split       train {}, validation {}\n", data.train.size(), data.validation.size());
-  // The first epoch's micro-batches, for the padding they cost.
-  PackingReport r = plan.report;
-  const PackingOptions options = packing_options(config);
-  const auto batches = plan_batches(plan.row_lengths, options, 0);
-  if (data.pairs) account_pair_batches(r, batches, plan, options);
-  else account_batches(r, batches, plan.row_lengths, options);
+  const PackingReport r = epoch_report(plan, data.pairs, config.packing_options());  // with the first epoch's padding
   const std::string batching = fmt::format("batches     {} micro-batches of up to {} {} per epoch, {:.1f}% real tokens ({} padding)\n", r.batches,
                                            config.micro_batch_size, data.pairs ? "pairs" : "rows", 100 * r.fill_ratio, r.padding_tokens);
   if (data.pairs) {

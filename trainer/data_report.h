@@ -4,15 +4,13 @@
 
 #include <ostream>
 
-#include "data/packing.h"
+#include "data/batch_source.h"
 #include "data/prepare_data.h"
 #include "trainer/train_config.h"
 
 namespace qtune {
 
-PackingOptions packing_options(const TrainConfig& config);
-
-// Rows of the training split as training would pack them (drop/truncate counted in the report).
+// Rows of the training split as training packs them (its BatchSource's plan; drop/truncate counted in the report).
 RowPlan plan_training_rows(const PreparedData& data, const TrainConfig& config);
 
 // Per-dataset lines (samples, skipped, tokens, trained tokens, cache), the split and the packing plan.

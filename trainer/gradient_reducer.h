@@ -1,4 +1,5 @@
-// The LoRA gradients of an optimizer step, summed across ranks in buckets while the backward still runs
+// The LoRA gradients of an optimizer step: the reducer owns the sums every adapter's backward adds into
+// (LoraAdapterImpl::sum_gradients_into), and sums them across ranks in buckets while the backward still runs
 // (as PyTorch's DDP does): the backward reaches the adapters from the last layer to the first, so buckets
 // are filled in that order, and each one is sent as soon as the step's last backward has added all of
 // its adapters' gradients.
@@ -14,9 +15,9 @@ namespace qtune {
 
 class GradientReducer {
  public:
-  // `adapters`: in model order, with gradient sums on (use_gradient_sums). Buckets of about `bucket_bytes`.
-  // group nullptr (one rank): finish() only turns the sums into gradients.
-  GradientReducer(std::vector<LoraAdapterImpl*> adapters, Distributed* group, int64_t bucket_bytes);
+  // `adapters`: in model order; their backwards add into sums of `sum_dtype` from now on (until the reducer
+  // goes). Buckets of about `bucket_bytes`. group nullptr (one rank): finish() only turns the sums into gradients.
+  GradientReducer(std::vector<LoraAdapterImpl*> adapters, at::ScalarType sum_dtype, Distributed* group, int64_t bucket_bytes);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -26,6 +27,8 @@ class GradientReducer {
   // After the step's backwards (also on a rank that had none): sends the buckets not sent yet, waits for
   // all, and sets every LoRA parameter's .grad to its sum over the ranks; the sums start again from zero.
   void finish();
+  // Adapter i's sums (tests).
+  const LoraGradientSums& sums(std::size_t i) const { return sums_[i]; }
 
   std::size_t buckets() const { return buckets_.size(); }
   std::size_t buckets_sent() const { return sent_; }  // so far this step
@@ -41,6 +44,7 @@ class GradientReducer {
   void send(Bucket& bucket);
 
   std::vector<LoraAdapterImpl*> adapters_;
+  std::vector<LoraGradientSums> sums_;  // one per adapter, never resized (the adapters hold pointers)
   Distributed* group_;
   std::vector<Bucket> buckets_;         // in backward order
   std::vector<std::size_t> bucket_of_;  // adapter -> bucket

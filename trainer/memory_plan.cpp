@@ -34,13 +34,51 @@ struct Sizes {
   int64_t other_bytes = 0;  // embeddings, lm_head, norms, biases on the device
 };
 
+// What autograd keeps of one micro-batch of `rows` rows (a preference pair is two): per layer the norms'
+// outputs, q/k/v, attention output, the MLP's gate, up and product; LoRA's low-rank inputs (and dropout's
+// masked copies); eager attention's fp32 scores; the loss chunk; gradients in flight in the backward.
+// Returns the device bytes and sets `inputs` to the checkpointed layer inputs (all layers).
+int64_t activation_bytes(const ModelConfig& m, const TrainConfig& config, const DeviceFacts& facts, const Sizes& s, const Settings& on,
+                         int64_t rows, int64_t& inputs) {
+  const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, T = config.sequence_len, N = rows * T;
+  const int64_t attention_width = m.num_heads * m.head_dim, kv_width = m.num_kv_heads * m.head_dim;
+  int64_t per_layer = N * c * (4 * D + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
+  if (config.lora_dropout > 0) per_layer += N * (c + 1) * s.layer.adapted_inputs;
+  if (!facts.fused_attention) per_layer += rows * m.num_heads * T * T * (4 + c);
+  const int64_t backward_working = 2 * N * std::max(F, D) * c + 2 * s.layer.largest_projection * c;  // gradients in flight, dequantized weight
+  const int64_t loss = std::min(N * m.vocab_size * 4, kLossChunkBytes) * 3 + 4 * N * D * c;
+  inputs = L * N * D * c;
+  if (!on.checkpointing) return loss + backward_working + L * per_layer;
+  return loss + backward_working + per_layer + (on.activation_offloading ? 0 : inputs);
+}
+
+// Host→device bytes and the step time. Per micro-batch: a forward streams every layer but the two the last
+// backward left in the slots, the backward every layer but the two the forward left (LayerStream); DPO's
+// reference forward comes first and leaves the wrong two, so it adds L. Offloaded inputs go out and back.
+// FLOPs per token: projections 2·P forward, 2·P backward (no weight gradients for the frozen base), one more
+// forward when recomputing; causal attention 2·T·width forward, twice that backward; lm_head forward and backward.
+void add_traffic_and_time(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, const Sizes& s, const Settings& on, int64_t rows,
+                          int64_t layer_bytes, int64_t inputs) {
+  const DeviceFacts& facts = plan.facts;
+  const int64_t L = m.num_layers, N = rows * config.sequence_len;
+  const bool reference_pass = (config.rl == "dpo" || config.rl == "ipo") && !config.precompute_ref_log_probs;
+  int64_t transfer = on.offload_base ? (2 * std::max<int64_t>(L - 2, 0) + (reference_pass ? L : 0)) * layer_bytes : 0;
+  if (on.activation_offloading) transfer += 2 * inputs;
+  plan.transfer_bytes_per_step = transfer * on.accumulation;
+  const double P = static_cast<double>(L * s.layer.projection_numel);
+  const double attention = 2.0 * static_cast<double>(L) * static_cast<double>(config.sequence_len) * static_cast<double>(m.num_heads * m.head_dim);
+  const double forward = 2 * P + attention, backward = 2 * P + 2 * attention, head = 4.0 * static_cast<double>(m.vocab_size * m.hidden_size);
+  const double passes = forward + backward + (on.checkpointing ? forward : 0) + (reference_pass ? forward : 0);
+  const double flops = static_cast<double>(N * on.accumulation) * (passes + head);
+  if (facts.matmul_flops_per_s > 0) plan.compute_seconds_per_step = flops / facts.matmul_flops_per_s;
+  if (facts.host_to_device_bytes_per_s > 0) plan.transfer_seconds_per_step = static_cast<double>(plan.transfer_bytes_per_step) / facts.host_to_device_bytes_per_s;
+}
+
 void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, const DeviceFacts& facts, const Sizes& s, bool four_bit,
           Settings on) {
   on.checkpointing = on.checkpointing || on.offload_base || on.activation_offloading;  // both need the recompute
   const int64_t rows = on.micro_batch * (config.rl.empty() ? 1 : 2);  // preference rows come as chosen + rejected
-  const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, N = rows * config.sequence_len;
-  const int64_t T = config.sequence_len, attention_width = m.num_heads * m.head_dim;
-  const int64_t layer_bytes = four_bit ? s.layer.four_bit_bytes : s.layer.projection_numel * c;
+  const int64_t L = m.num_layers, layer_bytes = four_bit ? s.layer.four_bit_bytes : s.layer.projection_numel * facts.compute_bytes;
   plan = MemoryPlan{};
   plan.facts = facts;
   plan.gradient_checkpointing = on.checkpointing;
@@ -60,46 +98,13 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   const std::string count = lora < 1000000 ? std::to_string(lora) : fmt::format("{:.1f}M", static_cast<double>(lora) / 1e6);
   plan.device.push_back({fmt::format("LoRA r={}: {} parameters with gradients and AdamW moments", config.lora_r, count),
                          lora * kLoraBytesPerParameter});
-
-  // What autograd keeps of one layer: the norms' outputs, q/k/v, attention output, the MLP's gate, up and
-  // product; LoRA's low-rank inputs (and dropout's masked copies); eager attention's fp32 scores.
-  const int64_t kv_width = m.num_kv_heads * m.head_dim;
-  int64_t per_layer = N * c * (4 * D + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
-  if (config.lora_dropout > 0) per_layer += N * (c + 1) * s.layer.adapted_inputs;
-  if (!facts.fused_attention) per_layer += rows * m.num_heads * T * T * (4 + c);
-  const int64_t backward_working = 2 * N * std::max(F, D) * c + 2 * s.layer.largest_projection * c;  // gradients in flight, dequantized weight
-  const int64_t loss = std::min(N * m.vocab_size * 4, kLossChunkBytes) * 3 + 4 * N * D * c;
-  int64_t activations = loss + backward_working;
-  const int64_t inputs = L * N * D * c;
-  if (on.checkpointing) {
-    activations += per_layer;
-    if (on.activation_offloading) plan.host.push_back({"checkpointed layer inputs (activation_offloading)", inputs});
-    else activations += inputs;
-  } else {
-    activations += L * per_layer;
-  }
-  plan.device.push_back({fmt::format("activations of a micro-batch of {} tokens{}", N,
+  int64_t inputs = 0;
+  const int64_t activations = activation_bytes(m, config, facts, s, on, rows, inputs);
+  if (on.checkpointing && on.activation_offloading) plan.host.push_back({"checkpointed layer inputs (activation_offloading)", inputs});
+  plan.device.push_back({fmt::format("activations of a micro-batch of {} tokens{}", rows * config.sequence_len,
                                      on.checkpointing ? on.activation_offloading ? ", checkpointed, inputs on the host" : ", checkpointed" : ""),
                          activations});
-
-  // Per micro-batch: a forward streams every layer but the two the last backward left in the slots, the
-  // backward every layer but the two the forward left (LayerStream); DPO's reference forward comes first
-  // and leaves the wrong two, so it adds L. Offloaded inputs go out and back.
-  const bool reference_pass = (config.rl == "dpo" || config.rl == "ipo") && !config.precompute_ref_log_probs;
-  int64_t transfer = on.offload_base ? (2 * std::max<int64_t>(L - 2, 0) + (reference_pass ? L : 0)) * layer_bytes : 0;
-  if (on.activation_offloading) transfer += 2 * inputs;
-  plan.transfer_bytes_per_step = transfer * on.accumulation;
-
-  // FLOPs per token: projections 2·P forward, 2·P backward (no weight gradients for the frozen base),
-  // one more forward when recomputing; causal attention 2·T·width forward, twice that backward; lm_head
-  // forward and backward.
-  const double P = static_cast<double>(L * s.layer.projection_numel);
-  const double attention = 2.0 * static_cast<double>(L) * static_cast<double>(T) * static_cast<double>(attention_width);
-  const double forward = 2 * P + attention, backward = 2 * P + 2 * attention, head = 4.0 * static_cast<double>(m.vocab_size * D);
-  const double passes = forward + backward + (on.checkpointing ? forward : 0) + (reference_pass ? forward : 0);
-  const double flops = static_cast<double>(N * on.accumulation) * (passes + head);
-  if (facts.matmul_flops_per_s > 0) plan.compute_seconds_per_step = flops / facts.matmul_flops_per_s;
-  if (facts.host_to_device_bytes_per_s > 0) plan.transfer_seconds_per_step = static_cast<double>(plan.transfer_bytes_per_step) / facts.host_to_device_bytes_per_s;
+  add_traffic_and_time(plan, m, config, s, on, rows, layer_bytes, inputs);
   plan.fits = facts.budget_bytes <= 0 || plan.device_bytes() <= facts.budget_bytes;
 }
 
@@ -125,15 +130,12 @@ int64_t MemoryPlan::host_bytes() const {
   return total;
 }
 
-MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> four_bit, const TrainConfig& config, const DeviceFacts& facts) {
-  if (config.offload_base == "true" && !four_bit)
-    input_error("{}: offload_base streams 4-bit layers from host memory; set load_in_4bit: true (or use a bnb-4bit checkpoint)", config.source);
+namespace {
+
+// The shapes of one decoder layer (all alike) and the rest of the model, with LoRA as the config injects it.
+Sizes sizes_of(const ModelConfig& model, const std::optional<QuantizeOptions>& four_bit, const TrainConfig& config, const DeviceFacts& facts) {
   Sizes s;
-  LoraOptions lora;
-  lora.r = config.lora_r;
-  lora.target_modules = config.lora_target_modules;
-  lora.target_linear = config.lora_target_linear || config.lora_target_modules.empty();
-  const std::vector<std::string> adapted = lora_target_modules(model, lora);  // "model.layers.0.self_attn.q_proj", ...
+  const std::vector<std::string> adapted = lora_target_modules(model, config.lora_options());  // "model.layers.0.self_attn.q_proj", ...
   const std::string first_layer = "model.layers.0.";
   for (const WeightSpec& spec : hf_weight_specs(model)) {
     const int64_t numel = spec.shape[0] * (spec.shape.size() > 1 ? spec.shape[1] : 1);
@@ -152,8 +154,18 @@ MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> 
       l.adapted_inputs += spec.shape[1];
     }
   }
-  Settings on{config.gradient_checkpointing || config.activation_offloading || config.offload_base == "true",
-              config.offload_base == "true", config.activation_offloading, config.micro_batch_size, config.gradient_accumulation_steps};
+  return s;
+}
+
+}  // namespace
+
+MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> four_bit, const TrainConfig& config, const DeviceFacts& facts) {
+  const bool stream = config.offload_base == TriState::on;
+  if (stream && !four_bit)
+    input_error("{}: offload_base streams 4-bit layers from host memory; set load_in_4bit: true (or use a bnb-4bit checkpoint)", config.source);
+  const Sizes s = sizes_of(model, four_bit, config, facts);
+  Settings on{config.gradient_checkpointing || config.activation_offloading || stream, stream, config.activation_offloading,
+              config.micro_batch_size, config.gradient_accumulation_steps};
   MemoryPlan plan;
   fill(plan, model, config, facts, s, four_bit.has_value(), on);
   // Under a budget, switch on what fits the run, cheapest first; offload_base only where the config leaves
@@ -167,7 +179,7 @@ MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> 
     plan.turned_on = turned;
   };
   try_on(on.checkpointing, "gradient_checkpointing", true);
-  try_on(on.offload_base, "offload_base", config.offload_base == "auto" && four_bit.has_value());
+  try_on(on.offload_base, "offload_base", config.offload_base == TriState::automatic && four_bit.has_value());
   try_on(on.activation_offloading, "activation_offloading", true);
   // Still over: the largest divisor of the micro-batch that fits, with as many more accumulation steps.
   for (int64_t rows = on.micro_batch - 1; !plan.fits && rows >= 1; --rows) {
@@ -187,7 +199,7 @@ MemoryPlan plan_memory(const ModelConfig& model, std::optional<QuantizeOptions> 
 TrainConfig planned_config(TrainConfig config, const MemoryPlan& plan) {
   config.gradient_checkpointing = plan.gradient_checkpointing;
   config.activation_offloading = plan.activation_offloading;
-  config.offload_base = plan.offload_base ? "true" : "false";
+  config.offload_base = plan.offload_base ? TriState::on : TriState::off;
   config.micro_batch_size = plan.micro_batch_size;
   config.gradient_accumulation_steps = plan.gradient_accumulation_steps;
   return config;

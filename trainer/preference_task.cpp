@@ -10,9 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "adapters/lora.h"
 #include "core/error.h"
-#include "models/frozen_linear.h"
-#include "trainer/data_report.h"
 #include "trainer/preference_loss.h"
 #include "trainer/training_task.h"
 
@@ -166,27 +165,25 @@ class PreferenceTask : public TrainingTask {
       : data_(data),
         objective_(make_preference_objective(config.rl, config.dpo_loss_type, config.rl_beta, config.dpo_label_smoothing, config.simpo_gamma,
                                              config.orpo_alpha, config.cpo_alpha)),
-        options_(packing_options(config)),
-        plan_(plan_training_rows(data, config)),
-        validation_plan_(plan_pair_rows(data.validation.size(), pair_source(data.validation), options_)),
-        schedule_(plan_.row_lengths, options_, group ? group->rank() : 0, group ? group->world_size() : 1),
+        train_(batch_source(data, data.train, config, group)),
+        validation_(batch_source(data, data.validation, config, group)),
         device_(device),
         group_(group),
         precompute_(config.precompute_ref_log_probs && objective_.needs_reference()) {
     objective_.nll_on_prompt = objective_.method == PreferenceMethod::Orpo && config.orpo_prompt_loss;
-    if (schedule_.per_epoch() == 0)
+    if (train_.per_epoch() == 0)
       input_error("{}: no preference pair is left (every pair was dropped: see qtune validate {})", config.source, config.source);
   }
 
-  std::size_t batches_per_epoch() const override { return schedule_.per_epoch(); }
-  const PackingReport& packing() const override { return plan_.report; }
+  std::size_t batches_per_epoch() const override { return train_.per_epoch(); }
+  const PackingReport& packing() const override { return train_.report(); }
 
   void prepare(CausalLM& model) override {
     if (!precompute_) return;
     const auto start = std::chrono::steady_clock::now();
-    reference_train_ = precompute_reference(model, data_.train, plan_);
-    reference_validation_ = precompute_reference(model, data_.validation, validation_plan_);
-    std::cout << fmt::format("reference log-probs of {} pairs computed once in {:.1f} s\n", plan_.rows.size() + validation_plan_.rows.size(),
+    reference_train_ = precompute_reference(model, train_, data_.train.size());
+    reference_validation_ = precompute_reference(model, validation_, data_.validation.size());
+    std::cout << fmt::format("reference log-probs of {} pairs computed once in {:.1f} s\n", train_.plan().rows.size() + validation_.plan().rows.size(),
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
@@ -194,9 +191,9 @@ class PreferenceTask : public TrainingTask {
     std::vector<PairBatch> batches;
     std::vector<double> totals = {0, 0, 0, 0};  // pairs, chosen NLL targets, answer tokens, tokens: this rank's, then all
     for (int64_t m = first; m < first + count; ++m) {
-      const std::vector<std::size_t> rows = schedule_.rows_of(m);
+      const std::vector<std::size_t> rows = train_.rows_of(m);
       if (rows.empty()) continue;  // this rank's share of a short last batch
-      batches.push_back(fetch(data_.train, plan_, rows));
+      batches.push_back(fetch(train_, rows));
       totals[0] += static_cast<double>(batches.back().size());
       totals[1] += static_cast<double>(batches.back().chosen_nll_tokens);
       totals[2] += static_cast<double>(batches.back().batch.trained_tokens);
@@ -228,15 +225,13 @@ class PreferenceTask : public TrainingTask {
   }
 
   Metrics evaluate(CausalLM& model) override {
-    if (validation_plan_.rows.empty()) return {};
+    if (validation_.plan().rows.empty()) return {};
     torch::NoGradGuard no_grad;
     EvalMode eval(model);
     MetricSums sums;
     std::vector<double> loss_sum = {0};
-    const auto batches = plan_batches(validation_plan_.row_lengths, options_, 0);
-    for (std::size_t i = 0; i < batches.size(); ++i) {
-      if (!evaluates_batch(group_, i)) continue;
-      const PairBatch b = fetch(data_.validation, validation_plan_, batches[i]);
+    for (const auto& rows : validation_.pass()) {
+      const PairBatch b = fetch(validation_, rows);
       const PairScores s = score(model, b, reference_validation_);
       loss_sum[0] += s.terms.losses.sum(torch::kDouble).item<double>();
       sums.add(objective_, s, b.size());
@@ -249,14 +244,10 @@ class PreferenceTask : public TrainingTask {
   }
 
  private:
-  static PairSource pair_source(const SampleSet& set) {
-    return [&set](std::size_t pair, int part) { return set.get(pair, part); };
-  }
-
-  PairBatch fetch(const SampleSet& set, const RowPlan& plan, const std::vector<std::size_t>& batch_rows) const {
+  PairBatch fetch(const BatchSource& source, const std::vector<std::size_t>& rows) const {
     PairBatch b;
-    for (std::size_t row : batch_rows) b.pairs.push_back(plan.rows[row].front());
-    const Batch batch = collate_pairs(plan.rows, batch_rows, pair_source(set), 0, options_);
+    b.pairs = source.pairs_of(rows);
+    const Batch batch = source.collate(rows);
     b.batch = to_device(batch, device_);
     if (objective_.nll_on_prompt) b.prompt_nll_labels = prompt_nll_labels(b.batch);
     const std::size_t chosen_cells = batch.width * b.pairs.size();  // the first B rows
@@ -305,33 +296,29 @@ class PreferenceTask : public TrainingTask {
     return s;
   }
 
-  // Reference row sums of every planned pair: [2·pair] chosen, [2·pair + 1] rejected (NaN for pairs that
-  // were not planned). With several ranks each scores every W-th batch and the ranks add their parts.
-  std::vector<double> precompute_reference(CausalLM& model, const SampleSet& set, const RowPlan& plan) const {
-    std::vector<double> values(4 * set.size(), 0.0);  // the sums, then how many ranks scored each
-    const auto batches = plan_batches(plan.row_lengths, options_, 0);
-    for (std::size_t k = 0; k < batches.size(); ++k) {
-      if (!evaluates_batch(group_, k)) continue;
-      const PairBatch b = fetch(set, plan, batches[k]);
+  // Reference row sums of every planned pair of `source` (over `pairs` pairs): [2·pair] chosen, [2·pair + 1]
+  // rejected (NaN for pairs that were not planned). Each rank scores its batches of a pass, the ranks add their parts.
+  std::vector<double> precompute_reference(CausalLM& model, const BatchSource& source, std::size_t pairs) const {
+    std::vector<double> values(4 * pairs, 0.0);  // the sums, then how many ranks scored each
+    for (const auto& rows : source.pass()) {
+      const PairBatch b = fetch(source, rows);
       const torch::Tensor sums = reference_rows(model, b, {}).sums.to(torch::kCPU, torch::kDouble);
       for (std::size_t i = 0; i < b.pairs.size(); ++i)
         for (std::size_t side = 0; side < 2; ++side) {
           values[2 * b.pairs[i] + side] = sums[static_cast<int64_t>(side * b.pairs.size() + i)].item<double>();
-          values[2 * set.size() + 2 * b.pairs[i] + side] = 1;
+          values[2 * pairs + 2 * b.pairs[i] + side] = 1;
         }
     }
     sum_across_ranks(group_, values);
-    for (std::size_t i = 0; i < 2 * set.size(); ++i)
-      if (values[2 * set.size() + i] == 0) values[i] = std::nan("");
-    values.resize(2 * set.size());
+    for (std::size_t i = 0; i < 2 * pairs; ++i)
+      if (values[2 * pairs + i] == 0) values[i] = std::nan("");
+    values.resize(2 * pairs);
     return values;
   }
 
   const PreparedData& data_;
   PreferenceObjective objective_;
-  PackingOptions options_;
-  RowPlan plan_, validation_plan_;
-  BatchSchedule schedule_;
+  BatchSource train_, validation_;
   torch::Device device_;
   Distributed* group_;
   bool precompute_;

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "trainer/data_report.h"
 #include "trainer/training_task.h"
 
 namespace qtune {
@@ -18,24 +17,23 @@ torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
 class SftTask : public TrainingTask {
  public:
   SftTask(const PreparedData& data, const TrainConfig& config, torch::Device device, Distributed* group)
-      : data_(data),
-        options_(packing_options(config)),
-        plan_(plan_training_rows(data, config)),
-        schedule_(plan_.row_lengths, options_, group ? group->rank() : 0, group ? group->world_size() : 1),
+      : train_(batch_source(data, data.train, config, group)),
+        validation_(batch_source(data, data.validation, config, group)),
+        has_validation_(data.validation.size() > 0),
         device_(device),
         group_(group) {
-    if (schedule_.per_epoch() == 0) input_error("{}: no training sample is left after packing (see qtune validate)", config.source);
+    if (train_.per_epoch() == 0) input_error("{}: no training sample is left after packing (see qtune validate)", config.source);
   }
-  std::size_t batches_per_epoch() const override { return schedule_.per_epoch(); }
-  const PackingReport& packing() const override { return plan_.report; }
+  std::size_t batches_per_epoch() const override { return train_.per_epoch(); }
+  const PackingReport& packing() const override { return train_.report(); }
 
   StepResult accumulate(CausalLM& model, int64_t first, int64_t count, const std::function<void()>& before_last_backward) override {
     std::vector<DeviceBatch> batches;
     std::vector<double> totals = {0, 0};  // trained tokens, tokens: of this rank, then of all
     for (int64_t m = first; m < first + count; ++m) {
-      const std::vector<std::size_t> rows = schedule_.rows_of(m);
+      const std::vector<std::size_t> rows = train_.rows_of(m);
       if (rows.empty()) continue;  // this rank's share of a short last batch
-      batches.push_back(to_device(collate(plan_.rows, rows, sample_of(data_.train), 0, options_), device_));
+      batches.push_back(to_device(train_.collate(rows), device_));
       totals[0] += static_cast<double>(batches.back().trained_tokens);
       totals[1] += static_cast<double>(batches.back().tokens);
     }
@@ -53,16 +51,12 @@ class SftTask : public TrainingTask {
 
   // Mean loss per trained token over the validation set.
   Metrics evaluate(CausalLM& model) override {
-    if (data_.validation.size() == 0) return {};
-    const SampleSource sample_at = sample_of(data_.validation);
-    RowPlan plan = plan_rows(data_.validation.size(), sample_at, options_);
+    if (!has_validation_) return {};
     torch::NoGradGuard no_grad;
     model->eval();
     std::vector<double> totals = {0, 0};  // loss sum, trained tokens
-    const auto batches = plan_batches(plan.row_lengths, options_, 0);
-    for (std::size_t i = 0; i < batches.size(); ++i) {
-      if (!evaluates_batch(group_, i)) continue;
-      DeviceBatch d = to_device(collate(plan.rows, batches[i], sample_at, 0, options_), device_);
+    for (const auto& rows : validation_.pass()) {
+      DeviceBatch d = to_device(validation_.collate(rows), device_);
       if (d.trained_tokens == 0) continue;
       totals[0] += summed_loss(model, d).item<double>();
       totals[1] += static_cast<double>(d.trained_tokens);
@@ -73,13 +67,8 @@ class SftTask : public TrainingTask {
   }
 
  private:
-  static SampleSource sample_of(const SampleSet& set) {
-    return [&set](std::size_t i) { return set.get(i); };
-  }
-  const PreparedData& data_;
-  PackingOptions options_;
-  RowPlan plan_;
-  BatchSchedule schedule_;
+  BatchSource train_, validation_;
+  bool has_validation_;
   torch::Device device_;
   Distributed* group_;
 };

@@ -1,5 +1,7 @@
-// qtune::TrainConfig: the YAML file a user writes (Axolotl's key names), validated key by key: unknown
-// keys get a "did you mean" hint, wrong types name the key; `key=value` overrides from the command line.
+// qtune::TrainConfig: the YAML file a user writes (Axolotl's key names), read once into typed settings and
+// validated key by key: unknown keys get a "did you mean" hint, wrong types name the key; `key=value`
+// overrides from the command line. Each component's options are made from the settings in one place
+// (trainer/config_options.cpp).
 #pragma once
 
 #include <cstdint>
@@ -9,11 +11,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "adapters/lora.h"
 #include "data/dataset_spec.h"
+#include "data/packing.h"
 #include "data/prepare_data.h"
+#include "models/model_config.h"
 #include "models/model_loader.h"
 
 namespace qtune {
+
+// A key that is true, false or auto (qtune decides: bf16 on a GPU, offload_base when the memory plan needs it).
+enum class TriState { off, on, automatic };
+const char* tri_state_name(TriState value);  // "false", "true", "auto": as written in the config
 
 struct TrainConfig {
   std::string source;  // the YAML file, for messages; relative paths in it are relative to its folder
@@ -34,7 +43,7 @@ struct TrainConfig {
   bool lora_target_linear = false;
   bool peft_use_rslora = false;
   bool peft_use_dora = false;
-  std::string lora_init = "kaiming";  // kaiming (PEFT's default) | gaussian
+  std::string lora_init = "kaiming";  // kaiming (PEFT's default) | gaussian | pissa | pissa_niter_N | olora
   std::string lora_model_dir;         // start from this PEFT adapter (for DPO it is also the frozen reference)
 
   // Data.
@@ -66,12 +75,14 @@ struct TrainConfig {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8;
   double cosine_min_lr_ratio = 0;
   double weight_decay = 0;
+  double loraplus_lr_ratio = 0;        // LoRA+: lora_B (and 1-D tensors) learn at learning_rate × this; 0: off
+  double loraplus_lr_embedding = 1e-6; // LoRA+ rate of adapted embeddings (qtune adapts none: no tensor uses it)
   double max_grad_norm = 1.0;
-  std::string bf16 = "auto";          // true | false | auto (bf16 on a GPU, fp32 on the CPU); true on a CPU: bf16 there too
+  TriState bf16 = TriState::automatic;  // auto: bf16 on a GPU, fp32 on the CPU; true on a CPU: bf16 there too
   bool gradient_checkpointing = false;
   bool activation_offloading = false;  // layer inputs wait in host memory until recomputed; turns checkpointing on
   int64_t gpu_memory_limit = 0;        // bytes the CUDA caching allocator may hold (0: no limit); "22GiB" in YAML
-  std::string offload_base = "auto";   // true | false | auto (the memory plan streams the 4-bit layers when they do not fit)
+  TriState offload_base = TriState::automatic;  // auto: the memory plan streams the 4-bit layers when they do not fit
   bool skip_nonfinite_steps = false;  // skip (and log) a step whose loss or gradients are not finite
   std::string device = "auto";        // auto (CUDA when present) | cpu | cuda
 
@@ -101,41 +112,47 @@ struct TrainConfig {
   bool orpo_prompt_loss = true;           // ORPO's NLL over the prompt too (ORPO's code, TRL); false: the answer only
   bool disable_dropout = true;            // as TRL: no LoRA dropout in preference runs (policy and reference alike)
 
+  // The file with its overrides applied, as YAML: saved as kTrainingConfigFile for people to read.
+  std::string as_run_yaml;
+
   // Reads and validates `path`, then applies `overrides` ("key=value", value in YAML syntax).
   // Throws InputError naming the file and key.
   static TrainConfig load(const std::string& path, const std::vector<std::string>& overrides = {});
   // The same from an already converted document (tests); `where` names it.
   static TrainConfig from_json(const nlohmann::json& document, const std::string& where, const std::string& base_dir);
 
-  // InputError naming the key when base_model, tokenizer or a dataset path does not exist.
+  // InputError naming the key when base_model, tokenizer or a dataset path does not exist, or when
+  // output_dir (or dataset_prepared_path) cannot be created: run before any work.
   void check_paths() const;
 
+  std::string tokenizer_dir() const { return tokenizer.empty() ? base_model : tokenizer; }
+
+  // Each component's options from the settings (trainer/config_options.cpp), the one place each is made.
+  // How to load the base on `device`: the compute dtype (bf16), the load-time 4-bit quantization
+  // (load_in_4bit, bnb_4bit_*), the decoder layers in host memory with offload_base: true.
+  LoadOptions load_options(torch::Device device) const;
+  at::ScalarType compute_dtype(torch::Device device) const;
+  // New adapters (lora_*, peft_use_rslora, peft_use_dora), validated by validate_lora_options when loading.
+  LoraOptions lora_options() const;
   // The data part, for prepare_data().
   DataConfig data_config() const;
-  std::string tokenizer_dir() const { return tokenizer.empty() ? base_model : tokenizer; }
-  // How to load the base model (quantize set when load_in_4bit).
-  LoadOptions load_options() const;
+  // How rows are packed and batched (sequence_len, sample_packing, overlong_samples, micro_batch_size, ...).
+  PackingOptions packing_options() const;
 };
 
-// The training config as run (the user's YAML plus overrides), saved next to every adapter qtune writes.
+// The training config as run (the user's YAML plus overrides), saved next to every adapter qtune writes
+// for people to read; qtune reads the typed record of trainer/training_base.h instead.
 inline constexpr const char* kTrainingConfigFile = "qtune_training.yaml";
 
-// How an adapter's base ran during training, from the kTrainingConfigFile saved with it: the load-time
-// quantization (none for a 16-bit base) and the compute dtype (what deq(W) was rounded to).
-struct TrainingBase {
-  std::optional<QuantizeOptions> quantize;
-  std::optional<at::ScalarType> compute_dtype;
-};
-TrainingBase training_base(const std::string& adapter_dir);
+// Checks sequence_len against the positions `model` (from `model_source`) can handle: InputError naming
+// sequence_len and the limit beyond max_position_embeddings × the linear RoPE scaling factor; the text of
+// a warning (nullopt when none) when it is above max_position_embeddings, which only RoPE scaling allows.
+std::optional<std::string> check_sequence_len(const TrainConfig& config, const ModelConfig& model, const std::string& model_source);
 
 // Bytes of a size written as "22GiB", "24GB", "500MiB", "1.5 GiB" or a plain number of bytes (GiB/MiB/KiB:
 // powers of 2; GB/MB/KB: powers of 10). nullopt when the text is not such a size or not positive.
 std::optional<int64_t> parse_byte_size(const std::string& text);
 // The other way: "1.50 GiB", "312.00 MiB", "18 B" (powers of 2).
 std::string format_byte_size(double bytes);
-
-// YAML text -> JSON (plain scalars become bool/int/float/null where YAML 1.2 says so; quoted stay
-// strings). Throws InputError naming `where` and the line on a syntax error.
-nlohmann::json yaml_to_json(const std::string& yaml_text, const std::string& where);
 
 }  // namespace qtune

@@ -1,15 +1,20 @@
 // run_training(): `qtune train`. Loads the (4-bit) base, injects LoRA (or loads lora_model_dir), prepares
 // the data, and runs the loop shared by SFT and preference training (the recipe is a TrainingTask):
-// micro-batches accumulated into optimizer steps, AdamW, the LR schedule, clipping, evaluation,
-// logging, checkpoints and exact resume, a clean stop on SIGINT/SIGTERM, and the PEFT adapter as output.
+// micro-batches accumulated into optimizer steps, AdamW (with LoRA+'s learning rates), the LR schedule,
+// clipping, evaluation, logging, checkpoints and exact resume, a clean stop on SIGINT/SIGTERM, and the PEFT
+// adapter with its training base record as output.
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "adapters/lora.h"
 #include "core/torch.h"
+#include "trainer/adamw.h"
 #include "trainer/memory_plan.h"
 #include "trainer/train_config.h"
+#include "trainer/training_base.h"
 
 namespace qtune {
 
@@ -34,12 +39,20 @@ struct TrainingModel {
 // With offload_base: true (or "auto" decided by planned_config) the layers are streamed from host memory.
 TrainingModel load_training_model(const TrainConfig& config, torch::Device device);
 
-// The memory plan of the run on `device`: the model's shapes from base_model, the budget
-// (gpu_memory_limit, else the GPU's memory), and the device's measured matmul and copy rates.
+// The memory plan of the run on `device`: the model's shapes from `base`, the budget (gpu_memory_limit,
+// else the GPU's memory), and the device's measured matmul and copy rates.
+MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device, const BaseModelInfo& base);
+// The same, reading base_model/config.json first.
 MemoryPlan plan_training_memory(const TrainConfig& config, torch::Device device);
 
-// `config_text` is the resolved config, saved with checkpoints and outputs. The run goes by
-// planned_config(config, its memory plan).
-TrainSummary run_training(const TrainConfig& config, const std::string& config_text);
+// AdamW's parameters for the trained tensors, as PEFT's create_loraplus_optimizer groups them when
+// loraplus_lr_ratio > 0: a tensor whose name has "lora_B", or that is 1-D (DoRA's magnitude), learns at
+// learning_rate × loraplus_lr_ratio, every other at learning_rate; weight_decay on all but 1-D biases of
+// that group. Without LoRA+: learning_rate and weight_decay for all.
+std::vector<AdamWParameter> optimizer_parameters(const std::vector<std::pair<std::string, torch::Tensor>>& trained, const TrainConfig& config);
+
+// Trains as `config` says (after its check_paths() and check_sequence_len()), on the base read once into
+// `base`. The run goes by planned_config(config, its memory plan).
+TrainSummary run_training(const TrainConfig& config, const BaseModelInfo& base);
 
 }  // namespace qtune

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "trainer/data_report.h"
+
 namespace qtune {
 
 DeviceBatch to_device(const Batch& b, torch::Device device) {
@@ -24,25 +26,8 @@ void sum_across_ranks(Distributed* group, std::vector<double>& values) {
   if (group != nullptr) group->all_reduce_sum(values);
 }
 
-bool evaluates_batch(const Distributed* group, std::size_t index) {
-  return group == nullptr || index % static_cast<std::size_t>(group->world_size()) == static_cast<std::size_t>(group->rank());
-}
-
-BatchSchedule::BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options, int rank, int world)
-    : row_lengths_(std::move(row_lengths)), options_(options), share_(options.micro_batch_size), rank_(rank) {
-  options_.micro_batch_size *= static_cast<std::size_t>(world);
-  per_epoch_ = plan_batches(row_lengths_, options_, 0).size();
-}
-
-std::vector<std::size_t> BatchSchedule::rows_of(int64_t micro_batch) {
-  const uint64_t epoch = static_cast<uint64_t>(micro_batch) / per_epoch_;
-  if (epoch != cached_epoch_) {
-    batches_ = plan_batches(row_lengths_, options_, epoch);
-    cached_epoch_ = epoch;
-  }
-  const auto& global = batches_[static_cast<std::size_t>(micro_batch) % per_epoch_];
-  const std::size_t begin = std::min(global.size(), share_ * static_cast<std::size_t>(rank_));
-  return {global.begin() + static_cast<std::ptrdiff_t>(begin), global.begin() + static_cast<std::ptrdiff_t>(std::min(global.size(), begin + share_))};
+BatchSource batch_source(const PreparedData& data, const SampleSet& samples, const TrainConfig& config, const Distributed* group) {
+  return BatchSource(samples, data.pairs, config.packing_options(), group ? group->rank() : 0, group ? group->world_size() : 1);
 }
 
 }  // namespace qtune

@@ -1,6 +1,6 @@
 // What the shared training loop (trainer/trainer.cpp) asks of a recipe, SFT or preference training:
 // the micro-batches of the run, one optimizer step's forward and backward with its metrics, and the
-// validation metrics. Plus the pieces both recipes use: device batches and the epoch batch schedule.
+// validation metrics. Plus the pieces both recipes use: their batch sources and device batches.
 #pragma once
 
 #include <functional>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/torch.h"
-#include "data/packing.h"
+#include "data/batch_source.h"
 #include "models/chunked_log_probs.h"
 #include "models/transformer.h"
 #include "trainer/distributed.h"
@@ -53,9 +53,9 @@ std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, con
 // Sums `values` across the ranks of `group` (nothing to do for nullptr).
 void sum_across_ranks(Distributed* group, std::vector<double>& values);
 
-// Whether validation batch `index` is this rank's to evaluate (every W-th, from its rank); the ranks then
-// sum their metric sums. nullptr: every batch.
-bool evaluates_batch(const Distributed* group, std::size_t index);
+// The batches of `samples` (data.train or data.validation) under the config's packing options, for this
+// rank of `group` (nullptr: one rank). `data` and `samples` must outlive the source.
+BatchSource batch_source(const PreparedData& data, const SampleSet& samples, const TrainConfig& config, const Distributed* group);
 
 // A micro-batch as tensors on the device.
 struct DeviceBatch {
@@ -68,24 +68,5 @@ DeviceBatch to_device(const Batch& batch, torch::Device device);
 
 // Next-token targets of unshifted `labels` [R, T]: labels[:, t + 1] at position t, -100 at the last position.
 torch::Tensor next_token_targets(const torch::Tensor& labels);
-
-// The micro-batches of a run over fixed rows: batch m is batch (m mod n) of epoch (m div n), each
-// epoch's order from plan_batches() over global batches of micro_batch_size × `world` rows, of which
-// rank `rank` takes the rows [rank·b, (rank+1)·b) (fewer, or none, in a short last batch).
-class BatchSchedule {
- public:
-  BatchSchedule(std::vector<std::size_t> row_lengths, PackingOptions options, int rank = 0, int world = 1);
-  std::size_t per_epoch() const { return per_epoch_; }
-  std::vector<std::size_t> rows_of(int64_t micro_batch);
-
- private:
-  std::vector<std::size_t> row_lengths_;
-  PackingOptions options_;  // micro_batch_size: the global batch
-  std::size_t share_;       // rows per rank
-  int rank_;
-  std::size_t per_epoch_ = 0;
-  uint64_t cached_epoch_ = UINT64_MAX;
-  std::vector<std::vector<std::size_t>> batches_;
-};
 
 }  // namespace qtune

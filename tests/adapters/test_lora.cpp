@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "models/model_loader.h"
 #include "tests/support/test_support.h"
+#include "trainer/gradient_reducer.h"
 
 namespace qtune {
 namespace {
@@ -35,12 +36,13 @@ void randomize_adapters(CausalLM& model, double scale, uint64_t seed) {
   for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes(), torch::kDouble) * scale);
 }
 
-// Each LoRA parameter with its gradient sum, in lora_state() order.
-std::vector<std::pair<torch::Tensor, torch::Tensor>> gradient_sums(const std::vector<LoraAdapterImpl*>& adapters) {
+// Each LoRA parameter with the gradient sum the reducer keeps for it, in lora_state() order.
+std::vector<std::pair<torch::Tensor, torch::Tensor>> gradient_sums(CausalLM& model, const GradientReducer& reducer) {
   std::vector<std::pair<torch::Tensor, torch::Tensor>> sums;
-  for (LoraAdapterImpl* a : adapters) {
-    sums.emplace_back(a->lora_A, a->gradient_sum_A);
-    sums.emplace_back(a->lora_B, a->gradient_sum_B);
+  const auto adapters = lora_adapters(model);
+  for (std::size_t i = 0; i < adapters.size(); ++i) {
+    sums.emplace_back(adapters[i]->lora_A, reducer.sums(i).A);
+    sums.emplace_back(adapters[i]->lora_B, reducer.sums(i).B);
   }
   return sums;
 }
@@ -140,7 +142,8 @@ TEST(LoraAdapter, Float64GradientSumsEqualAutogradGradients) {
   (model->forward(ids) * probe).sum().backward();
   std::vector<torch::Tensor> autograd;
   for (auto& [name, p] : lora_state(model)) autograd.push_back(p.grad().clone());
-  const auto sums = gradient_sums(use_gradient_sums(model, at::kDouble));
+  GradientReducer reducer(lora_adapters(model), at::kDouble, nullptr, 1);  // the backwards now add into its float64 sums
+  const auto sums = gradient_sums(model, reducer);
   (model->forward(ids) * probe).sum().backward();  // into the sums: .grad stays as it was
   ASSERT_EQ(sums.size(), autograd.size());
   for (std::size_t i = 0; i < sums.size(); ++i) {
@@ -157,7 +160,8 @@ TEST(LoraAdapter, Float64GradientSumsDoNotDependOnHowTheBatchIsSplit) {
   CausalLM model = load_causal_lm(test::make_tiny_model("llama"), nf4);
   inject_lora(model, all_linear(4), 11);
   randomize_adapters(model, 0.1, 5);
-  const auto sums = gradient_sums(use_gradient_sums(model, at::kDouble));
+  GradientReducer reducer(lora_adapters(model), at::kDouble, nullptr, 1);  // the backwards now add into its float64 sums
+  const auto sums = gradient_sums(model, reducer);
   torch::manual_seed(3);
   const int64_t T = 40;
   torch::Tensor ids = torch::randint(3, 300, {4, T}, torch::kLong);
@@ -353,7 +357,7 @@ TEST(LoraInject, BadOptionsAreInputErrors) {
   o.dropout = 1.0;
   EXPECT_THROW(inject_lora(model, o, 0), InputError);
   o = all_linear(2);
-  o.init = "pissa";
+  o.init = "svd";
   EXPECT_THROW(inject_lora(model, o, 0), InputError);
   inject_lora(model, all_linear(2), 0);
   EXPECT_THROW(inject_lora(model, all_linear(2), 0), c10::Error);  // already adapted

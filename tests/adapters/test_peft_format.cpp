@@ -191,8 +191,10 @@ TEST(PeftFormat, MalformedFoldersAreInputErrors) {
   expect_input_error(load, {"adapter_model.safetensors", "v_proj", "target_modules"});
   with_config("target_modules", nlohmann::json{"q_proj", "v_proj", "k_proj"});
   expect_input_error(load, {"adapter_model.safetensors", "k_proj.lora_A.weight", "missing"});
-  with_config("use_dora", true);
-  expect_input_error(load, {"adapter_config.json", "use_dora"});
+  with_config("use_dora", true);  // DoRA without its magnitude vectors
+  expect_input_error(load, {"adapter_model.safetensors", "lora_magnitude_vector", "use_dora"});
+  with_config("init_lora_weights", "loftq");  // rewrites the base in a way qtune does not
+  expect_input_error(load, {"adapter_config.json", "init_lora_weights", "loftq"});
   with_config("bias", "all");
   expect_input_error(load, {"adapter_config.json", "bias"});
   test::write_file(config_path, "{not json");

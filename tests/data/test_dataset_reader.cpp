@@ -1,19 +1,15 @@
 // Tests of the dataset readers (alpaca, ShareGPT, OpenAI messages, completion, TRL preference files shaped
-// like the public datasets), their error messages, DatasetSpec validation, the seeded split/mix, typo hints.
+// like the public datasets), their error messages, DatasetSpec validation, typo hints.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "core/did_you_mean.h"
 #include "core/error.h"
-#include "data/dataset_mix.h"
 #include "data/dataset_reader.h"
 #include "data/dataset_spec.h"
 #include "tests/support/files.h"
@@ -566,83 +562,6 @@ TEST(DatasetDidYouMean, SuggestsCloseNamesOnly) {
   EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
   EXPECT_EQ(edit_distance("ab", "ba"), 1u);
   EXPECT_EQ(edit_distance("", "abc"), 3u);
-}
-
-// ---- split and mix --------------------------------------------------------------------------------
-
-std::vector<Sample> numbered(std::size_t n, const std::string& file = "f.jsonl") {
-  std::vector<Sample> samples;
-  for (std::size_t i = 0; i < n; ++i)
-    samples.push_back(Sample{CompletionText{std::to_string(i)}, SampleOrigin{file, i + 1}});
-  return samples;
-}
-
-std::vector<std::string> texts(const std::vector<Sample>& samples) {
-  std::vector<std::string> out;
-  for (const auto& s : samples) out.push_back(std::get<CompletionText>(s.content).text);
-  return out;
-}
-
-TEST(DatasetMix, SplitMix64MatchesTheReferenceSequence) {
-  SplitMix64 rng(0);  // published test vector of splitmix64.c
-  EXPECT_EQ(rng.next(), 0xE220A8397B1DCDAFULL);
-  EXPECT_EQ(rng.next(), 0x6E789E6AA1B965F4ULL);
-  EXPECT_EQ(rng.next(), 0x06C45D188009454FULL);
-  SplitMix64 bounded(7);
-  for (int i = 0; i < 1000; ++i) EXPECT_LT(bounded.below(3), 3u);
-}
-
-TEST(DatasetMix, SplitIsDeterministicPerSeedAndSizedByFractionOrCount) {
-  const auto a = split_train_validation(numbered(100), 0.1, 42);
-  const auto b = split_train_validation(numbered(100), 0.1, 42);
-  const auto c = split_train_validation(numbered(100), 0.1, 43);
-  EXPECT_EQ(a.validation.size(), 10u);
-  EXPECT_EQ(a.train.size(), 90u);
-  EXPECT_EQ(texts(a.validation), texts(b.validation));
-  EXPECT_EQ(texts(a.train), texts(b.train));
-  EXPECT_NE(texts(a.validation), texts(c.validation));
-  std::set<std::string> all;
-  for (const auto& t : texts(a.validation)) all.insert(t);
-  for (const auto& t : texts(a.train)) all.insert(t);
-  EXPECT_EQ(all.size(), 100u);  // a partition
-
-  EXPECT_EQ(split_train_validation(numbered(10), 0.25, 1).validation.size(), 3u);  // rounded up, like HF
-  EXPECT_EQ(split_train_validation(numbered(10), 7, 1).validation.size(), 7u);
-  EXPECT_EQ(split_train_validation(numbered(10), 1, 1).validation.size(), 1u);  // 1 is a count, not 100%
-  const auto none = split_train_validation(numbered(10), 0, 1);
-  EXPECT_TRUE(none.validation.empty());
-  EXPECT_EQ(texts(none.train), texts(numbered(10)));
-
-  for (double bad : {-0.1, 1.5, 10.0, 0.99, std::nan("")}) {
-    SCOPED_TRACE(bad);
-    EXPECT_THROW(split_train_validation(numbered(10), bad, 1), InputError);
-  }
-}
-
-TEST(DatasetMix, MixConcatenatesInConfigOrderThenShufflesBySeed) {
-  std::vector<std::vector<Sample>> parts;
-  parts.push_back(numbered(3, "a.jsonl"));
-  parts.push_back(numbered(2, "b.jsonl"));
-  auto plain = mix_datasets(parts, false, 0);
-  ASSERT_EQ(plain.size(), 5u);
-  EXPECT_EQ(plain[3].origin.describe(), "b.jsonl:1");
-  EXPECT_EQ(texts(plain), (std::vector<std::string>{"0", "1", "2", "0", "1"}));
-
-  std::vector<std::vector<Sample>> big = {numbered(50, "a"), numbered(50, "b")};
-  const auto x = mix_datasets(big, true, 5), y = mix_datasets(big, true, 5), z = mix_datasets(big, true, 6);
-  auto key = [](const std::vector<Sample>& s) {
-    std::vector<std::string> out;
-    for (const auto& sample : s) out.push_back(sample.origin.describe());
-    return out;
-  };
-  EXPECT_EQ(key(x), key(y));
-  EXPECT_NE(key(x), key(z));
-  EXPECT_NE(key(x), key(mix_datasets(big, false, 5)));
-  auto sorted = key(x);
-  std::sort(sorted.begin(), sorted.end());
-  auto expected = key(mix_datasets(big, false, 5));
-  std::sort(expected.begin(), expected.end());
-  EXPECT_EQ(sorted, expected);
 }
 
 }  // namespace

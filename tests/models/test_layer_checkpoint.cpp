@@ -8,14 +8,16 @@
 namespace qtune {
 namespace {
 
-// A small trainable adapter with dropout, standing in for LoRA: delta(x) = dropout(x)·Wᵀ.
+// A small trainable adapter with dropout, standing in for LoRA: y + dropout(x)·Wᵀ.
 class NoisyAdapter : public LinearAdapter {
  public:
   NoisyAdapter(int64_t in, int64_t out, uint64_t seed) {
     auto g = at::make_generator<at::CPUGeneratorImpl>(seed);
     weight_ = register_parameter("weight", at::randn({out, in}, g) * 0.05);
   }
-  torch::Tensor delta(const torch::Tensor& x) override { return torch::matmul(torch::dropout(x, 0.3, is_training()), weight_.t()); }
+  torch::Tensor add_to(const FrozenLinearImpl&, torch::Tensor y, const torch::Tensor& x) override {
+    return y + torch::matmul(torch::dropout(x, 0.3, is_training()), weight_.t());
+  }
   torch::Tensor weight_;
 };
 

@@ -47,21 +47,6 @@ def load_base(folder, dtype=torch.float32):
     return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
 
 
-def qtune_adapter(qtune, model_dir, arch, out):
-    """Trains 3 steps with qtune on a few chat samples and returns the adapter folder."""
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "train.jsonl"), "w") as f:
-        for word in ["alpha", "beta", "gamma", "delta", "omega", "sigma"]:
-            turns = [{"role": "user", "content": f"say {word}"}, {"role": "assistant", "content": f"{word} {word}"}]
-            f.write(json.dumps({"messages": turns}) + "\n")
-    with open(os.path.join(out, "config.yaml"), "w") as f:
-        f.write(f"base_model: {model_dir}\ndatasets:\n  - path: {out}/train.jsonl\n    type: chat_template\n"
-                "chat_template: chatml\nsequence_len: 64\nmicro_batch_size: 2\nmax_steps: 3\nlearning_rate: 0.05\n"
-                f"lora_dropout: 0.0\n{QTUNE_LORA[arch]}output_dir: {out}/run\nseed: 3\ndevice: cpu\n")
-    common.run_qtune(qtune, "train", os.path.join(out, "config.yaml"))
-    return os.path.join(out, "run")
-
-
 def peft_adapter(model_dir, case, out, ids):
     """A PEFT-initialized adapter, its logits, loss and LoRA gradients."""
     torch.manual_seed(sorted(PEFT_CASES).index(case) + 10)
@@ -103,7 +88,7 @@ def main():
     ids = batch()
     for arch in common.ARCH_FLAGS:
         model_dir, out = os.path.join(args.models, arch), os.path.join(args.out, arch)
-        run = qtune_adapter(args.qtune, model_dir, arch, os.path.join(out, "qtune"))
+        run = common.train_qtune(args.qtune, model_dir, os.path.join(out, "qtune"), QTUNE_LORA[arch])
         with torch.no_grad():
             logits = PeftModel.from_pretrained(load_base(model_dir), run)(input_ids=ids, use_cache=False).logits
         common.save_tensors(os.path.join(out, "qtune.safetensors"), {"input_ids": ids, "logits": logits})

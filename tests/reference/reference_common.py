@@ -3,6 +3,7 @@
 The scripts only run the reference libraries (transformers, PEFT, TRL, bitsandbytes) and qtune's command line;
 every comparison is made by the C++ tests in tests/reference/*.cpp."""
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -47,6 +48,22 @@ def run_qtune(qtune, *args):
     if done.returncode != 0:
         raise RuntimeError(f"qtune {' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout}")
     return done.stdout
+
+
+def train_qtune(qtune, model_dir, out, settings):
+    """Trains 3 steps with `qtune train` on six short chat samples (sequence_len 64, micro-batches of 2, lr 0.05, no
+    dropout, seed 3, on the CPU) plus `settings` (YAML lines: the LoRA keys); returns the run folder, out/run."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "train.jsonl"), "w") as f:
+        for word in ["alpha", "beta", "gamma", "delta", "omega", "sigma"]:
+            turns = [{"role": "user", "content": f"say {word}"}, {"role": "assistant", "content": f"{word} {word}"}]
+            f.write(json.dumps({"messages": turns}) + "\n")
+    with open(os.path.join(out, "config.yaml"), "w") as f:
+        f.write(f"base_model: {model_dir}\ndatasets:\n  - path: {out}/train.jsonl\n    type: chat_template\n"
+                "chat_template: chatml\nsequence_len: 64\nmicro_batch_size: 2\nmax_steps: 3\nlearning_rate: 0.05\n"
+                f"lora_dropout: 0.0\n{settings}output_dir: {out}/run\nseed: 3\ndevice: cpu\n")
+    run_qtune(qtune, "train", os.path.join(out, "config.yaml"))
+    return os.path.join(out, "run")
 
 
 def init_model(qtune, arch, out, dtype="f32", seed=0, extra=()):

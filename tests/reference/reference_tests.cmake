@@ -28,5 +28,7 @@ endfunction()
 
 qtune_reference(AREA models SCRIPT hf_models.py SUITES "TransformersModel.*")
 qtune_reference(AREA lora SCRIPT peft_lora.py SUITES "PeftLora.*" REQUIRES models ARGS --models ${QTUNE_REFERENCE_DIR}/models)
+qtune_reference(AREA lora_variants SCRIPT peft_variants.py SUITES "PeftVariants.*" REQUIRES models ARGS --models ${QTUNE_REFERENCE_DIR}/models)
 qtune_reference(AREA bnb SCRIPT bnb_4bit.py SUITES "Bnb4bitReference.*")
 qtune_reference(AREA trl SCRIPT trl_objectives.py SUITES "TrlObjectives.*")
+qtune_reference(AREA loraplus SCRIPT peft_loraplus.py SUITES "LoraPlusReference.*")

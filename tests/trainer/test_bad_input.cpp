@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "tests/support/test_support.h"
@@ -132,6 +133,66 @@ TEST(BadInput, UsageErrorsExitTwo) {
   EXPECT_NE(r.out.find("llama, mistral, qwen2 or qwen3"), std::string::npos) << r.out;
   EXPECT_EQ(test::run_qtune("init-model --arch llama --hidden 30 --heads 4 --out " + test::temp_dir("y")).exit_code, 2);
   EXPECT_EQ(test::run_qtune("--help").exit_code, 0);
+}
+
+// A training run on the byte model with `extra` config lines; returns the config's path.
+std::string training_config(const std::string& name, const std::string& extra) {
+  const std::string dir = test::temp_dir(name);
+  test::make_byte_model(dir + "/model");
+  std::ofstream(dir + "/train.jsonl") << R"({"text": "one two three four five six seven eight"})" << "\n";
+  test::write_file(dir + "/config.yaml", "base_model: model\ndatasets:\n  - path: train.jsonl\n    type: completion\nsequence_len: 32\n"
+                                         "max_steps: 1\nlora_r: 2\ndevice: cpu\nseed: 1\n" + extra);
+  return dir + "/config.yaml";
+}
+
+// `qtune train` refuses with exit status 2 and one "error:" line holding every fragment of `message`.
+void expect_refused(const std::string& config, const std::vector<std::string>& message, const std::string& overrides = "") {
+  auto r = test::run_qtune("train " + config + " " + overrides);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  ASSERT_EQ(r.out.rfind("error: " + config + ": ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one line expected: " << r.out;
+  for (const auto& fragment : message) EXPECT_NE(r.out.find(fragment), std::string::npos) << fragment << " not in: " << r.out;
+}
+
+// An output_dir that cannot be created is refused before any work, naming the key and why; nothing is
+// written (tests may run as root, so the folder is made impossible by a file in its path).
+TEST(BadInput, OutputDirThatCannotBeCreated) {
+  const std::string config = training_config("output_dir_under_file", "output_dir: blocker/out\n");
+  const std::string dir = fs::path(config).parent_path().string();
+  test::write_file(dir + "/blocker", "a file, not a folder\n");
+  expect_refused(config, {"key 'output_dir'", "cannot create the folder " + dir + "/blocker/out", dir + "/blocker is a file, not a folder"});
+  EXPECT_EQ(test::read_file(dir + "/blocker"), "a file, not a folder\n");
+  auto validate = test::run_qtune("validate " + config);
+  EXPECT_EQ(validate.exit_code, 2) << validate.out;
+  EXPECT_NE(validate.out.find("key 'output_dir'"), std::string::npos) << validate.out;
+  expect_refused(training_config("prepared_under_file", "dataset_prepared_path: config.yaml/cache\n"),
+                 {"key 'dataset_prepared_path'", "config.yaml is a file, not a folder"});
+}
+
+// A sequence_len no position embedding can reach is refused (1e12 was once accepted), naming the model's limit.
+TEST(BadInput, SequenceLenBeyondTheModel) {
+  expect_refused(training_config("sequence_len_huge", "sequence_len: 1000000000000\n"),
+                 {"key 'sequence_len' is 1000000000000", "handles at most 32768 positions (max_position_embeddings 32768)", "lower sequence_len"});
+  expect_refused(training_config("sequence_len_over", "sequence_len: 32769\n"), {"key 'sequence_len' is 32769", "at most 32768"});
+}
+
+// With linear RoPE scaling the model reaches max_position_embeddings × factor: beyond that an error, between
+// the two a warning (as Axolotl warns), and the run goes on.
+TEST(BadInput, SequenceLenThatNeedsRopeScaling) {
+  const std::string config = training_config("sequence_len_rope", "sequence_len: 48\n");
+  const std::string model = fs::path(config).parent_path() / "model";
+  edit_config(model, [](auto& c) {
+    c["max_position_embeddings"] = 16;
+    c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 4.0}};
+  });
+  auto r = test::run_qtune("train " + config);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: " + config + ": key 'sequence_len' 48 is above max_position_embeddings 16 of " + model +
+                       "/config.json: positions beyond it rely on the linear RoPE scaling (factor 4)"),
+            std::string::npos)
+      << r.out;
+  expect_refused(config, {"key 'sequence_len' is 65", "at most 64 positions (max_position_embeddings 16 × linear RoPE scaling factor 4)"},
+                 "sequence_len=65");
 }
 
 }  // namespace

@@ -66,14 +66,14 @@ class OneBlasThread {
   }
 };
 
-void expect_same_training(bool pairs) {
+void expect_same_training(bool pairs, const std::string& lora = "") {
   OneBlasThread threads;
-  const std::string one = make_run(pairs ? "dpo_one_rank" : "sft_one_rank", pairs, "micro_batch_size: 4\n");
+  const std::string tag = (pairs ? "dpo" : "sft") + std::string(lora.empty() ? "" : "_variant");
+  const std::string one = make_run(tag + "_one_rank", pairs, "micro_batch_size: 4\n" + lora);
   auto r1 = test::run_qtune("train " + one);
   ASSERT_EQ(r1.exit_code, 0) << r1.out;
   // DPO with 2 KiB gradient buckets (a few adapters each), SFT with the default (one bucket here).
-  const std::string two = make_run(pairs ? "dpo_two_ranks" : "sft_two_ranks", pairs,
-                                   std::string("micro_batch_size: 2\n") + (pairs ? "ddp_bucket_cap_mb: 0.002\n" : ""));
+  const std::string two = make_run(tag + "_two_ranks", pairs, std::string("micro_batch_size: 2\n") + (pairs ? "ddp_bucket_cap_mb: 0.002\n" : "") + lora);
   auto r2 = test::run_qtune("train " + two + " --nproc 2");
   ASSERT_EQ(r2.exit_code, 0) << r2.out;
   EXPECT_EQ(r2.out.find("step 1/6"), r2.out.rfind("step 1/6")) << "more than one rank reported:\n" << r2.out;
@@ -95,12 +95,16 @@ void expect_same_training(bool pairs) {
   for (const auto& [name, factors] : x.modules) {
     EXPECT_LE(test::max_relative_error(y.modules.at(name).A, factors.A), 1e-6) << name;
     EXPECT_LE(test::max_relative_error(y.modules.at(name).B, factors.B), 1e-6) << name;
+    if (factors.magnitude.defined()) EXPECT_LE(test::max_relative_error(y.modules.at(name).magnitude, factors.magnitude), 1e-6) << name;
   }
   EXPECT_TRUE(fs::exists(fs::path(two).parent_path() / "out" / "checkpoint-6"));
 }
 
 TEST(DistributedTrain, TwoRanksEqualOneRankWithTheDoubleBatchSft) { expect_same_training(false); }
 TEST(DistributedTrain, TwoRanksEqualOneRankWithTheDoubleBatchDpo) { expect_same_training(true); }
+// DoRA's magnitude gradients go through the same float64 sums and buckets; PiSSA starts alike on every rank.
+TEST(DistributedTrain, TwoRanksEqualOneRankWithDora) { expect_same_training(false, "peft_use_dora: true\n"); }
+TEST(DistributedTrain, TwoRanksEqualOneRankWithPissa) { expect_same_training(false, "lora_init: pissa\n"); }
 
 // The run of the kill-and-resume tests: 2 ranks, 16 steps, a checkpoint every 2, LoRA dropout on (so each
 // rank's RNG must come back too).

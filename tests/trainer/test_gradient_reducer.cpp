@@ -26,7 +26,7 @@ Fixture adapted_model(const std::string& dir) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(4);
   for (auto& [name, p] : lora_state(f.model)) p.uniform_(-0.1, 0.1);
-  f.adapters = use_gradient_sums(f.model, torch::kDouble);
+  f.adapters = lora_adapters(f.model);
   return f;
 }
 
@@ -44,7 +44,7 @@ const std::vector<std::vector<std::vector<int>>> kSteps = {{{0, 1}, {2}}, {{3}, 
 // The gradients each step should end with: every micro-batch of the step on one rank.
 std::vector<std::vector<torch::Tensor>> expected_gradients(const std::string& dir) {
   Fixture f = adapted_model(dir);
-  GradientReducer alone(f.adapters, nullptr, 1);
+  GradientReducer alone(f.adapters, torch::kDouble, nullptr, 1);
   std::vector<std::vector<torch::Tensor>> steps;
   for (const auto& step : kSteps) {
     for (const auto& rank : step)
@@ -61,7 +61,7 @@ std::string run_rank(const LaunchEnvironment& e, const std::string& dir) {
   const auto expected = expected_gradients(dir);
   Distributed group(e, std::chrono::seconds(30));
   Fixture f = adapted_model(dir);
-  GradientReducer reducer(f.adapters, &group, 1);  // 1 byte: a bucket per adapter
+  GradientReducer reducer(f.adapters, torch::kDouble, &group, 1);  // 1 byte: a bucket per adapter
   if (reducer.buckets() != f.adapters.size()) return "buckets: " + std::to_string(reducer.buckets());
   for (std::size_t s = 0; s < kSteps.size(); ++s) {
     const auto& mine = kSteps[s][static_cast<std::size_t>(e.rank)];

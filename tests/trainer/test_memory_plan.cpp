@@ -156,7 +156,7 @@ TEST(MemoryPlan, SplitsTheMicroBatchWhenNothingElseFits) {
             std::string::npos)
       << plan.describe();
   const TrainConfig run = planned_config(requested, plan);
-  EXPECT_EQ(run.offload_base, "true");
+  EXPECT_EQ(run.offload_base, TriState::on);
   EXPECT_TRUE(run.gradient_checkpointing && run.activation_offloading);
   EXPECT_EQ(run.micro_batch_size, plan.micro_batch_size);
   EXPECT_EQ(run.gradient_accumulation_steps, plan.gradient_accumulation_steps);

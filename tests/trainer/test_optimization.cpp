@@ -35,7 +35,7 @@ TEST(AdamW, MatchesTheUpdateWrittenOut) {
   torch::Tensor p = torch::randn({3, 4}, torch::kDouble).set_requires_grad(true);
   torch::Tensor expected = p.detach().clone(), m = torch::zeros_like(expected), v = torch::zeros_like(expected);
   const double lr = 0.01, b1 = 0.9, b2 = 0.99, eps = 1e-8, wd = 0.1;
-  AdamW optimizer({{"p", p}}, {b1, b2, eps, wd});
+  AdamW optimizer({{"p", p, 1.0, wd}}, {b1, b2, eps});
   for (int t = 1; t <= 5; ++t) {
     torch::Tensor g = torch::randn({3, 4}, torch::kDouble);
     p.mutable_grad() = g.clone();
@@ -51,7 +51,7 @@ TEST(AdamW, MatchesTheUpdateWrittenOut) {
   }
   // Restoring the state into a fresh optimizer continues identically.
   torch::Tensor q = p.detach().clone().set_requires_grad(true);
-  AdamW restored({{"p", q}}, {b1, b2, eps, wd});
+  AdamW restored({{"p", q, 1.0, wd}}, {b1, b2, eps});
   restored.load_state(optimizer.state(), optimizer.steps_taken(), "test");
   torch::Tensor g = torch::randn({3, 4}, torch::kDouble);
   p.mutable_grad() = g.clone();

@@ -82,6 +82,47 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   EXPECT_EQ(with_adapter.out, from_merged.out);
 }
 
+// Beside the adapter: the training base record (what merge, generate and resume read) and the config as run.
+TEST(Train, OutputsRecordTheBaseTheyTrainedOn) {
+  const std::string config = make_run("records", "max_steps: 2\nsave_steps: 2\n");
+  auto r = test::run_qtune("train " + config + " lora_r=2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string dir = fs::path(config).parent_path(), out = dir + "/out";
+  for (const std::string& folder : {out, out + "/checkpoint-2"}) {
+    const auto base = nlohmann::json::parse(test::read_file(folder + "/qtune_training_base.json"));
+    EXPECT_EQ(base["format"], "qtune-training-base");
+    EXPECT_EQ(base["version"], 1);
+    EXPECT_EQ(base["base_model"], dir + "/model");
+    EXPECT_EQ(base["model"]["architecture"], "Qwen2ForCausalLM");
+    EXPECT_EQ(base["quantize"], nlohmann::json({{"type", "nf4"}, {"blocksize", 64}, {"double_quant", true}}));
+    EXPECT_EQ(base["compute_dtype"], "float32");  // bf16: auto on the CPU
+    const std::string yaml = test::read_file(folder + "/qtune_training.yaml");
+    EXPECT_EQ(yaml.rfind("# the config as run: " + config + " with lora_r=2\n", 0), 0u) << yaml;
+    EXPECT_NE(yaml.find("\nlora_r: 2\n"), std::string::npos) << yaml;
+  }
+  // An output of an earlier version has only the config as run, with the compute dtype appended: merge reads it.
+  fs::remove(out + "/qtune_training_base.json");
+  test::write_file(out + "/qtune_training.yaml", test::read_file(config) + "\nbnb_4bit_compute_dtype: bfloat16\n");
+  auto merged = test::run_qtune("merge --base " + dir + "/model --adapter " + out + " --out " + dir + "/merged");
+  ASSERT_EQ(merged.exit_code, 0) << merged.out;
+  EXPECT_NE(merged.out.find("4-bit base was dequantized to bf16"), std::string::npos) << merged.out;
+}
+
+// Resume refuses a checkpoint whose base differs from the run's in what the adapter depends on, before any step.
+TEST(Train, ResumeRefusesACheckpointOfAnotherBase) {
+  const std::string config = make_run("other_base", "max_steps: 4\n");
+  ASSERT_EQ(test::run_qtune("train " + config + " stop_after_steps=2").exit_code, 0);
+  const std::string checkpoint = (fs::path(config).parent_path() / "out" / "checkpoint-2").string();
+  auto r = test::run_qtune("train " + config + " resume_from_checkpoint=auto bnb_4bit_quant_type=fp4");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_EQ(r.out.rfind("error: " + checkpoint + "/qtune_training_base.json: the checkpoint's base was 4-bit nf4", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("this run's is 4-bit fp4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bnb_4bit_quant_type"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one line expected: " << r.out;
+  auto same = test::run_qtune("train " + config + " resume_from_checkpoint=auto");
+  EXPECT_EQ(same.exit_code, 0) << same.out;
+}
+
 // bf16: true computes in bf16 on the CPU too (HF's bf16 autocast does there); the default, auto, keeps fp32 on
 // the CPU (the test above merges "dequantized to f32"). The run records its compute dtype, which merge uses.
 TEST(Train, Bf16TrueComputesInBf16OnTheCpu) {
@@ -162,10 +203,11 @@ TEST(Train, OffloadBaseNeedsAFourBitBase) {
                       "offload_base streams 4-bit layers from host memory; set load_in_4bit: true");
 }
 
-TEST(Train, StoppedAndResumedEqualsUninterrupted) {
-  const std::string straight = make_run("straight");
+// A run stopped after step 10 and resumed gives the losses and the adapter (to the byte) of the run that never stopped.
+void expect_exact_resume(const std::string& name, const std::string& extra) {
+  const std::string straight = make_run(name + "_straight", extra);
   ASSERT_EQ(test::run_qtune("train " + straight).exit_code, 0);
-  const std::string resumed = make_run("resumed");
+  const std::string resumed = make_run(name + "_resumed", extra);
   auto first = test::run_qtune("train " + resumed + " stop_after_steps=10");
   ASSERT_EQ(first.exit_code, 0) << first.out;
   EXPECT_NE(first.out.find("resume_from_checkpoint=auto"), std::string::npos) << first.out;
@@ -175,6 +217,11 @@ TEST(Train, StoppedAndResumedEqualsUninterrupted) {
   EXPECT_EQ(losses(a + "/metrics.jsonl"), losses(b + "/metrics.jsonl"));
   EXPECT_EQ(test::read_file(a + "/adapter_model.safetensors"), test::read_file(b + "/adapter_model.safetensors"));
 }
+
+TEST(Train, StoppedAndResumedEqualsUninterrupted) { expect_exact_resume("plain", ""); }
+// DoRA's magnitudes and their moments; PiSSA's start, re-drawn on the 4-bit base at resume.
+TEST(Train, DoraStoppedAndResumedEqualsUninterrupted) { expect_exact_resume("dora", "peft_use_dora: true\n"); }
+TEST(Train, PissaStoppedAndResumedEqualsUninterrupted) { expect_exact_resume("pissa", "lora_init: pissa_niter_2\n"); }
 
 TEST(Train, SigtermSavesACheckpointAndExitsZero) {
   const std::string config = make_run("sigterm", "max_steps: 100000\n");

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "tests/support/files.h"
 #include "trainer/train_config.h"
+#include "trainer/yaml_document.h"
 
 namespace qtune {
 namespace {
@@ -37,16 +38,69 @@ TEST(TrainConfig, ReadsTypedValuesAndResolvesPathsAgainstTheConfigFolder) {
   EXPECT_EQ(c.train_on_eos, "turn");
   EXPECT_EQ(c.data_config().cache_dir, dir + "/123/prepared");
   // QLoRA defaults: NF4, double quantization, block 64, bf16 compute.
-  LoadOptions load = c.load_options();
+  LoadOptions load = c.load_options(torch::kCPU);
   ASSERT_TRUE(load.quantize.has_value());
   EXPECT_EQ(load.quantize->type, QuantType::NF4);
   EXPECT_TRUE(load.quantize->double_quant);
   EXPECT_EQ(load.quantize->blocksize, 64);
-  EXPECT_EQ(load.dtype, at::kBFloat16);
-  EXPECT_FALSE(TrainConfig::load(path, {"load_in_4bit=false"}).load_options().quantize.has_value());
-  EXPECT_EQ(c.bf16, "auto");  // bf16 on a GPU, fp32 on the CPU
-  EXPECT_EQ(TrainConfig::load(path, {"bf16=true"}).bf16, "true");
-  EXPECT_EQ(TrainConfig::load(path, {"bf16=false"}).bf16, "false");
+  EXPECT_FALSE(load.layers_on_host);
+  EXPECT_FALSE(TrainConfig::load(path, {"load_in_4bit=false"}).load_options(torch::kCPU).quantize.has_value());
+  // bf16: auto (the default) computes in bf16 on a GPU, fp32 on the CPU; true in bf16 on both, false in fp32.
+  EXPECT_EQ(c.bf16, TriState::automatic);
+  EXPECT_EQ(load.dtype, at::kFloat);
+  EXPECT_EQ(c.compute_dtype(torch::Device(torch::kCUDA)), at::kBFloat16);
+  const TrainConfig on = TrainConfig::load(path, {"bf16=true"}), off = TrainConfig::load(path, {"bf16=false"});
+  EXPECT_EQ(on.bf16, TriState::on);
+  EXPECT_EQ(on.load_options(torch::kCPU).dtype, at::kBFloat16);
+  EXPECT_EQ(off.bf16, TriState::off);
+  EXPECT_EQ(off.compute_dtype(torch::Device(torch::kCUDA)), at::kFloat);
+  EXPECT_EQ(TrainConfig::load(path, {"offload_base=true"}).offload_base, TriState::on);
+  EXPECT_TRUE(TrainConfig::load(path, {"offload_base=true"}).load_options(torch::kCPU).layers_on_host);
+  EXPECT_EQ(c.offload_base, TriState::automatic);
+}
+
+// Each component's options come from one function of the settings.
+TEST(TrainConfig, MakesEachComponentsOptions) {
+  const std::string path = write_config(std::string(kMinimal) + "lora_r: 8\nlora_alpha: 4\nlora_dropout: 0\npeft_use_rslora: true\npeft_use_dora: true\n"
+                                        "lora_init: gaussian\nlora_target_modules: [q_proj, v_proj]\nsequence_len: 512\n"
+                                        "sample_packing: true\nmicro_batch_size: 3\noverlong_samples: drop\nseed: 5\n");
+  const TrainConfig c = TrainConfig::load(path);
+  const LoraOptions lora = c.lora_options();
+  EXPECT_EQ(lora.r, 8);
+  EXPECT_DOUBLE_EQ(lora.alpha, 4);
+  EXPECT_DOUBLE_EQ(lora.dropout, 0);
+  EXPECT_TRUE(lora.rslora);
+  EXPECT_TRUE(lora.use_dora);
+  EXPECT_EQ(lora.init, "gaussian");
+  EXPECT_EQ(lora.target_modules, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_FALSE(lora.target_linear);
+  EXPECT_TRUE(TrainConfig::load(write_config(kMinimal)).lora_options().target_linear);  // no targets: all linear layers
+  const PackingOptions packing = c.packing_options();
+  EXPECT_EQ(packing.sequence_len, 512u);
+  EXPECT_TRUE(packing.sample_packing);
+  EXPECT_EQ(packing.micro_batch_size, 3u);
+  EXPECT_EQ(packing.overlong, OverlongPolicy::Drop);
+  EXPECT_EQ(packing.seed, 5u);
+  const DataConfig data = c.data_config();
+  EXPECT_EQ(data.seed, 5u);
+  EXPECT_EQ(data.datasets.size(), 1u);
+}
+
+// The config as run: the file's keys in their order with the overrides applied, typed as they were read.
+TEST(TrainConfig, KeepsTheConfigAsRunAsYaml) {
+  const std::string path = write_config(std::string(kMinimal) + "output_dir: '123'\nlora_r: 8\nchat_template: chatml\nlora_r: 12\n");
+  const TrainConfig c = TrainConfig::load(path, {"lora_r=16", "seed=3", "tokenizer=\"true\""});
+  EXPECT_EQ(c.as_run_yaml.rfind("# the config as run: " + path + " with lora_r=16 seed=3", 0), 0u) << c.as_run_yaml;
+  const nlohmann::json again = yaml_to_json(c.as_run_yaml, "as run");
+  EXPECT_EQ(again["lora_r"], 16);  // every entry of a repeated key
+  EXPECT_EQ(c.lora_r, 16);
+  EXPECT_EQ(c.seed, 3);
+  EXPECT_EQ(again["seed"], 3);
+  EXPECT_EQ(again["output_dir"], "123");  // quoted: still a string
+  EXPECT_EQ(again["tokenizer"], "true");
+  EXPECT_EQ(again["datasets"][0]["type"], "alpaca");
+  EXPECT_LT(c.as_run_yaml.find("\nbase_model:"), c.as_run_yaml.find("\nlora_r: 16"));  // the file's order
+  EXPECT_LT(c.as_run_yaml.find("\nchat_template:"), c.as_run_yaml.find("\nseed: 3"));   // new keys at the end
 }
 
 TEST(TrainConfig, OverridesUseYamlSyntax) {
@@ -57,6 +111,15 @@ TEST(TrainConfig, OverridesUseYamlSyntax) {
   EXPECT_DOUBLE_EQ(c.val_set_size, 0.05);
   EXPECT_THROW(TrainConfig::load(write_config(kMinimal), {"lora_r"}), InputError);
   EXPECT_THROW(TrainConfig::load(write_config(kMinimal), {"lora_r=abc"}), InputError);
+}
+
+TEST(TrainConfig, LoraPlusKeys) {
+  const TrainConfig plain = TrainConfig::load(write_config(kMinimal));
+  EXPECT_EQ(plain.loraplus_lr_ratio, 0);  // off
+  EXPECT_DOUBLE_EQ(plain.loraplus_lr_embedding, 1e-6);
+  const TrainConfig plus = TrainConfig::load(write_config(std::string(kMinimal) + "loraplus_lr_ratio: 16\nloraplus_lr_embedding: 1e-5\n"));
+  EXPECT_DOUBLE_EQ(plus.loraplus_lr_ratio, 16);
+  EXPECT_DOUBLE_EQ(plus.loraplus_lr_embedding, 1e-5);
 }
 
 TEST(TrainConfig, PreferenceKeys) {
@@ -136,6 +199,15 @@ TEST(TrainConfig, ErrorsNameTheFileAndTheKey) {
       {std::string(kMinimal) + "gpu_memory_limit: -3GiB\n", "key 'gpu_memory_limit' is \"-3GiB\""},
       {std::string(kMinimal) + "gpu_memory_limit: [22GiB]\n", "key 'gpu_memory_limit'"},
       {std::string(kMinimal) + "activation_offloading: yes please\n", "key 'activation_offloading' must be true or false"},
+      // LoRA keys, checked by adapters/lora.h's validate_lora_options.
+      {std::string(kMinimal) + "lora_r: 0\n", ":5: key 'lora_r': must be a positive integer"},
+      {std::string(kMinimal) + "lora_dropout: 1.5\n", ":5: key 'lora_dropout': must be in [0, 1)"},
+      {std::string(kMinimal) + "lora_init: xavier\n", ":5: key 'lora_init': 'xavier'"},
+      {std::string(kMinimal) + "lora_target_modules: [qproj]\n", ":5: key 'lora_target_modules': unknown module 'qproj'"},
+      // LoRA+.
+      {std::string(kMinimal) + "loraplus_lr_ratio: -2\n", ":5: key 'loraplus_lr_ratio' must be a positive number"},
+      {std::string(kMinimal) + "loraplus_lr_embedding: -1e-6\n", ":5: key 'loraplus_lr_embedding' must be a number >= 0"},
+      {std::string(kMinimal) + "output_dir: ''\n", "key 'output_dir' must name a folder"},
   };
   for (const auto& c : cases) {
     const std::string path = write_config(c.body);
