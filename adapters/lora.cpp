@@ -86,6 +86,7 @@ LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, cons
 }
 
 void LoraAdapterImpl::start_from(FrozenLinearImpl& layer) {
+  if (!init_uses_base(init_) && !magnitude.defined()) return;  // nothing depends on W: no dequantization at load
   torch::NoGradGuard no_grad;
   torch::Tensor w = layer.weight().dequantize().to(torch::kFloat);
   if (init_uses_base(init_)) {

@@ -62,7 +62,7 @@ class LoraAdapterImpl : public LinearAdapter {
 
   // The start values that depend on `layer`'s weight W: PiSSA / OLoRA take A and B from W and make the layer's
   // weight the residual W − s·B·A (re-quantized on a 4-bit base, as PEFT); DoRA's magnitude is ‖W + s·B·A‖.
-  // inject_lora calls it; a no-op for plain LoRA with a random start.
+  // inject_lora calls it; a no-op (W not even dequantized) for plain LoRA with a random start.
   void start_from(FrozenLinearImpl& layer);
 
   // y + the variant's term (adapters/lora_variant.h) for x; under ReferenceModel the frozen reference copy's
