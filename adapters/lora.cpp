@@ -117,11 +117,6 @@ torch::Tensor LoraAdapterImpl::add_to(const FrozenLinearImpl& layer, torch::Tens
 
 torch::Tensor LoraAdapterImpl::delta(const torch::Tensor& x) { return low_rank_term(dropped(x), lora_A, lora_B, scale_); }
 
-torch::Tensor LoraAdapterImpl::delta_weight() const {
-  torch::NoGradGuard no_grad;
-  return torch::matmul(lora_B.to(torch::kFloat), lora_A.to(torch::kFloat)) * scale_;  // [out, in]
-}
-
 torch::Tensor LoraAdapterImpl::merged_weight(const torch::Tensor& base) const { return variant_->merged_weight(trained(), base, scale_); }
 
 void LoraAdapterImpl::keep_reference_copy() {

@@ -70,8 +70,6 @@ class LoraAdapterImpl : public LinearAdapter {
   torch::Tensor add_to(const FrozenLinearImpl& layer, torch::Tensor y, const torch::Tensor& x) override;
   // s · (dropout(x) · Aᵀ) · Bᵀ alone : [..., in] -> [..., out], in x's dtype (plain LoRA's term without a layer).
   torch::Tensor delta(const torch::Tensor& x);
-  // s · B · A : [out, in] in float32 (the low-rank product alone).
-  torch::Tensor delta_weight() const;
   // The merged weight, float32 [out, in], for the base weight `base` (W as training computed with it).
   torch::Tensor merged_weight(const torch::Tensor& base) const;
 

@@ -125,7 +125,11 @@ class Dora final : public LoraVariant {
     const torch::Tensor w = weight.dequantize().to(in.x.scalar_type());
     const torch::Tensor norm = row_norms(plain_.merged_weight(t, w, in.scale)).to(t.magnitude.device());
     // x·Wᵀ: the base output without its bias, or, when dropout changed x, the product for the dropped x.
-    torch::Tensor base = in.dropped ? weight.matmul(in.x) : in.layer.bias().defined() ? in.y - in.layer.bias() : in.y.clone();
+    // (The sums path adds into y in place, so there base must not be y itself.)
+    torch::Tensor base = in.dropped                      ? weight.matmul(in.x)
+                         : in.layer.bias().defined()     ? in.y - in.layer.bias()
+                         : in.sums != nullptr            ? in.y.clone()
+                                                         : in.y;
     if (in.sums != nullptr) {
       const torch::Tensor gain = t.magnitude.detach() / norm;
       return LowRankIntoSums::apply(in.y, in.x, t.A, t.B, std::optional<torch::Tensor>(base), std::optional<torch::Tensor>(gain),

@@ -15,13 +15,15 @@ nlohmann::json parse_json(const std::string& text, const std::string& where) {
   }
 }
 
-nlohmann::json read_json_file(const std::string& path) {
+std::string read_text_file(const std::string& path) {
   if (!std::filesystem::exists(path)) input_error("{}: no such file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) input_error("{}: cannot open (unreadable)", path);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return parse_json(buffer.str(), path);
+  return buffer.str();
 }
+
+nlohmann::json read_json_file(const std::string& path) { return parse_json(read_text_file(path), path); }
 
 }  // namespace qtune

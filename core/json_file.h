@@ -10,6 +10,8 @@
 
 namespace qtune {
 
+// A whole file as text; InputError naming it when it is missing or unreadable.
+std::string read_text_file(const std::string& path);
 // Parses a whole JSON file; InputError names the file and, for a syntax error, the byte offset.
 nlohmann::json read_json_file(const std::string& path);
 // Parses JSON text that came from `where` (a file name, or "file: header" for embedded JSON).

@@ -260,12 +260,6 @@ void resume(Run& run) {
   run.state.micro_batches_per_epoch = static_cast<int64_t>(run.task->batches_per_epoch());
 }
 
-std::size_t adapted_modules(CausalLM& model) {
-  std::size_t adapted = 0;
-  for (auto& [name, linear] : model->projections()) adapted += lora_of(linear) != nullptr;
-  return adapted;
-}
-
 void setup_run(Run& run, const TrainConfig& requested, const BaseModelInfo& base) {
   start_ranks(run, requested);
   record_base(run, requested, base);
@@ -277,7 +271,7 @@ void setup_run(Run& run, const TrainConfig& requested, const BaseModelInfo& base
   run.task->prepare(run.model);
   forget_layer_copies(run.model);
   if (run.group->is_main())
-    run.progress.emplace(run.config, run.total_steps, run.state.step, adapted_modules(run.model), run.task->packing(), run.device);
+    run.progress.emplace(run.config, run.total_steps, run.state.step, lora_adapters(run.model).size(), run.task->packing(), run.device);
 }
 
 // The adapter's gradient norm, summed on the device and read once: one host sync per step, not one per tensor.

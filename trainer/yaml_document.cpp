@@ -3,12 +3,10 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace qtune {
 namespace {
@@ -90,15 +88,6 @@ void emit(YAML::Emitter& out, const YAML::Node& node) {
   }
 }
 
-std::string read_text(const std::string& path) {
-  if (!std::filesystem::exists(path)) input_error("{}: no such config file", path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) input_error("{}: cannot read the config file", path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::map<std::string, int> top_level_key_lines(const YAML::Node& root) {
   std::map<std::string, int> lines;
   if (root.IsMap())
@@ -126,7 +115,7 @@ json yaml_to_json(const std::string& yaml_text, const std::string& where) {
 }
 
 ConfigDocument read_config_document(const std::string& path, const std::vector<std::string>& overrides) try {
-  YAML::Node root = parse_yaml(read_text(path), path);
+  YAML::Node root = parse_yaml(read_text_file(path), path);
   ConfigDocument document;
   document.key_lines = top_level_key_lines(root);
   std::string header = "# the config as run: " + path;
