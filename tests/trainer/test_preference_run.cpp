@@ -3,6 +3,8 @@
 // zero rewards (that adapter is the reference), and bad pairs are counted or named file:line.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <filesystem>
 #include <fstream>
 
@@ -56,7 +58,12 @@ TEST(PreferenceRun, DpoLearnsThePreferenceAndLogsTrlMetrics) {
   for (const char* name : {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected",
                            "logits/chosen", "logits/rejected"})
     EXPECT_TRUE(m.back().contains(name)) << name;
-  EXPECT_EQ(m.front()["rewards/margins"].get<double>(), 0.0);  // step 1 scores before any update: policy = reference
+  // Step 1 scores before any update: policy = reference. The two are separate forward passes, equal to the bit
+  // only when BLAS takes the same code path in both; some runs of the same binary give a margin of -1.0e-4
+  // (logps ≈ -35, so about 50 float32 ulps of the summed log-probabilities; cause not pinned down, 2026-12-05).
+  // The bound: 1e-5 of β·(|logps/chosen| + |logps/rejected|), 3.5e-4 here.
+  const double scale = 0.5 * (std::abs(m.front()["logps/chosen"].get<double>()) + std::abs(m.front()["logps/rejected"].get<double>()));
+  EXPECT_LE(std::abs(m.front()["rewards/margins"].get<double>()), 1e-5 * scale) << "scale " << scale;
   EXPECT_GT(m.back()["rewards/margins"].get<double>(), 0.5);
   EXPECT_EQ(m.back()["rewards/accuracies"].get<double>(), 1.0);
   EXPECT_LT(m.back()["loss"].get<double>(), 0.5 * m.front()["loss"].get<double>());
