@@ -49,27 +49,20 @@ std::vector<std::pair<std::string, torch::Tensor>> merge_lora(CausalLM& model) {
 namespace {
 
 // The adapter to merge, read and checked against the base; a PiSSA / OLoRA adapter as trained is refused.
-PeftAdapter adapter_to_merge(const MergeOptions& o, const CheckedCheckpoint& checked) {
+PeftAdapter adapter_to_merge(const std::string& adapter_dir, const CheckedCheckpoint& checked) {
+  PeftAdapter adapter = read_peft_adapter(adapter_dir);
+  check_peft_adapter(adapter, checked.config, adapter_dir);
+  if (init_uses_base(adapter.options.init))
+    input_error("{}: a {} adapter as trained (a checkpoint) belongs to a residual base; merge the run's final adapter, which qtune "
+                "saves for the original base", adapter_dir, adapter.options.init);
+  return adapter;
+}
+
+void check_out_dir(const MergeOptions& o) {
   if (fs::exists(o.out_dir) && fs::exists(o.base_dir) && fs::equivalent(o.out_dir, o.base_dir))
     input_error("{}: --out must differ from --base", o.out_dir);
   if (fs::exists(o.out_dir) && fs::exists(o.adapter_dir) && fs::equivalent(o.out_dir, o.adapter_dir))
     input_error("{}: --out must differ from --adapter", o.out_dir);
-  PeftAdapter adapter = read_peft_adapter(o.adapter_dir);
-  check_peft_adapter(adapter, checked.config, o.adapter_dir);
-  if (init_uses_base(adapter.options.init))
-    input_error("{}: a {} adapter as trained (a checkpoint) belongs to a residual base; merge the run's final adapter, which qtune "
-                "saves for the original base", o.adapter_dir, adapter.options.init);
-  return adapter;
-}
-
-// A projection's weight as training computed with it, [out, in]: deq(W) in the compute dtype for a 4-bit
-// base (stored so, or quantized here exactly as the loader does), else the stored weight.
-torch::Tensor base_weight(CheckedCheckpoint& checked, const MergeOptions& o, const WeightSpec& spec, at::ScalarType dequantize_dtype) {
-  if (checked.bnb) return dequantize_4bit(read_bnb_weight(checked.checkpoint, spec.name, spec.shape), dequantize_dtype);
-  if (!o.quantize) return checked.checkpoint.view(spec.name);
-  const std::string where = o.base_dir + ": tensor '" + spec.name + "'";
-  const QuantizeOptions& q = *o.quantize;
-  return dequantize_4bit(quantize_4bit(checked.checkpoint.view(spec.name), q.type, q.blocksize, q.double_quant, where), dequantize_dtype);
 }
 
 // The base's config.json without quantization_config, torch_dtype the output's; ordered, so other keys keep their place.
@@ -89,34 +82,54 @@ void write_merged_config(const MergeOptions& o) {
 
 }  // namespace
 
+MergedTensors::MergedTensors(const std::string& base_dir, const std::string& adapter_dir, std::optional<QuantizeOptions> quantize,
+                             std::optional<at::ScalarType> compute_dtype)
+    : checked_(check_checkpoint(base_dir)), quantize_(quantize) {
+  if (!adapter_dir.empty()) adapter_ = adapter_to_merge(adapter_dir, checked_);
+  report_.base_4bit = checked_.bnb.has_value() || quantize_.has_value();
+  report_.dequantize_dtype = compute_dtype ? *compute_dtype
+                             : checked_.bnb ? parse_dtype(checked_.bnb->compute_dtype, base_dir + "/config.json: bnb_4bit_compute_dtype")
+                                            : at::kBFloat16;
+}
+
+// A projection's weight as training computed with it, [out, in]: deq(W) in the compute dtype for a 4-bit
+// base (stored so, or quantized here exactly as the loader does), else the stored weight.
+torch::Tensor MergedTensors::base_weight(const WeightSpec& spec) {
+  const at::ScalarType dtype = report_.dequantize_dtype;
+  if (checked_.bnb) return dequantize_4bit(read_bnb_weight(checked_.checkpoint, spec.name, spec.shape), dtype);
+  if (!quantize_) return checked_.checkpoint.view(spec.name);
+  const std::string where = checked_.checkpoint.dir() + ": tensor '" + spec.name + "'";
+  return dequantize_4bit(quantize_4bit(checked_.checkpoint.view(spec.name), quantize_->type, quantize_->blocksize, quantize_->double_quant, where),
+                         dtype);
+}
+
+torch::Tensor MergedTensors::get(const WeightSpec& spec) {
+  torch::NoGradGuard no_grad;
+  if (!spec.decoder_projection) return checked_.checkpoint.view(spec.name);
+  torch::Tensor weight = base_weight(spec);
+  const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
+  if (!adapter_) return weight;
+  const auto it = adapter_->modules.find(module);
+  if (it == adapter_->modules.end()) return weight;
+  report_.merged_modules.push_back(module);
+  return lora_variant(adapter_->options.use_dora).merged_weight(it->second, weight, lora_scale(adapter_->options));
+}
+
 MergeReport write_merged_model(const MergeOptions& o) {
   torch::NoGradGuard no_grad;
   hf_dtype_name(o.out_dtype);  // refuses other dtypes before any work
-  CheckedCheckpoint checked = check_checkpoint(o.base_dir);
-  const PeftAdapter adapter = adapter_to_merge(o, checked);
-  const double scale = lora_scale(adapter.options);
-  const LoraVariant& variant = lora_variant(adapter.options.use_dora);
-  MergeReport report;
-  report.base_4bit = checked.bnb.has_value() || o.quantize.has_value();
-  report.dequantize_dtype = o.compute_dtype ? *o.compute_dtype
-                            : checked.bnb   ? parse_dtype(checked.bnb->compute_dtype, o.base_dir + "/config.json: bnb_4bit_compute_dtype")
-                                            : at::kBFloat16;
+  check_out_dir(o);
+  MergedTensors merged(o.base_dir, o.adapter_dir, o.quantize, o.compute_dtype);
   prepare_model_output_dir(o.out_dir, o.force);
   std::vector<TensorSpec> specs;
-  for (const auto& spec : checked.specs) specs.push_back({spec.name, o.out_dtype, spec.shape});
+  for (const auto& spec : merged.specs()) specs.push_back({spec.name, o.out_dtype, spec.shape});
   ShardedWriter writer(o.out_dir, specs, o.max_shard_bytes, {{"format", "pt"}});
-  for (const auto& spec : checked.specs) {
-    const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
-    const auto it = spec.decoder_projection ? adapter.modules.find(module) : adapter.modules.end();
-    torch::Tensor weight = spec.decoder_projection ? base_weight(checked, o, spec, report.dequantize_dtype) : checked.checkpoint.view(spec.name);
-    if (it != adapter.modules.end()) {
-      weight = variant.merged_weight(it->second, weight, scale);
-      report.merged_modules.push_back(module);
-    }
-    writer.write(spec.name, weight.to(o.out_dtype));
-    checked.checkpoint.release(spec.name);
+  for (const auto& spec : merged.specs()) {
+    writer.write(spec.name, merged.get(spec).to(o.out_dtype));
+    merged.release(spec);
   }
   writer.finish();
+  MergeReport report = merged.report();
   report.shards = writer.shard_count();
   copy_tokenizer_files(o.base_dir, o.out_dir);
   write_merged_config(o);  // last: a folder with a config.json is a complete model

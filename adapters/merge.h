@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adapters/lora.h"
+#include "adapters/peft_format.h"
 #include "models/model_loader.h"
 #include "models/transformer.h"
 
@@ -51,6 +52,28 @@ struct MergeReport {
   bool base_4bit = false;                    // deq(W) came from 4-bit codes
   at::ScalarType dequantize_dtype = at::kFloat;  // dtype of deq(W) when base_4bit
   std::size_t shards = 1;
+};
+
+// The tensors of base + adapter one at a time, as a merge writes them (write_merged_model, qtune export): the
+// base's specs in HF order; get() gives an adapted projection merged in float32, any other tensor as stored (a 4-bit
+// projection dequantized to the compute dtype). Without an adapter (empty adapter_dir) every tensor is the base's.
+class MergedTensors {
+ public:
+  MergedTensors(const std::string& base_dir, const std::string& adapter_dir, std::optional<QuantizeOptions> quantize,
+                std::optional<at::ScalarType> compute_dtype);
+  const ModelConfig& config() const { return checked_.config; }
+  const std::vector<WeightSpec>& specs() const { return checked_.specs; }
+  const std::optional<PeftAdapter>& adapter() const { return adapter_; }
+  torch::Tensor get(const WeightSpec& spec);
+  void release(const WeightSpec& spec) { checked_.checkpoint.release(spec.name); }
+  const MergeReport& report() const { return report_; }
+
+ private:
+  torch::Tensor base_weight(const WeightSpec& spec);
+  CheckedCheckpoint checked_;
+  std::optional<PeftAdapter> adapter_;
+  std::optional<QuantizeOptions> quantize_;
+  MergeReport report_;
 };
 
 // Streams base + adapter into out_dir: every tensor of the base in HF order, merged or as stored, in

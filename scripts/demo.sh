@@ -40,7 +40,13 @@ $qtune merge --base "$demo/base" --adapter "$demo/adapter" --out "$demo/merged" 
 merged=$(score merged --model "$demo/merged")
 echo "$merged"
 
+echo "== qtune export: base + adapter as one GGUF file (llama.cpp / Ollama), read back by qtune generate"
+$qtune export --model "$demo/base" --adapter "$demo/adapter" --out "$demo/model.q8_0.gguf" --type q8_0
+gguf=$(score gguf --model "$demo/model.q8_0.gguf")
+echo "$gguf"
+
 echo
 echo "held-out exact match, before fine-tuning: ${before#exact match: }"
 echo "held-out exact match, after  (adapter):   ${after#exact match: }"
 echo "held-out exact match, after  (merged):    ${merged#exact match: }"
+echo "held-out exact match, after  (q8_0 GGUF): ${gguf#exact match: }"

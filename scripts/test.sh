@@ -31,7 +31,7 @@ if [ "${QTUNE_SKIP_ASAN:-0}" != 1 ]; then
   cmake --build build-asan -j "$jobs" --target qtune qtune_tests qtune_data_tests
   # LibTorch itself is not instrumented; its one-time static allocations are not leaks of ours.
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    ctest --test-dir build-asan --output-on-failure -j "$jobs" -R '^(BadInput|Safetensors|ModelConfig|HfTokenizer|Regex|Utf8|DatasetReader|DatasetSpec|Packing|Sentencepiece|ChatTemplate|SampleEncoder|DataCommands|TrainConfig|BlockwiseQuant|BnbFormat|Linear4bit|PairPacking|PreferenceLoss|FusedOps|ChunkedLogProbs|LayerStream|MemoryPlan|LayerCheckpoint)\.|^PreferenceRun\.BadPairs'
+    ctest --test-dir build-asan --output-on-failure -j "$jobs" -R '^(BadInput|Safetensors|ModelConfig|HfTokenizer|Regex|Utf8|DatasetReader|DatasetSpec|Packing|Sentencepiece|ChatTemplate|SampleEncoder|DataCommands|TrainConfig|BlockwiseQuant|BnbFormat|Linear4bit|PairPacking|PreferenceLoss|FusedOps|ChunkedLogProbs|LayerStream|MemoryPlan|LayerCheckpoint|GgufFile|GgufFileHostile)\.|^PreferenceRun\.BadPairs'
   end_phase asan
 fi
 echo "== time by phase"

@@ -1,31 +1,27 @@
-// qtune generate --model DIR [--adapter DIR] (--prompt TEXT | --prompts FILE.jsonl) [--chat] ...: text from
+// qtune generate --model DIR|FILE.gguf [--adapter DIR] (--prompt TEXT | --prompts FILE.jsonl) [--chat] ...: text from
 // a base model, a base + adapter (no merge needed) or a merged model. With --prompts, every line's
 // completion is printed as JSON and, where the line has "expected", exact-match accuracy is reported.
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "adapters/peft_format.h"
 #include "core/error.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_config.h"
-#include "models/model_loader.h"
 #include "trainer/commands.h"
 #include "trainer/generation.h"
-#include "trainer/training_base.h"
+#include "trainer/inference_model.h"
 
 namespace qtune {
 namespace {
 
-namespace fs = std::filesystem;
-
 struct GenerateArgs {
-  std::string model, adapter, prompt, prompts, chat_template = "tokenizer_default", dtype;
-  bool chat = false, load_in_4bit = false;
+  InferenceOptions load;
+  std::string prompt, prompts, chat_template = "tokenizer_default";
+  bool chat = false;
   GenerationOptions generation;
 };
 
@@ -34,35 +30,23 @@ std::string trim(const std::string& s) {
   return begin == std::string::npos ? "" : s.substr(begin, s.find_last_not_of(" \t\r\n") - begin + 1);
 }
 
-// The model, with the adapter on the base as it trained: the same load-time 4-bit weights and compute dtype.
-CausalLM load_model(const GenerateArgs& a) {
-  const TrainingBase trained = a.adapter.empty() ? TrainingBase{} : read_training_base(a.adapter);
-  LoadOptions load;
-  load.dtype = !a.dtype.empty() ? parse_dtype(a.dtype, "--dtype") : trained.compute_dtype.value_or(at::kFloat);
-  load.quantize = a.load_in_4bit ? std::optional<QuantizeOptions>(QuantizeOptions{}) : trained.quantize;
-  CausalLM model = load_causal_lm(a.model, load);
-  if (!a.adapter.empty()) load_peft_adapter(model, a.adapter);
-  return model;
-}
-
-// Turns prompts into completions: the tokenizer (it travels with the adapter, qtune train copies it, or sits
-// with the model), the chat template with --chat, and the stop tokens (the model's EOS, the tokenizer's, and
-// the template's end of turn such as <|eot_id|>).
+// Turns prompts into completions: the loaded tokenizer (load_inference_model picks the adapter's or the
+// model's), the chat template with --chat, and the stop tokens (the model's EOS, the tokenizer's, and the
+// template's end of turn such as <|eot_id|>).
 class Completer {
  public:
-  Completer(const GenerateArgs& a, CausalLM& model) : model_(model), generation_(a.generation) {
-    const std::string dir = !a.adapter.empty() && fs::exists(fs::path(a.adapter) / "tokenizer_config.json") ? a.adapter : a.model;
-    tokenizer_ = load_tokenizer(dir);
-    const TokenizerConfig config = TokenizerConfig::load(dir);
-    for (int64_t id : model->config().eos_token_ids) generation_.stop_ids.push_back(static_cast<TokenId>(id));
-    if (auto eos = tokenizer_->token_to_id(config.eos_token); eos && !config.eos_token.empty()) generation_.stop_ids.push_back(*eos);
+  Completer(const GenerateArgs& a, InferenceModel& loaded)
+      : model_(loaded.model), generation_(a.generation), tokenizer_(*loaded.tokenizer) {
+    const TokenizerConfig& config = loaded.tokenizer_config;
+    for (int64_t id : model_->config().eos_token_ids) generation_.stop_ids.push_back(static_cast<TokenId>(id));
+    if (auto eos = tokenizer_.token_to_id(config.eos_token); eos && !config.eos_token.empty()) generation_.stop_ids.push_back(*eos);
     if (a.chat) use_chat_template(a.chat_template, config);
   }
 
   std::string complete(const std::string& prompt) {
-    std::vector<TokenId> ids = chat_ ? tokenizer_->encode(join_segments(chat_->render({{"user", prompt, {}, {}}}, true)))
-                                     : tokenizer_->encode_with_special_tokens(prompt);
-    return tokenizer_->decode(generate(model_, ids, generation_), true);
+    std::vector<TokenId> ids = chat_ ? tokenizer_.encode(join_segments(chat_->render({{"user", prompt, {}, {}}}, true)))
+                                     : tokenizer_.encode_with_special_tokens(prompt);
+    return tokenizer_.decode(generate(model_, ids, generation_), true);
   }
 
  private:
@@ -71,12 +55,12 @@ class Completer {
                                {config.bos_token, config.eos_token});
     for (const auto& s : chat_->render({{"user", "x", {}, {}}, {"assistant", "y", {}, {}}}, false))
       if (s.kind == SegmentKind::EndOfTurn)
-        if (auto ids = tokenizer_->encode(trim(s.text)); ids.size() == 1) generation_.stop_ids.push_back(ids[0]);
+        if (auto ids = tokenizer_.encode(trim(s.text)); ids.size() == 1) generation_.stop_ids.push_back(ids[0]);
   }
 
   CausalLM& model_;
   GenerationOptions generation_;
-  std::unique_ptr<Tokenizer> tokenizer_;
+  const Tokenizer& tokenizer_;
   std::unique_ptr<ChatTemplate> chat_;
 };
 
@@ -114,8 +98,8 @@ void complete_prompts_file(Completer& completer, const std::string& path) {
 Command add_generate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text with a model (and optionally a LoRA adapter)");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("--model", a->model, "the (base or merged) model folder")->required();
-  cmd->add_option("--adapter", a->adapter, "a LoRA adapter folder to apply (qtune train's output_dir)");
+  cmd->add_option("--model", a->load.model, "the (base or merged) model folder, or a GGUF file")->required();
+  cmd->add_option("--adapter", a->load.adapter, "a LoRA adapter folder to apply (qtune train's output_dir)");
   cmd->add_option("--prompt", a->prompt, "the prompt text");
   cmd->add_option("--prompts", a->prompts, "a JSONL file of {\"prompt\": ..., \"expected\": ...} lines");
   cmd->add_flag("--chat", a->chat, "wrap each prompt in the chat template as a user message");
@@ -124,12 +108,12 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--temperature", a->generation.temperature, "0 (default) is greedy");
   cmd->add_option("--top-p", a->generation.top_p, "nucleus sampling mass (default 1)");
   cmd->add_option("--seed", a->generation.seed, "sampling seed (default 0)");
-  cmd->add_option("--dtype", a->dtype, "compute dtype: f32, bf16, f16 (default: the adapter's training dtype, else f32)");
-  cmd->add_flag("--load-in-4bit", a->load_in_4bit, "quantize the base to NF4 (with double quantization) while loading, as training did");
+  cmd->add_option("--dtype", a->load.dtype, "compute dtype: f32, bf16, f16 (default: the adapter's training dtype, else f32)");
+  cmd->add_flag("--load-in-4bit", a->load.load_in_4bit, "quantize the base to NF4 (with double quantization) while loading, as training did");
   return [a]() {
     if (a->prompt.empty() == a->prompts.empty()) input_error("give exactly one of --prompt TEXT and --prompts FILE");
-    CausalLM model = load_model(*a);
-    Completer completer(*a, model);
+    InferenceModel loaded = load_inference_model(a->load);
+    Completer completer(*a, loaded);
     if (!a->prompt.empty()) std::cout << completer.complete(a->prompt) << std::endl;
     else complete_prompts_file(completer, a->prompts);
     return 0;

@@ -15,7 +15,9 @@ Command add_tokenize_command(CLI::App& app);
 Command add_quantize_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 Command add_merge_command(CLI::App& app);
+Command add_export_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);
+Command add_eval_command(CLI::App& app);
 Command add_validate_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
 

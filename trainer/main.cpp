@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
   add(qtune::add_quantize_command);
   add(qtune::add_train_command);
   add(qtune::add_merge_command);
+  add(qtune::add_export_command);
   add(qtune::add_generate_command);
+  add(qtune::add_eval_command);
   add(qtune::add_validate_command);
   add(qtune::add_data_command);
 

@@ -32,3 +32,7 @@ qtune_reference(AREA lora_variants SCRIPT peft_variants.py SUITES "PeftVariants.
 qtune_reference(AREA bnb SCRIPT bnb_4bit.py SUITES "Bnb4bitReference.*")
 qtune_reference(AREA trl SCRIPT trl_objectives.py SUITES "TrlObjectives.*")
 qtune_reference(AREA loraplus SCRIPT peft_loraplus.py SUITES "LoraPlusReference.*")
+qtune_reference(AREA gguf_quants SCRIPT gguf_quants.py SUITES "GgufQuantsReference.*")
+qtune_reference(AREA gguf_export SCRIPT gguf_export.py SUITES "GgufExportReference.*" REQUIRES models ARGS --models ${QTUNE_REFERENCE_DIR}/models)
+qtune_reference(AREA eval SCRIPT eval_perplexity.py SUITES "EvalReference.*" REQUIRES models ARGS --models ${QTUNE_REFERENCE_DIR}/models)
+qtune_reference(AREA gguf_tokenizer SCRIPT gguf_tokenizer.py SUITES "GgufTokenizerReference.*")

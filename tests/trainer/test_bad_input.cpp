@@ -195,5 +195,40 @@ TEST(BadInput, SequenceLenThatNeedsRopeScaling) {
                  "sequence_len=65");
 }
 
+// The GGUF readers behind `qtune generate` and `qtune eval` (a model file) refuse damaged and hostile files with one
+// line naming the file; the export they came from is intact. (gguf/ tests the reader field by field.)
+TEST(BadInput, DamagedGgufModelsAreOneLineErrors) {
+  const std::string dir = test::temp_dir("gguf_bad");
+  auto made = test::run_qtune("init-model --arch llama --out " + dir + "/model --hidden 64 --layers 1 --heads 4 --vocab 300 --byte-tokenizer --force");
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto exported = test::run_qtune("export --model " + dir + "/model --out " + dir + "/good.gguf --type q8_0");
+  ASSERT_EQ(exported.exit_code, 0) << exported.out;
+  const std::string good = test::read_file(dir + "/good.gguf");
+  test::write_file(dir + "/text.txt", "some text to score\n");
+  auto patched = [&](std::size_t at, const std::string& bytes) { std::string b = good; b.replace(at, bytes.size(), bytes); return b; };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"truncated", good.substr(0, good.size() / 2)},
+      {"header_only", good.substr(0, 24)},
+      {"wrong_magic", patched(0, "GGUG")},
+      {"huge_tensor_count", patched(8, std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8))},
+      {"huge_metadata_count", patched(16, std::string("\xff\xff\xff\xff\xff\xff\xff\x0f", 8))},
+      {"huge_first_key_length", patched(24, std::string("\xff\xff\xff\xff\xff\xff\x00\x00", 8))},
+  };
+  for (const auto& [name, bytes] : cases) {
+    SCOPED_TRACE(name);
+    const std::string path = dir + "/" + name + ".gguf";
+    test::write_file(path, bytes);
+    for (const std::string command : {"eval --model " + path + " --text " + dir + "/text.txt", "generate --model " + path + " --prompt hi"}) {
+      auto r = test::run_qtune(command);
+      EXPECT_EQ(r.exit_code, 2) << command << ": " << r.out;
+      ASSERT_EQ(r.out.rfind("error: " + path, 0), 0u) << r.out;
+      EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << "one line expected: " << r.out;
+    }
+  }
+  auto missing_text = test::run_qtune("eval --model " + dir + "/good.gguf --text " + dir + "/missing.txt");
+  EXPECT_EQ(missing_text.exit_code, 2) << missing_text.out;
+  EXPECT_EQ(test::read_file(dir + "/good.gguf"), good);
+}
+
 }  // namespace
 }  // namespace qtune

@@ -1,0 +1,153 @@
+// llama.cpp's names and layouts for the Llama-family checkpoints qtune reads.
+#include "gguf/gguf_names.h"
+
+#include <array>
+#include <regex>
+
+#include "core/error.h"
+#include "models/rope.h"
+
+namespace qtune {
+namespace {
+
+// HF module path inside a decoder layer -> llama.cpp's tensor name inside "blk.N.".
+constexpr std::array<std::pair<const char*, const char*>, 11> kLayerNames = {{
+    {"input_layernorm", "attn_norm"},
+    {"self_attn.q_proj", "attn_q"},
+    {"self_attn.k_proj", "attn_k"},
+    {"self_attn.v_proj", "attn_v"},
+    {"self_attn.o_proj", "attn_output"},
+    {"self_attn.q_norm", "attn_q_norm"},
+    {"self_attn.k_norm", "attn_k_norm"},
+    {"post_attention_layernorm", "ffn_norm"},
+    {"mlp.gate_proj", "ffn_gate"},
+    {"mlp.up_proj", "ffn_up"},
+    {"mlp.down_proj", "ffn_down"},
+}};
+
+constexpr std::array<std::pair<const char*, const char*>, 3> kModelNames = {{
+    {"model.embed_tokens.weight", "token_embd.weight"},
+    {"model.norm.weight", "output_norm.weight"},
+    {"lm_head.weight", "output.weight"},
+}};
+
+// "model.layers.12.self_attn.q_proj.weight" -> {12, "self_attn.q_proj", "weight"}
+struct LayerTensor {
+  std::string layer, module, suffix;
+};
+std::optional<LayerTensor> split(const std::string& name, const std::regex& pattern) {
+  std::smatch m;
+  if (!std::regex_match(name, m, pattern)) return std::nullopt;
+  return LayerTensor{m[1], m[2], m[3]};
+}
+
+bool llama_rope_order(const ModelConfig& config) { return config.arch == Architecture::kLlama || config.arch == Architecture::kMistral; }
+
+// The heads whose rows a q/k tensor holds; 0 for every other tensor.
+int64_t permuted_heads(const ModelConfig& config, const std::string& hf_name) {
+  if (!llama_rope_order(config)) return 0;
+  if (hf_name.find("self_attn.q_proj.") != std::string::npos) return config.num_heads;
+  if (hf_name.find("self_attn.k_proj.") != std::string::npos) return config.num_kv_heads;
+  return 0;
+}
+
+// Rows of each head regrouped: HF [head, half, i] <-> ggml [head, i, half] (pairs of neighbouring rows rotate together).
+torch::Tensor regroup_rows(const torch::Tensor& t, int64_t heads, bool to_gguf) {
+  const int64_t half = t.size(0) / heads / 2;
+  std::vector<int64_t> shape = to_gguf ? std::vector<int64_t>{heads, 2, half} : std::vector<int64_t>{heads, half, 2};
+  for (int64_t d = 1; d < t.dim(); ++d) shape.push_back(t.size(d));
+  return t.reshape(shape).transpose(1, 2).reshape(t.sizes());
+}
+
+void add_rope_metadata(const ModelConfig& c, const std::string& arch, GgufMetadata& m) {
+  m.set(arch + ".rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  m.set(arch + ".rope.freq_base", GgufValue::f32(static_cast<float>(c.rope_theta)));
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type == "linear") {
+    m.set(arch + ".rope.scaling.type", GgufValue::text("linear"));
+    m.set(arch + ".rope.scaling.factor", GgufValue::f32(static_cast<float>(s.factor)));
+  } else if (s.type == "llama3") {
+    // llama.cpp takes llama3 scaling as the rope_freqs.weight tensor (rope_factors); qtune's own keys keep the
+    // parameters so that reading the file back gives the same config.
+    m.set("qtune.rope.llama3.factor", GgufValue::f32(static_cast<float>(s.factor)));
+    m.set("qtune.rope.llama3.low_freq_factor", GgufValue::f32(static_cast<float>(s.low_freq_factor)));
+    m.set("qtune.rope.llama3.high_freq_factor", GgufValue::f32(static_cast<float>(s.high_freq_factor)));
+    m.set("qtune.rope.llama3.original_context_length", GgufValue::u32(static_cast<uint32_t>(s.original_max_position_embeddings)));
+  }
+}
+
+}  // namespace
+
+void add_architecture_metadata(const ModelConfig& c, const std::string& model_name, GgufMetadata& m) {
+  const std::string arch = gguf_architecture(c.arch);
+  const auto u32 = [](int64_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
+  m.set("general.architecture", GgufValue::text(arch));
+  m.set("general.name", GgufValue::text(model_name));
+  m.set(arch + ".vocab_size", u32(c.vocab_size));
+  m.set(arch + ".context_length", u32(c.max_position_embeddings));
+  m.set(arch + ".embedding_length", u32(c.hidden_size));
+  m.set(arch + ".block_count", u32(c.num_layers));
+  m.set(arch + ".feed_forward_length", u32(c.intermediate_size));
+  m.set(arch + ".attention.head_count", u32(c.num_heads));
+  m.set(arch + ".attention.head_count_kv", u32(c.num_kv_heads));
+  m.set(arch + ".attention.key_length", u32(c.head_dim));
+  m.set(arch + ".attention.value_length", u32(c.head_dim));
+  m.set(arch + ".attention.layer_norm_rms_epsilon", GgufValue::f32(static_cast<float>(c.rms_norm_eps)));
+  if (c.sliding_window) {
+    m.set(arch + ".attention.sliding_window", u32(*c.sliding_window));
+    // Qwen's lower layers attend fully; llama.cpp does not model this, qtune's reader does.
+    if (c.arch == Architecture::kQwen2 || c.arch == Architecture::kQwen3) m.set("qtune.max_window_layers", u32(c.max_window_layers));
+  }
+  add_rope_metadata(c, arch, m);
+}
+
+std::optional<torch::Tensor> rope_factors(const ModelConfig& c) {
+  if (c.rope_scaling.type != "llama3") return std::nullopt;
+  // llama.cpp divides each base frequency by its factor: the factors are base / scaled, computed by the same function
+  // the model runs with.
+  return rope_inverse_frequencies(c.head_dim, c.rope_theta, RopeScaling{}) / rope_inverse_frequencies(c.head_dim, c.rope_theta, c.rope_scaling);
+}
+
+std::string gguf_architecture(Architecture arch) {
+  switch (arch) {
+    case Architecture::kLlama:
+    case Architecture::kMistral: return "llama";  // llama.cpp's converter writes Mistral as llama too
+    case Architecture::kQwen2: return "qwen2";
+    case Architecture::kQwen3: return "qwen3";
+  }
+  return "llama";
+}
+
+std::optional<std::string> gguf_tensor_name(const std::string& hf_name) {
+  for (const auto& [hf, gguf] : kModelNames)
+    if (hf_name == hf) return std::string(gguf);
+  static const std::regex layer(R"(model\.layers\.(\d+)\.(.+)\.(weight|bias))");
+  const auto parts = split(hf_name, layer);
+  if (!parts) return std::nullopt;
+  for (const auto& [hf, gguf] : kLayerNames)
+    if (parts->module == hf) return "blk." + parts->layer + "." + gguf + "." + parts->suffix;
+  return std::nullopt;
+}
+
+std::optional<std::string> hf_tensor_name(const std::string& gguf_name) {
+  for (const auto& [hf, gguf] : kModelNames)
+    if (gguf_name == gguf) return std::string(hf);
+  static const std::regex layer(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
+  const auto parts = split(gguf_name, layer);
+  if (!parts) return std::nullopt;
+  for (const auto& [hf, gguf] : kLayerNames)
+    if (parts->module == gguf) return "model.layers." + parts->layer + "." + hf + "." + parts->suffix;
+  return std::nullopt;
+}
+
+torch::Tensor to_gguf_rows(const ModelConfig& config, const std::string& hf_name, const torch::Tensor& t) {
+  const int64_t heads = permuted_heads(config, hf_name);
+  return heads == 0 ? t : regroup_rows(t, heads, true);
+}
+
+torch::Tensor from_gguf_rows(const ModelConfig& config, const std::string& hf_name, const torch::Tensor& t) {
+  const int64_t heads = permuted_heads(config, hf_name);
+  return heads == 0 ? t : regroup_rows(t, heads, false);
+}
+
+}  // namespace qtune

@@ -1,0 +1,208 @@
+// qtune export and the GGUF read-back: llama.cpp's tensor names both ways, the Llama family's Q/K row order, a model
+// exported at f32 and read back computes the logits of the folder it came from (exactly), base + adapter exported
+// gives base + adapter's logits, the adapter-only file holds A and B as llama.cpp applies them, and the errors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "adapters/lora.h"
+#include "adapters/peft_format.h"
+#include "core/error.h"
+#include "gguf/gguf_export.h"
+#include "gguf/gguf_model.h"
+#include "gguf/gguf_names.h"
+#include "models/architecture.h"
+#include "tests/support/test_support.h"
+
+namespace qtune {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3"};
+
+std::string tiny_model(const std::string& arch) {
+  // Mistral with a window: without one, llama.cpp's converter (and so the file) cannot tell it from Llama.
+  const std::string extra = arch == "qwen3" ? " --head-dim 32" : arch == "mistral" ? " --sliding-window 5" : "";
+  return test::make_tiny_model(arch, "--byte-tokenizer" + extra);
+}
+
+torch::Tensor ids() { return torch::randint(3, 300, {2, 12}, torch::Generator(at::detail::createCPUGenerator(7))); }
+
+std::vector<int64_t> values(const torch::Tensor& t) {
+  const torch::Tensor flat = t.flatten().to(torch::kLong).contiguous();
+  return std::vector<int64_t>(flat.data_ptr<int64_t>(), flat.data_ptr<int64_t>() + flat.numel());
+}
+
+torch::Tensor logits(CausalLM& model) {
+  torch::NoGradGuard no_grad;
+  return model->forward(ids());
+}
+
+std::string export_file(const std::string& model, const std::string& adapter, ExportType type, bool adapter_only = false) {
+  ExportOptions o;
+  o.model_dir = model;
+  o.adapter_dir = adapter;
+  o.out_path = test::temp_dir("export") + "/out.gguf";
+  o.type = type;
+  o.adapter_only = adapter_only;
+  export_gguf(o);
+  return o.out_path;
+}
+
+TEST(GgufNames, EveryTensorOfEveryArchitectureMapsBothWays) {
+  for (const auto& arch : kArchs) {
+    ModelConfig c = ModelConfig::preset(parse_architecture_name(arch));
+    for (const auto& spec : hf_weight_specs(c)) {
+      const auto name = gguf_tensor_name(spec.name);
+      ASSERT_TRUE(name) << spec.name;
+      EXPECT_EQ(hf_tensor_name(*name), spec.name);
+    }
+  }
+  EXPECT_EQ(gguf_tensor_name("model.layers.12.self_attn.q_proj.weight"), "blk.12.attn_q.weight");
+  EXPECT_EQ(gguf_tensor_name("model.layers.0.mlp.down_proj.weight"), "blk.0.ffn_down.weight");
+  EXPECT_EQ(gguf_tensor_name("lm_head.weight"), "output.weight");
+  EXPECT_FALSE(gguf_tensor_name("model.layers.0.self_attn.rotary_emb.inv_freq"));
+  EXPECT_FALSE(hf_tensor_name("blk.0.ffn_gate_exps.weight"));
+}
+
+TEST(GgufNames, LlamaQkRowsInterleaveEachHeadsRotaryHalves) {
+  ModelConfig c = ModelConfig::preset(Architecture::kLlama);
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  // HF q rows per head: [first half | second half]; ggml pairs row i of the first half with row i of the second.
+  const torch::Tensor q = torch::arange(8).reshape({8, 1});
+  EXPECT_EQ(values(to_gguf_rows(c, "model.layers.0.self_attn.q_proj.weight", q)), std::vector<int64_t>({0, 2, 1, 3, 4, 6, 5, 7}));
+  const torch::Tensor k = torch::arange(4);  // a bias, one kv head
+  EXPECT_EQ(values(to_gguf_rows(c, "model.layers.0.self_attn.k_proj.bias", k)), std::vector<int64_t>({0, 2, 1, 3}));
+  const torch::Tensor w = torch::randn({8, 3});
+  EXPECT_TRUE(torch::equal(from_gguf_rows(c, "model.layers.1.self_attn.q_proj.weight", to_gguf_rows(c, "model.layers.1.self_attn.q_proj.weight", w)), w));
+  EXPECT_TRUE(torch::equal(to_gguf_rows(c, "model.layers.0.self_attn.v_proj.weight", w), w));
+  c.arch = Architecture::kQwen2;  // NeoX-style rope in llama.cpp: rows as HF has them
+  EXPECT_TRUE(torch::equal(to_gguf_rows(c, "model.layers.0.self_attn.q_proj.weight", w), w));
+}
+
+TEST(GgufExport, F32FileReadBackComputesTheFoldersLogitsExactly) {
+  for (const auto& arch : kArchs) {
+    SCOPED_TRACE(arch);
+    const std::string dir = tiny_model(arch);
+    CausalLM original = load_causal_lm(dir);
+    GgufModel back = load_gguf_model(export_file(dir, "", ExportType::kF32), LoadOptions{});
+    const ModelConfig& a = original->config();
+    const ModelConfig& b = back.model->config();
+    EXPECT_EQ(b.arch, a.arch);
+    EXPECT_EQ(b.sliding_window, a.sliding_window);
+    EXPECT_EQ(b.rope_scaling.type, a.rope_scaling.type);
+    EXPECT_EQ(b.tie_word_embeddings, a.tie_word_embeddings);
+    EXPECT_TRUE(torch::equal(logits(back.model), logits(original)));
+    EXPECT_EQ(back.tokenizer->encode("hello world"), load_tokenizer(dir)->encode("hello world"));
+  }
+}
+
+TEST(GgufExport, BasePlusAdapterExportedGivesBasePlusAdaptersLogits) {
+  const std::string dir = tiny_model("llama");
+  CausalLM model = load_causal_lm(dir);
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = 0;
+  o.target_linear = true;
+  inject_lora(model, o, 1);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
+  }
+  const std::string adapter = test::temp_dir("adapter");
+  save_peft_adapter(model, o, adapter, dir);
+  model->eval();
+  const torch::Tensor expected = logits(model);
+  GgufModel merged = load_gguf_model(export_file(dir, adapter, ExportType::kF32), LoadOptions{});
+  EXPECT_LE(test::max_relative_error(logits(merged.model), expected), 1e-5);  // float32 W + s·B·A vs the unmerged sum
+
+  // The adapter alone: A as is, B with llama.cpp's q/k row order, alpha / r = the scale.
+  const auto file = GgufFile::open(export_file(dir, adapter, ExportType::kF32, true));
+  EXPECT_EQ(file->metadata().string("general.type", "t"), "adapter");
+  EXPECT_EQ(file->metadata().string("adapter.type", "t"), "lora");
+  EXPECT_FLOAT_EQ(file->metadata().number("adapter.lora.alpha", "t") / o.r, lora_scale(o));
+  const PeftAdapter saved = read_peft_adapter(adapter);
+  EXPECT_EQ(file->tensors().size(), 2 * saved.modules.size());
+  const LoraTensors& q = saved.modules.at("model.layers.1.self_attn.q_proj");
+  EXPECT_TRUE(torch::equal(file->to_float(*file->find("blk.1.attn_q.weight.lora_a")), q.A));
+  EXPECT_TRUE(torch::equal(file->to_float(*file->find("blk.1.attn_q.weight.lora_b")),
+                           to_gguf_rows(model->config(), "model.layers.1.self_attn.q_proj.weight", q.B)));
+}
+
+TEST(GgufExport, F16AndQuantizedFilesReadBackCloseToTheModel) {
+  const std::string dir = tiny_model("qwen2");
+  CausalLM original = load_causal_lm(dir);
+  const torch::Tensor expected = logits(original);
+  // f16 rounds each weight once (relative 2^-11); 8-bit and 4-bit blocks change the model more, and this tiny model
+  // (weights N(0, 0.2²)) amplifies it. The bounds are about 2-4x what it measures (f16 2.3e-3, q8_0 0.041, q4_k_m
+  // 0.26), to catch a wrong layout (unrelated logits, error ≥ 1), not to grade the formats (the reference tests
+  // check the codes themselves).
+  for (const auto& [type, bound] : {std::pair{ExportType::kF16, 1e-2}, std::pair{ExportType::kQ8_0, 0.15}, std::pair{ExportType::kQ4_K_M, 0.5}}) {
+    GgufModel back = load_gguf_model(export_file(dir, "", type), LoadOptions{});
+    const double error = test::max_relative_error(logits(back.model), expected);
+    std::cout << export_type_name(type) << ": max relative logits error " << error << "\n";
+    EXPECT_LE(error, bound) << export_type_name(type);
+  }
+}
+
+nlohmann::json eval_json(const std::string& args) {
+  const test::CommandResult r = test::run_qtune("eval --json " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return nlohmann::json::parse(r.out.substr(r.out.find('{')));
+}
+
+// qtune eval on the f16 GGUF of base + adapter and on `qtune merge --dtype f16`'s folder: the same f16 weights
+// (both round the float32 merge to nearest even), so the same numbers up to float32 summation order.
+TEST(GgufExport, EvalOnTheF16FileEqualsEvalOnTheMergedFolder) {
+  const std::string dir = tiny_model("llama");
+  CausalLM model = load_causal_lm(dir);
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = 0;
+  o.target_linear = true;
+  inject_lora(model, o, 2);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
+  }
+  const std::string work = test::temp_dir("eval_f16");
+  save_peft_adapter(model, o, work + "/adapter", dir);
+  auto merged = test::run_qtune("merge --base " + dir + " --adapter " + work + "/adapter --out " + work + "/merged --dtype f16");
+  ASSERT_EQ(merged.exit_code, 0) << merged.out;
+  auto exported = test::run_qtune("export --model " + dir + " --adapter " + work + "/adapter --out " + work + "/m.f16.gguf --type f16");
+  ASSERT_EQ(exported.exit_code, 0) << exported.out;
+  test::write_file(work + "/text.txt", "A held-out text: the GGUF file and the merged folder must score it alike, token for token.\n");
+  const std::string text = " --text " + work + "/text.txt --context 16";
+  const nlohmann::json folder = eval_json("--model " + work + "/merged" + text);
+  const nlohmann::json file = eval_json("--model " + work + "/m.f16.gguf" + text);
+  EXPECT_EQ(file["tokens"], folder["tokens"]);
+  EXPECT_NEAR(file["nll_sum"].get<double>(), folder["nll_sum"].get<double>(), 1e-6 * folder["nll_sum"].get<double>());
+}
+
+TEST(GgufExport, BadRequestsAreErrorsThatNameTheProblem) {
+  const std::string dir = tiny_model("llama");
+  const std::string out = test::temp_dir("bad") + "/m.gguf";
+  auto r = test::run_qtune("export --model " + dir + " --out " + out + " --type q3_k");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("q4_k_m"), std::string::npos) << r.out;  // lists the types
+  EXPECT_EQ(test::run_qtune("export --model " + dir + " --out " + out).exit_code, 0);
+  r = test::run_qtune("export --model " + dir + " --out " + out);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--force"), std::string::npos) << r.out;
+  r = test::run_qtune("export --model " + dir + " --out /nonexistent-folder/m.gguf");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
+  r = test::run_qtune("export --model " + dir + " --out " + out + " --adapter-only");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("--adapter"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace qtune
