@@ -153,15 +153,12 @@ void report(const EvalArgs& a, const EvalInput& input, const NllSum& sum, bool r
 Command add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Perplexity of a model (and optionally a LoRA adapter) on a text");
   auto a = std::make_shared<EvalArgs>();
-  cmd->add_option("--model", a->load.model, "the (base or merged) model folder, or a GGUF file")->required();
-  cmd->add_option("--adapter", a->load.adapter, "a LoRA adapter folder to apply (qtune train's output_dir)");
+  add_inference_options(cmd, a->load);
   cmd->add_option("--text", a->text, "a UTF-8 text file, or a .jsonl/.json file of {\"text\": ...} records")->required();
   cmd->add_option("--context", a->context, "tokens per window (longer records are cut), default 512 or the model's positions if fewer");
   cmd->add_option("--stride", a->stride, "tokens between window starts, default the context (windows then share one token)");
   cmd->add_option("--batch-size", a->batch_size, "windows per forward pass, default 4");
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens (default: all)");
-  cmd->add_option("--dtype", a->load.dtype, "compute dtype: f32, bf16, f16 (default: the adapter's training dtype, else f32)");
-  cmd->add_flag("--load-in-4bit", a->load.load_in_4bit, "quantize the base to NF4 (double quantization) while loading, as training did");
   cmd->add_flag("--json", a->json, "print one JSON object instead of the sentence");
   return [a]() {
     check_args(*a);

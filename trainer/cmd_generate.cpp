@@ -95,11 +95,17 @@ void complete_prompts_file(Completer& completer, const std::string& path) {
 
 }  // namespace
 
+void add_inference_options(CLI::App* cmd, InferenceOptions& options) {
+  cmd->add_option("--model", options.model, "the (base or merged) model folder, or a GGUF file")->required();
+  cmd->add_option("--adapter", options.adapter, "a LoRA adapter folder to apply (qtune train's output_dir)");
+  cmd->add_option("--dtype", options.dtype, "compute dtype: f32, bf16, f16 (default: the adapter's training dtype, else f32)");
+  cmd->add_flag("--load-in-4bit", options.load_in_4bit, "quantize the base to NF4 (with double quantization) while loading, as training did");
+}
+
 Command add_generate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Generate text with a model (and optionally a LoRA adapter)");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("--model", a->load.model, "the (base or merged) model folder, or a GGUF file")->required();
-  cmd->add_option("--adapter", a->load.adapter, "a LoRA adapter folder to apply (qtune train's output_dir)");
+  add_inference_options(cmd, a->load);
   cmd->add_option("--prompt", a->prompt, "the prompt text");
   cmd->add_option("--prompts", a->prompts, "a JSONL file of {\"prompt\": ..., \"expected\": ...} lines");
   cmd->add_flag("--chat", a->chat, "wrap each prompt in the chat template as a user message");
@@ -108,8 +114,6 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_option("--temperature", a->generation.temperature, "0 (default) is greedy");
   cmd->add_option("--top-p", a->generation.top_p, "nucleus sampling mass (default 1)");
   cmd->add_option("--seed", a->generation.seed, "sampling seed (default 0)");
-  cmd->add_option("--dtype", a->load.dtype, "compute dtype: f32, bf16, f16 (default: the adapter's training dtype, else f32)");
-  cmd->add_flag("--load-in-4bit", a->load.load_in_4bit, "quantize the base to NF4 (with double quantization) while loading, as training did");
   return [a]() {
     if (a->prompt.empty() == a->prompts.empty()) input_error("give exactly one of --prompt TEXT and --prompts FILE");
     InferenceModel loaded = load_inference_model(a->load);

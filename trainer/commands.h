@@ -18,6 +18,9 @@ Command add_merge_command(CLI::App& app);
 Command add_export_command(CLI::App& app);
 Command add_generate_command(CLI::App& app);
 Command add_eval_command(CLI::App& app);
+struct InferenceOptions;
+// --model, --adapter, --dtype and --load-in-4bit: how generate and eval load what they run (trainer/inference_model.h).
+void add_inference_options(CLI::App* cmd, InferenceOptions& options);
 Command add_validate_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
 

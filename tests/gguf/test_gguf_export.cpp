@@ -42,6 +42,25 @@ torch::Tensor logits(CausalLM& model) {
   return model->forward(ids());
 }
 
+LoraOptions rank_4_everywhere() {
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = 0;
+  o.target_linear = true;
+  return o;
+}
+
+// LoRA on every projection of `model` with random A and B (B ≠ 0, so the adapter changes the model), saved to `dir`.
+void save_random_adapter(CausalLM& model, const LoraOptions& o, const std::string& dir, const std::string& base, uint64_t seed) {
+  inject_lora(model, o, seed);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
+  }
+  save_peft_adapter(model, o, dir, base);
+}
+
 std::string export_file(const std::string& model, const std::string& adapter, ExportType type, bool adapter_only = false) {
   ExportOptions o;
   o.model_dir = model;
@@ -105,18 +124,9 @@ TEST(GgufExport, F32FileReadBackComputesTheFoldersLogitsExactly) {
 TEST(GgufExport, BasePlusAdapterExportedGivesBasePlusAdaptersLogits) {
   const std::string dir = tiny_model("llama");
   CausalLM model = load_causal_lm(dir);
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0;
-  o.target_linear = true;
-  inject_lora(model, o, 1);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
-  }
+  const LoraOptions o = rank_4_everywhere();
   const std::string adapter = test::temp_dir("adapter");
-  save_peft_adapter(model, o, adapter, dir);
+  save_random_adapter(model, o, adapter, dir, 1);
   model->eval();
   const torch::Tensor expected = logits(model);
   GgufModel merged = load_gguf_model(export_file(dir, adapter, ExportType::kF32), LoadOptions{});
@@ -162,18 +172,8 @@ nlohmann::json eval_json(const std::string& args) {
 TEST(GgufExport, EvalOnTheF16FileEqualsEvalOnTheMergedFolder) {
   const std::string dir = tiny_model("llama");
   CausalLM model = load_causal_lm(dir);
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0;
-  o.target_linear = true;
-  inject_lora(model, o, 2);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
-  }
   const std::string work = test::temp_dir("eval_f16");
-  save_peft_adapter(model, o, work + "/adapter", dir);
+  save_random_adapter(model, rank_4_everywhere(), work + "/adapter", dir, 2);
   auto merged = test::run_qtune("merge --base " + dir + " --adapter " + work + "/adapter --out " + work + "/merged --dtype f16");
   ASSERT_EQ(merged.exit_code, 0) << merged.out;
   auto exported = test::run_qtune("export --model " + dir + " --adapter " + work + "/adapter --out " + work + "/m.f16.gguf --type f16");
