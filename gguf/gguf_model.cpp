@@ -14,12 +14,12 @@ namespace qtune {
 namespace {
 
 Architecture architecture_of(const GgufFile& file) {
+  if (file.metadata().contains("general.type") && file.metadata().string("general.type", file.path()) == "adapter")
+    input_error("{}: this is a LoRA adapter, not a model; give the model file as --model (qtune reads adapters as PEFT folders)", file.path());
   const std::string& arch = file.metadata().string("general.architecture", file.path());
   if (arch == "llama") return file.metadata().contains("llama.attention.sliding_window") ? Architecture::kMistral : Architecture::kLlama;
   if (arch == "qwen2") return Architecture::kQwen2;
   if (arch == "qwen3") return Architecture::kQwen3;
-  if (file.metadata().contains("general.type") && file.metadata().string("general.type", file.path()) == "adapter")
-    input_error("{}: this is a LoRA adapter, not a model; give the model file as --model (qtune reads adapters as PEFT folders)", file.path());
   input_error("{}: GGUF architecture '{}' is not supported (supported: llama, mistral as llama, qwen2, qwen3)", file.path(), arch);
 }
 

@@ -20,28 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-LoraOptions all_linear() {
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0;
-  o.target_linear = true;
-  return o;
-}
-
-// Adapter with random A and B on every projection of `model`, saved to a fresh folder.
-std::string trained_adapter(CausalLM& model, const LoraOptions& o, uint64_t seed) {
-  inject_lora(model, o, seed);
-  torch::manual_seed(seed);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
-  }
-  const std::string dir = test::temp_dir("adapter");
-  save_peft_adapter(model, o, dir, "tiny");
-  return dir;
-}
-
 torch::Tensor ids() {
   torch::manual_seed(4);
   return torch::randint(3, 300, {2, 10}, torch::kLong);  // [B, T]
@@ -50,7 +28,7 @@ torch::Tensor ids() {
 TEST(MergeLora, DenseBaseLogitsMatchBasePlusAdapter) {
   const std::string base = test::make_tiny_model("qwen2");  // qkv biases pass through unchanged
   CausalLM model = load_causal_lm(base);
-  const std::string adapter = trained_adapter(model, all_linear(), 1);
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 1);
   MergeOptions o;
   o.base_dir = base;
   o.adapter_dir = adapter;
@@ -80,7 +58,7 @@ TEST(MergeLora, LoadTimeQuantizedBaseMergesTheDequantizedWeights) {
   LoadOptions four_bit;
   four_bit.quantize = QuantizeOptions{QuantType::NF4, 64, true};
   CausalLM model = load_causal_lm(base, four_bit);
-  const std::string adapter = trained_adapter(model, all_linear(), 2);
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 2);
   MergeOptions o;
   o.base_dir = base;
   o.adapter_dir = adapter;
@@ -115,7 +93,7 @@ TEST(MergeLora, PrequantizedBnbBase) {
   q.quantize = QuantizeOptions{QuantType::NF4, 64, true};
   write_quantized_model(q);
   CausalLM model = load_causal_lm(q.out_dir);
-  const std::string adapter = trained_adapter(model, all_linear(), 3);
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 3);
   MergeOptions o;
   o.base_dir = q.out_dir;
   o.adapter_dir = adapter;
@@ -138,7 +116,7 @@ TEST(MergeLora, PrequantizedBnbBase) {
 TEST(MergeLora, Bf16OutputIsOneRoundingOfTheFp32Merge) {
   const std::string base = test::make_tiny_model("llama");
   CausalLM model = load_causal_lm(base);
-  const std::string adapter = trained_adapter(model, all_linear(), 4);
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 4);
   MergeOptions o;
   o.base_dir = base;
   o.adapter_dir = adapter;
@@ -170,7 +148,7 @@ TEST(MergeLora, Bf16OutputIsOneRoundingOfTheFp32Merge) {
 TEST(MergeLora, ErrorsNameTheProblem) {
   const std::string base = test::make_tiny_model("llama");
   CausalLM model = load_causal_lm(base);
-  const std::string adapter = trained_adapter(model, all_linear(), 5);
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 5);
   MergeOptions o;
   o.base_dir = base;
   o.adapter_dir = adapter;

@@ -42,25 +42,6 @@ torch::Tensor logits(CausalLM& model) {
   return model->forward(ids());
 }
 
-LoraOptions rank_4_everywhere() {
-  LoraOptions o;
-  o.r = 4;
-  o.alpha = 8;
-  o.dropout = 0;
-  o.target_linear = true;
-  return o;
-}
-
-// LoRA on every projection of `model` with random A and B (B ≠ 0, so the adapter changes the model), saved to `dir`.
-void save_random_adapter(CausalLM& model, const LoraOptions& o, const std::string& dir, const std::string& base, uint64_t seed) {
-  inject_lora(model, o, seed);
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
-  }
-  save_peft_adapter(model, o, dir, base);
-}
-
 std::string export_file(const std::string& model, const std::string& adapter, ExportType type, bool adapter_only = false) {
   ExportOptions o;
   o.model_dir = model;
@@ -124,9 +105,8 @@ TEST(GgufExport, F32FileReadBackComputesTheFoldersLogitsExactly) {
 TEST(GgufExport, BasePlusAdapterExportedGivesBasePlusAdaptersLogits) {
   const std::string dir = tiny_model("llama");
   CausalLM model = load_causal_lm(dir);
-  const LoraOptions o = rank_4_everywhere();
-  const std::string adapter = test::temp_dir("adapter");
-  save_random_adapter(model, o, adapter, dir, 1);
+  const LoraOptions o = test::all_linear_lora();
+  const std::string adapter = test::save_random_adapter(model, o, 1, dir);
   model->eval();
   const torch::Tensor expected = logits(model);
   GgufModel merged = load_gguf_model(export_file(dir, adapter, ExportType::kF32), LoadOptions{});
@@ -173,10 +153,10 @@ TEST(GgufExport, EvalOnTheF16FileEqualsEvalOnTheMergedFolder) {
   const std::string dir = tiny_model("llama");
   CausalLM model = load_causal_lm(dir);
   const std::string work = test::temp_dir("eval_f16");
-  save_random_adapter(model, rank_4_everywhere(), work + "/adapter", dir, 2);
-  auto merged = test::run_qtune("merge --base " + dir + " --adapter " + work + "/adapter --out " + work + "/merged --dtype f16");
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 2, dir);
+  auto merged = test::run_qtune("merge --base " + dir + " --adapter " + adapter + " --out " + work + "/merged --dtype f16");
   ASSERT_EQ(merged.exit_code, 0) << merged.out;
-  auto exported = test::run_qtune("export --model " + dir + " --adapter " + work + "/adapter --out " + work + "/m.f16.gguf --type f16");
+  auto exported = test::run_qtune("export --model " + dir + " --adapter " + adapter + " --out " + work + "/m.f16.gguf --type f16");
   ASSERT_EQ(exported.exit_code, 0) << exported.out;
   test::write_file(work + "/text.txt", "A held-out text: the GGUF file and the merged folder must score it alike, token for token.\n");
   const std::string text = " --text " + work + "/text.txt --context 16";
@@ -202,6 +182,13 @@ TEST(GgufExport, BadRequestsAreErrorsThatNameTheProblem) {
   r = test::run_qtune("export --model " + dir + " --out " + out + " --adapter-only");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("--adapter"), std::string::npos) << r.out;
+  // An adapter-only file given where a model goes says what it is.
+  CausalLM model = load_causal_lm(dir);
+  const std::string adapter = test::save_random_adapter(model, test::all_linear_lora(), 3, dir);
+  ASSERT_EQ(test::run_qtune("export --model " + dir + " --adapter " + adapter + " --adapter-only --force --out " + out).exit_code, 0);
+  r = test::run_qtune("generate --model " + out + " --prompt hi");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("this is a LoRA adapter, not a model"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Test helpers implementation.
 #include "tests/support/test_support.h"
 
+#include "adapters/peft_format.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +26,27 @@ std::string make_tiny_model(const std::string& arch, const std::string& extra_ar
   CommandResult r = run_qtune("init-model --arch " + arch + " --out " + dir + " --hidden 64" + layers +
                               " --heads 4 --kv-heads 2 --vocab 300 --dtype f32 --init-std 0.2 --force " + extra_args);
   EXPECT_EQ(r.exit_code, 0) << r.out;
+  return dir;
+}
+
+LoraOptions all_linear_lora() {
+  LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.dropout = 0;
+  o.target_linear = true;
+  return o;
+}
+
+std::string save_random_adapter(CausalLM& model, const LoraOptions& options, uint64_t seed, const std::string& base) {
+  inject_lora(model, options, seed);
+  torch::manual_seed(seed);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : lora_state(model)) t.copy_(torch::randn(t.sizes()) * 0.05);
+  }
+  const std::string dir = temp_dir("adapter");
+  save_peft_adapter(model, options, dir, base);
   return dir;
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 
+#include "adapters/lora.h"
 #include "core/torch.h"
 #include "tests/support/files.h"
 #include "trainer/distributed.h"
@@ -27,6 +28,13 @@ const char* gpu_missing();
 
 // Writes a small random model with `qtune init-model` into a temp folder and returns its path.
 std::string make_tiny_model(const std::string& arch, const std::string& extra_args = "");
+
+// LoRA r 4, alpha 8, no dropout, on all 7 decoder projections.
+LoraOptions all_linear_lora();
+
+// Injects LoRA into `model` with random A and B (B ≠ 0, so the adapter changes the model; seeded) and saves it to a
+// fresh temp folder as a PEFT adapter of `base`; returns the folder.
+std::string save_random_adapter(CausalLM& model, const LoraOptions& options, uint64_t seed, const std::string& base = "tiny");
 
 // Rank `rank` of 2 meeting at 127.0.0.1:`port`.
 LaunchEnvironment rank_of_two(int rank, int port);
