@@ -29,9 +29,17 @@ double lora_scale(const LoraOptions& options) {
 }
 
 const std::vector<std::string>& lora_projection_names() {
-  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"};
   return names;
 }
+
+namespace {
+std::vector<std::string> projection_leaf_names(const ModelConfig& config) {
+  std::vector<std::string> names;
+  for (const auto& n : config.layer_projection_names()) names.push_back(last_component(n));
+  return names;
+}
+}  // namespace
 
 void validate_lora_options(const LoraOptions& o) {
   if (o.r <= 0) input_error("lora_r: must be a positive integer, got {}", o.r);
@@ -67,6 +75,9 @@ std::vector<std::string> lora_target_modules(const ModelConfig& config, const Lo
     const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
     if (std::binary_search(targets.begin(), targets.end(), last_component(module))) modules.push_back(module);
   }
+  if (modules.empty())  // as PEFT: names the family lacks are skipped, but something must match (q_proj on Phi-3 alone)
+    input_error("lora_target_modules: {} has none of {}; its projections are {}", config.hf_class_name(), fmt::join(targets, " "),
+                fmt::join(projection_leaf_names(config), " "));
   return modules;
 }
 
@@ -127,10 +138,11 @@ void LoraAdapterImpl::keep_reference_copy() {
 }
 
 std::vector<std::string> inject_lora(CausalLM& model, const LoraOptions& options, uint64_t seed) {
-  const auto targets = lora_target_names(options);
+  std::vector<std::string> modules = lora_target_modules(model->config(), options);  // validates; model order
+  std::sort(modules.begin(), modules.end());
   std::vector<std::string> adapted;
   for (auto& [name, linear] : model->projections()) {
-    if (!std::binary_search(targets.begin(), targets.end(), last_component(name))) continue;
+    if (!std::binary_search(modules.begin(), modules.end(), name)) continue;
     TORCH_CHECK(!linear->adapter(), name, " already has an adapter; call remove_lora first");
     LoraAdapter adapter(linear->weight().in_features(), linear->weight().out_features(), options, seed, name, model->device());
     adapter->train(model->is_training());  // a new module starts in training mode; follow the model's

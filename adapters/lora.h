@@ -37,7 +37,8 @@ struct LoraOptions {
 // α/R, or α/√R with rsLoRA.
 double lora_scale(const LoraOptions& options);
 
-// The projection names LoRA can target, in model order: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj.
+// The projection names LoRA can target, in model order, over all families: q_proj k_proj v_proj qkv_proj o_proj
+// gate_proj up_proj gate_up_proj down_proj (a model has the fused or the separate ones).
 const std::vector<std::string>& lora_projection_names();
 
 // InputError (naming the Axolotl key) for r <= 0, a negative alpha, dropout outside [0, 1), an unknown
@@ -45,11 +46,12 @@ const std::vector<std::string>& lora_projection_names();
 void validate_lora_options(const LoraOptions& options);
 
 // The sorted, de-duplicated last-component names `options` targets ("all-linear" and target_linear
-// expand to all 7). Validates first.
+// expand to all of them). Validates first.
 std::vector<std::string> lora_target_names(const LoraOptions& options);
 
 // The module names inject_lora adapts for a model with `config`, in model order
-// ("model.layers.0.self_attn.q_proj", ...), computed from the config alone.
+// ("model.layers.0.self_attn.q_proj", ...), computed from the config alone. As in PEFT, listed names the family
+// lacks are skipped; InputError when nothing matches (q_proj alone on Phi-3, whose attention has one qkv_proj).
 std::vector<std::string> lora_target_modules(const ModelConfig& config, const LoraOptions& options);
 
 class LoraAdapterImpl : public LinearAdapter {

@@ -280,6 +280,62 @@ class GemmaTemplate final : public TemplateBase {
   bool trim_system_;
 };
 
+// The Phi formats: every message is <open>role<close>content<end-of-turn>[after_turn]; the generation
+// prompt is the assistant's opening tag. The published templates drop messages of roles they do not
+// name without a word; qtune refuses them, so no training data disappears.
+struct RoleTagFormat {
+  std::string open, close;  // around the role name
+  std::string end_of_turn;
+  std::string after_turn;   // written after every end of turn
+  bool eos_when_finished;   // without a generation prompt the conversation ends with the EOS token
+  bool skip_empty_system;   // an empty system message writes no turn
+  bool accepts_tool;        // tool results are a turn of their own, written like any other role
+};
+
+class RoleTagTemplate final : public TemplateBase {
+ public:
+  RoleTagTemplate(std::string name, TemplateTokens tokens, RoleTagFormat format)
+      : TemplateBase(std::move(name), std::move(tokens)), format_(std::move(format)) {}
+  bool writes_bos() const override { return false; }
+  std::vector<TemplateSegment> render(const std::vector<Message>& messages, bool add_generation_prompt) const override {
+    Segments s;
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+      const Message& msg = messages[i];
+      const int m = static_cast<int>(i);
+      if (msg.role == "tool" && !format_.accepts_tool)
+        input_error("chat template {}: only system, user and assistant messages can be written; message {} is '{}'", name_, i + 1,
+                    msg.role);
+      if (msg.role == "system" && msg.content.empty() && format_.skip_empty_system) continue;
+      s.scaffold(format_.open + msg.role + format_.close, m);
+      s.content(msg.content, m);
+      s.end_of_turn(format_.end_of_turn, m);
+      s.scaffold(format_.after_turn, m);
+    }
+    if (add_generation_prompt) {
+      s.scaffold(format_.open + "assistant" + format_.close);
+    } else if (format_.eos_when_finished) {
+      s.scaffold(tokens_.eos);
+    }
+    return s.list;
+  }
+
+ private:
+  RoleTagFormat format_;
+};
+
+// Phi-3 mini / Phi-3.5 mini instruct: <|user|>\ncontent<|end|>\n ... and the EOS token after a finished
+// conversation; Phi-3.5 leaves out an empty system message, Phi-3 writes it.
+RoleTagFormat phi3_format(bool skip_empty_system) { return {"<|", "|>\n", "<|end|>", "\n", true, skip_empty_system, false}; }
+
+// Phi-4 (14B): <|im_start|>user<|im_sep|>content<|im_end|>, no newlines, nothing after the last turn. (Its
+// first template wrote the assistant header after every user turn instead of as a generation prompt: the
+// same text for conversations that alternate and end with the assistant.)
+RoleTagFormat phi4_format() { return {"<|im_start|>", "<|im_sep|>", "<|im_end|>", "", false, false, false}; }
+
+// Phi-4-mini instruct: <|user|>content<|end|>, no newlines, EOS after a finished conversation; its
+// template writes any role as <|role|>, tool results included.
+RoleTagFormat phi4_mini_format() { return {"<|", "|>", "<|end|>", "", true, false, true}; }
+
 // DeepSeek V3: <BOS>{all system prompts, joined by a blank line}<｜User｜>user<｜Assistant｜>answer<｜end▁of▁sentence｜>;
 // contents are written as they are. Tool results follow the assistant turn that asked for them in one
 // <｜tool▁outputs▁begin｜> block (later blocks, as in the original, without that opening marker); the
@@ -373,8 +429,8 @@ class AlpacaTemplate final : public TemplateBase {
 }  // namespace
 
 const std::vector<std::string>& chat_template_names() {
-  static const std::vector<std::string> names = {"llama3", "llama2",  "mistral", "chatml",      "qwen2_5",
-                                                 "qwen3",  "gemma",   "gemma3",  "deepseek_v3", "alpaca"};
+  static const std::vector<std::string> names = {"llama3", "llama2", "mistral", "chatml",    "qwen2_5",     "qwen3",  "gemma",
+                                                 "gemma3", "phi3",   "phi3_5",  "phi4",      "phi4_mini",   "deepseek_v3", "alpaca"};
   return names;
 }
 
@@ -388,27 +444,54 @@ std::unique_ptr<ChatTemplate> make_chat_template(const std::string& name, const 
   if (name == "qwen3") return std::make_unique<Qwen3Template>(name, tokens);
   if (name == "gemma") return std::make_unique<GemmaTemplate>(name, tokens, true);
   if (name == "gemma3") return std::make_unique<GemmaTemplate>(name, tokens, false);
+  if (name == "phi3") return std::make_unique<RoleTagTemplate>(name, tokens, phi3_format(false));
+  if (name == "phi3_5") return std::make_unique<RoleTagTemplate>(name, tokens, phi3_format(true));
+  if (name == "phi4") return std::make_unique<RoleTagTemplate>(name, tokens, phi4_format());
+  if (name == "phi4_mini") return std::make_unique<RoleTagTemplate>(name, tokens, phi4_mini_format());
   if (name == "deepseek_v3") return std::make_unique<DeepSeekV3Template>(name, tokens);
   if (name == "alpaca") return std::make_unique<AlpacaTemplate>(name, tokens);
   input_error("chat_template '{}' is unknown; use one of: {}, tokenizer_default", name, fmt::join(chat_template_names(), ", "));
 }
 
+namespace {
+
+[[noreturn]] void no_builtin_format(const std::string& where) {
+  input_error("{}: its chat_template matches none of the built-in formats; set chat_template: to one of {}", where,
+              fmt::join(chat_template_names(), ", "));
+}
+
+// Phi-3 mini / 3.5 mini: <|system|>, <|user|>, <|assistant|> written as tags, <|end|>, EOS at the end.
+// (Phi-3 medium writes the assistant tag after every user turn and drops system messages: not this format.)
+bool is_phi3_format(const std::string& jinja) {
+  for (const char* marker : {"<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "eos_token"})
+    if (jinja.find(marker) == std::string::npos) return false;
+  return true;
+}
+
+}  // namespace
+
 std::string recognize_chat_template(const std::string& jinja, const std::string& where) {
   auto has = [&](const char* marker) { return jinja.find(marker) != std::string::npos; };
   if (jinja.empty()) input_error("{}: has no chat_template; set chat_template: to one of {}", where, fmt::join(chat_template_names(), ", "));
+  // Phi-4 reasoning puts a fixed thinking system prompt first: not the plain Phi-4 format.
+  if (has("<|im_sep|>")) {
+    if (has("<think>")) no_builtin_format(where);
+    return "phi4";
+  }
   if (has("<|start_header_id|>") && has("<|eot_id|>")) return "llama3";
   if (has("<|im_start|>") && has("<think>")) return "qwen3";
   if (has("<|im_start|>") && has("You are Qwen")) return "qwen2_5";
   if (has("<|im_start|>")) return "chatml";
   if (has("<start_of_turn>") && has("first_user_prefix")) return "gemma3";
   if (has("<start_of_turn>")) return "gemma";
+  if (has("<|end|>") && has("<|/tool|>")) return "phi4_mini";
+  if (is_phi3_format(jinja)) return has("'system' and message['content']") ? "phi3_5" : "phi3";
   // DeepSeek R1's template also strips <think> blocks and opens one after the prompt: not this format.
   if (has("<\uff5cUser\uff5c>") && has("<\uff5cAssistant\uff5c>") && !has("</think>")) return "deepseek_v3";
   if (has("[INST]") && has("<<SYS>>")) return "llama2";
   if (has("[INST]")) return "mistral";
   if (has("### Instruction")) return "alpaca";
-  input_error("{}: its chat_template matches none of the built-in formats; set chat_template: to one of {}", where,
-              fmt::join(chat_template_names(), ", "));
+  no_builtin_format(where);
 }
 
 std::string join_segments(const std::vector<TemplateSegment>& segments) {

@@ -1,6 +1,6 @@
-// Built-in chat templates (llama3, llama2, mistral, chatml, qwen2_5, qwen3, gemma, gemma3, deepseek_v3, alpaca): a
-// conversation rendered as segments that say which text is the model's output, so masking can train
-// exactly the assistant turns and their end-of-turn token.
+// Built-in chat templates (llama3, llama2, mistral, chatml, qwen2_5, qwen3, gemma, gemma3, phi3, phi3_5, phi4,
+// phi4_mini, deepseek_v3, alpaca): a conversation rendered as segments that say which text is the model's
+// output, so masking can train exactly the assistant turns and their end-of-turn token.
 #pragma once
 
 #include <memory>

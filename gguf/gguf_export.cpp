@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 struct PlannedTensor {
   const WeightSpec* spec = nullptr;  // null: `made`
   torch::Tensor made;
-  std::string row_order;  // the HF weight whose row order it has (q/k rows are regrouped for the Llama family)
+  std::string row_order;  // the HF weight whose layout it has (q/k rows regrouped for the Llama family, Gemma's norms + 1)
   GgufTensorInfo info;
 };
 
@@ -74,9 +74,13 @@ std::vector<PlannedTensor> plan_model(MergedTensors& merged, ExportType type) {
     t.info.type = tensor_type_for(type, name, t.info.ne, mix);
     plan.push_back(std::move(t));
   };
-  if (auto factors = rope_factors(config)) add({nullptr, factors->to(torch::kFloat), "", {}}, "rope_freqs.weight", ggml_ne(factors->sizes()));
+  // llama.cpp's gemma2 reads the output matrix from token_embd only; an output.weight would be a tensor too many.
+  if (config.arch == Architecture::kGemma2 && !config.tie_word_embeddings)
+    input_error("{}: Gemma 2 with untied embeddings (tie_word_embeddings: false) cannot be written for llama.cpp, whose gemma2 "
+                "always ties them", merged.config().hf_class_name());
+  for (auto& [name, factors] : rope_factor_tensors(config)) add({nullptr, factors.to(torch::kFloat), "", {}}, name, ggml_ne(factors.sizes()));
   for (const auto& spec : merged.specs()) {
-    const auto name = gguf_tensor_name(spec.name);
+    const auto name = gguf_tensor_name(config.arch, spec.name);
     if (!name) input_error("{}: tensor '{}' has no GGUF name (qtune does not know where llama.cpp keeps it)", merged.config().hf_class_name(), spec.name);
     add({&spec, {}, spec.name, {}}, *name, ggml_ne(spec.shape));
   }
@@ -85,7 +89,7 @@ std::vector<PlannedTensor> plan_model(MergedTensors& merged, ExportType type) {
 
 // A tensor's float32 values in ggml row order, encoded as its planned type.
 std::vector<uint8_t> encode(const ModelConfig& config, const std::string& row_order, const torch::Tensor& values, const GgufTensorInfo& info) {
-  const torch::Tensor rows = to_gguf_rows(config, row_order, values.to(torch::kFloat)).contiguous();
+  const torch::Tensor rows = to_gguf_values(config, row_order, values.to(torch::kFloat)).contiguous();
   if (!torch::isfinite(rows).all().item<bool>()) input_error("tensor '{}' holds NaN or infinity; it cannot be exported", info.name);
   std::vector<uint8_t> bytes(info.bytes());
   const int64_t row_length = info.ne[0];
@@ -159,7 +163,7 @@ ExportReport export_adapter(const ExportOptions& o) {
   m.set("adapter.lora.alpha", GgufValue::f32(static_cast<float>(scale * adapter.options.r)));
   std::vector<PlannedTensor> plan;
   for (const auto& [module, tensors] : adapter.modules) {
-    const std::string weight = *gguf_tensor_name(module + ".weight");
+    const std::string weight = *gguf_tensor_name(config.arch, module + ".weight");
     plan.push_back({nullptr, tensors.A, "", {weight + ".lora_a", adapter_tensor_type(o.type, tensors.A), ggml_ne(tensors.A.sizes())}});
     plan.push_back({nullptr, tensors.B, module + ".weight", {weight + ".lora_b", adapter_tensor_type(o.type, tensors.B), ggml_ne(tensors.B.sizes())}});
   }

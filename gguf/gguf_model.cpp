@@ -18,14 +18,17 @@ Architecture architecture_of(const GgufFile& file) {
     input_error("{}: this is a LoRA adapter, not a model; give the model file as --model (qtune reads adapters as PEFT folders)", file.path());
   const std::string& arch = file.metadata().string("general.architecture", file.path());
   if (arch == "llama") return file.metadata().contains("llama.attention.sliding_window") ? Architecture::kMistral : Architecture::kLlama;
-  if (arch == "qwen2") return Architecture::kQwen2;
-  if (arch == "qwen3") return Architecture::kQwen3;
-  input_error("{}: GGUF architecture '{}' is not supported (supported: llama, mistral as llama, qwen2, qwen3)", file.path(), arch);
+  for (Architecture a : {Architecture::kQwen2, Architecture::kQwen3, Architecture::kGemma2, Architecture::kGemma3, Architecture::kPhi3})
+    if (arch == gguf_architecture(a)) return a;
+  input_error("{}: GGUF architecture '{}' is not supported (supported: llama, mistral as llama, qwen2, qwen3, gemma2, gemma3, phi3)",
+              file.path(), arch);
 }
 
 void read_rope(const GgufFile& file, const std::string& arch, ModelConfig& c) {
   const GgufMetadata& m = file.metadata();
   c.rope_theta = m.contains(arch + ".rope.freq_base") ? m.number(arch + ".rope.freq_base", file.path()) : 10000.0;
+  if (m.contains(arch + ".rope.dimension_count") && c.head_dim > 0)  // Phi-4-mini turns part of each head
+    c.partial_rotary_factor = static_cast<double>(m.integer(arch + ".rope.dimension_count", file.path())) / static_cast<double>(c.head_dim);
   if (m.contains(arch + ".rope.scaling.type")) {
     const std::string& type = m.string(arch + ".rope.scaling.type", file.path());
     if (type == "linear") c.rope_scaling = {"linear", m.number(arch + ".rope.scaling.factor", file.path())};
@@ -61,7 +64,7 @@ ModelConfig config_from_gguf(const GgufFile& file) {
   c.max_position_embeddings = key("context_length");
   c.rms_norm_eps = m.number(arch + ".attention.layer_norm_rms_epsilon", file.path());
   read_rope(file, arch, c);
-  if (m.contains(arch + ".attention.sliding_window")) {
+  if (m.contains(arch + ".attention.sliding_window") && key("attention.sliding_window") > 0) {  // Phi-3's converter writes 0 for none
     c.sliding_window = key("attention.sliding_window");
     c.max_window_layers = m.contains("qtune.max_window_layers") ? m.integer("qtune.max_window_layers", file.path()) : 0;
   }
@@ -73,6 +76,7 @@ ModelConfig config_from_gguf(const GgufFile& file) {
   c.o_bias = file.find("blk.0.attn_output.bias") != nullptr;
   c.qk_norm = file.find("blk.0.attn_q_norm.weight") != nullptr;
   c.torch_dtype = "float32";
+  read_family_metadata(file, arch, c);
   if (m.contains("tokenizer.ggml.bos_token_id")) c.bos_token_id = m.integer("tokenizer.ggml.bos_token_id", file.path());
   if (m.contains("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {m.integer("tokenizer.ggml.eos_token_id", file.path())};
   c.validate(file.path());
@@ -85,11 +89,11 @@ GgufModel load_gguf_model(const std::string& path, const LoadOptions& options) {
   const ModelConfig config = config_from_gguf(*file);
   ModelWeights weights;
   for (const WeightSpec& spec : hf_weight_specs(config)) {
-    const std::string name = *gguf_tensor_name(spec.name);
+    const std::string name = *gguf_tensor_name(config.arch, spec.name);
     const GgufTensorInfo& info = tensor(*file, name);
     const std::vector<int64_t> shape = info.torch_shape();
     if (shape != spec.shape) input_error("{}: tensor '{}' has shape [{}], the metadata implies [{}]", path, name, fmt::join(shape, ", "), fmt::join(spec.shape, ", "));
-    torch::Tensor values = from_gguf_rows(config, spec.name, file->to_float(info));
+    torch::Tensor values = from_gguf_values(config, spec.name, file->to_float(info));
     file->release(info);
     const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
     if (spec.decoder_projection && options.quantize) {

@@ -1,7 +1,6 @@
-// llama.cpp's names and layouts for the Llama-family checkpoints qtune reads.
+// llama.cpp's names and layouts for the checkpoints qtune reads.
 #include "gguf/gguf_names.h"
 
-#include <array>
 #include <regex>
 
 #include "core/error.h"
@@ -10,26 +9,37 @@
 namespace qtune {
 namespace {
 
-// HF module path inside a decoder layer -> llama.cpp's tensor name inside "blk.N.".
-constexpr std::array<std::pair<const char*, const char*>, 11> kLayerNames = {{
-    {"input_layernorm", "attn_norm"},
-    {"self_attn.q_proj", "attn_q"},
-    {"self_attn.k_proj", "attn_k"},
-    {"self_attn.v_proj", "attn_v"},
-    {"self_attn.o_proj", "attn_output"},
-    {"self_attn.q_norm", "attn_q_norm"},
-    {"self_attn.k_norm", "attn_k_norm"},
-    {"post_attention_layernorm", "ffn_norm"},
-    {"mlp.gate_proj", "ffn_gate"},
-    {"mlp.up_proj", "ffn_up"},
-    {"mlp.down_proj", "ffn_down"},
-}};
+using NamePair = std::pair<const char*, const char*>;  // HF module path inside a decoder layer, llama.cpp's name in "blk.N."
 
-constexpr std::array<std::pair<const char*, const char*>, 3> kModelNames = {{
+bool is_gemma(Architecture arch) { return arch == Architecture::kGemma2 || arch == Architecture::kGemma3; }
+
+// gguf-py's tensor map for the architecture: Gemma's post_attention_layernorm follows attention (post_attention_norm)
+// and its pre_feedforward_layernorm is the ffn_norm; Phi-3's fused qkv_proj is attn_qkv and gate_up_proj is ffn_up
+// (gate rows first, as llama.cpp's fused SwiGLU splits it).
+std::vector<NamePair> layer_names(Architecture arch) {
+  std::vector<NamePair> names = {{"input_layernorm", "attn_norm"},       {"self_attn.o_proj", "attn_output"},
+                                 {"self_attn.q_norm", "attn_q_norm"},    {"self_attn.k_norm", "attn_k_norm"},
+                                 {"mlp.down_proj", "ffn_down"}};
+  if (arch == Architecture::kPhi3) {
+    names.insert(names.end(), {{"self_attn.qkv_proj", "attn_qkv"}, {"mlp.gate_up_proj", "ffn_up"}});
+  } else {
+    names.insert(names.end(), {{"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+                               {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}});
+  }
+  if (is_gemma(arch)) {
+    names.insert(names.end(), {{"post_attention_layernorm", "post_attention_norm"}, {"pre_feedforward_layernorm", "ffn_norm"},
+                               {"post_feedforward_layernorm", "post_ffw_norm"}});
+  } else {
+    names.push_back({"post_attention_layernorm", "ffn_norm"});
+  }
+  return names;
+}
+
+constexpr NamePair kModelNames[] = {
     {"model.embed_tokens.weight", "token_embd.weight"},
     {"model.norm.weight", "output_norm.weight"},
     {"lm_head.weight", "output.weight"},
-}};
+};
 
 // "model.layers.12.self_attn.q_proj.weight" -> {12, "self_attn.q_proj", "weight"}
 struct LayerTensor {
@@ -51,6 +61,11 @@ int64_t permuted_heads(const ModelConfig& config, const std::string& hf_name) {
   return 0;
 }
 
+bool unit_offset_norm(const ModelConfig& config, const std::string& hf_name) {
+  const std::string suffix = "norm.weight";
+  return config.norm_unit_offset && hf_name.size() >= suffix.size() && hf_name.compare(hf_name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 // Rows of each head regrouped: HF [head, half, i] <-> ggml [head, i, half] (pairs of neighbouring rows rotate together).
 torch::Tensor regroup_rows(const torch::Tensor& t, int64_t heads, bool to_gguf) {
   const int64_t half = t.size(0) / heads / 2;
@@ -60,14 +75,14 @@ torch::Tensor regroup_rows(const torch::Tensor& t, int64_t heads, bool to_gguf) 
 }
 
 void add_rope_metadata(const ModelConfig& c, const std::string& arch, GgufMetadata& m) {
-  m.set(arch + ".rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.head_dim)));
+  m.set(arch + ".rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(c.rotary_dim())));
   m.set(arch + ".rope.freq_base", GgufValue::f32(static_cast<float>(c.rope_theta)));
   const RopeScaling& s = c.rope_scaling;
   if (s.type == "linear") {
     m.set(arch + ".rope.scaling.type", GgufValue::text("linear"));
     m.set(arch + ".rope.scaling.factor", GgufValue::f32(static_cast<float>(s.factor)));
   } else if (s.type == "llama3") {
-    // llama.cpp takes llama3 scaling as the rope_freqs.weight tensor (rope_factors); qtune's own keys keep the
+    // llama.cpp takes llama3 scaling as the rope_freqs.weight tensor (rope_factor_tensors); qtune's own keys keep the
     // parameters so that reading the file back gives the same config.
     m.set("qtune.rope.llama3.factor", GgufValue::f32(static_cast<float>(s.factor)));
     m.set("qtune.rope.llama3.low_freq_factor", GgufValue::f32(static_cast<float>(s.low_freq_factor)));
@@ -75,6 +90,8 @@ void add_rope_metadata(const ModelConfig& c, const std::string& arch, GgufMetada
     m.set("qtune.rope.llama3.original_context_length", GgufValue::u32(static_cast<uint32_t>(s.original_max_position_embeddings)));
   }
 }
+
+torch::Tensor float_tensor(const std::vector<double>& values) { return torch::tensor(std::vector<float>(values.begin(), values.end())); }
 
 }  // namespace
 
@@ -99,13 +116,19 @@ void add_architecture_metadata(const ModelConfig& c, const std::string& model_na
     if (c.arch == Architecture::kQwen2 || c.arch == Architecture::kQwen3) m.set("qtune.max_window_layers", u32(c.max_window_layers));
   }
   add_rope_metadata(c, arch, m);
+  add_family_metadata(c, arch, m);
 }
 
-std::optional<torch::Tensor> rope_factors(const ModelConfig& c) {
-  if (c.rope_scaling.type != "llama3") return std::nullopt;
+std::vector<std::pair<std::string, torch::Tensor>> rope_factor_tensors(const ModelConfig& c) {
+  if (c.rope_scaling.type == "longrope")  // the order llama.cpp's converter writes them in
+    return {{"rope_factors_long.weight", float_tensor(c.rope_scaling.long_factor)},
+            {"rope_factors_short.weight", float_tensor(c.rope_scaling.short_factor)}};
+  if (c.rope_scaling.type != "llama3") return {};
   // llama.cpp divides each base frequency by its factor: the factors are base / scaled, computed by the same function
   // the model runs with.
-  return rope_inverse_frequencies(c.head_dim, c.rope_theta, RopeScaling{}) / rope_inverse_frequencies(c.head_dim, c.rope_theta, c.rope_scaling);
+  const torch::Tensor factors =
+      rope_inverse_frequencies(c.head_dim, c.rope_theta, RopeScaling{}) / rope_inverse_frequencies(c.head_dim, c.rope_theta, c.rope_scaling);
+  return {{"rope_freqs.weight", factors}};
 }
 
 std::string gguf_architecture(Architecture arch) {
@@ -114,38 +137,43 @@ std::string gguf_architecture(Architecture arch) {
     case Architecture::kMistral: return "llama";  // llama.cpp's converter writes Mistral as llama too
     case Architecture::kQwen2: return "qwen2";
     case Architecture::kQwen3: return "qwen3";
+    case Architecture::kGemma2: return "gemma2";
+    case Architecture::kGemma3: return "gemma3";
+    case Architecture::kPhi3: return "phi3";
   }
   return "llama";
 }
 
-std::optional<std::string> gguf_tensor_name(const std::string& hf_name) {
+std::optional<std::string> gguf_tensor_name(Architecture arch, const std::string& hf_name) {
   for (const auto& [hf, gguf] : kModelNames)
     if (hf_name == hf) return std::string(gguf);
   static const std::regex layer(R"(model\.layers\.(\d+)\.(.+)\.(weight|bias))");
   const auto parts = split(hf_name, layer);
   if (!parts) return std::nullopt;
-  for (const auto& [hf, gguf] : kLayerNames)
+  for (const auto& [hf, gguf] : layer_names(arch))
     if (parts->module == hf) return "blk." + parts->layer + "." + gguf + "." + parts->suffix;
   return std::nullopt;
 }
 
-std::optional<std::string> hf_tensor_name(const std::string& gguf_name) {
+std::optional<std::string> hf_tensor_name(Architecture arch, const std::string& gguf_name) {
   for (const auto& [hf, gguf] : kModelNames)
     if (gguf_name == gguf) return std::string(hf);
   static const std::regex layer(R"(blk\.(\d+)\.([a-z_]+)\.(weight|bias))");
   const auto parts = split(gguf_name, layer);
   if (!parts) return std::nullopt;
-  for (const auto& [hf, gguf] : kLayerNames)
+  for (const auto& [hf, gguf] : layer_names(arch))
     if (parts->module == gguf) return "model.layers." + parts->layer + "." + hf + "." + parts->suffix;
   return std::nullopt;
 }
 
-torch::Tensor to_gguf_rows(const ModelConfig& config, const std::string& hf_name, const torch::Tensor& t) {
+torch::Tensor to_gguf_values(const ModelConfig& config, const std::string& hf_name, const torch::Tensor& t) {
+  if (unit_offset_norm(config, hf_name)) return t.to(torch::kFloat) + 1;
   const int64_t heads = permuted_heads(config, hf_name);
   return heads == 0 ? t : regroup_rows(t, heads, true);
 }
 
-torch::Tensor from_gguf_rows(const ModelConfig& config, const std::string& hf_name, const torch::Tensor& t) {
+torch::Tensor from_gguf_values(const ModelConfig& config, const std::string& hf_name, const torch::Tensor& t) {
+  if (unit_offset_norm(config, hf_name)) return t.to(torch::kFloat) - 1;
   const int64_t heads = permuted_heads(config, hf_name);
   return heads == 0 ? t : regroup_rows(t, heads, false);
 }

@@ -84,7 +84,7 @@ std::vector<std::string> merge_strings(const json& model, const std::string& whe
 
 // Merge ranks as scores: a piece made by merge rank r scores -(r + 1), so the highest score is the first merge
 // (llama.cpp merges the pair whose joined piece scores highest; HF rebuilds merges sorted by score). Pieces no
-// merge makes score below every merge; bytes and added tokens 0. This describes the tokenizer only when its
+// merge makes score below every merge; bytes and added tokens no merge makes 0. This describes the tokenizer only when its
 // merges are exactly the pairs that join into a token, as in every tokenizer.json converted from sentencepiece.
 std::vector<double> merge_rank_scores(const json& model, const TokenList& list, const std::string& where) {
   std::unordered_map<std::string, int32_t> id_of;
@@ -101,10 +101,11 @@ std::vector<double> merge_rank_scores(const json& model, const TokenList& list, 
   if (token_splits(list.tokens, list.types).size() != merges.size())
     input_error("{}: the merges are not the sentencepiece kind (every pair of tokens that joins into a token), so GGUF's "
                 "\"llama\" tokenizer (scores, no merges) cannot describe them", where);
+  // An added token that merges also make (Gemma 3's runs of "▁") keeps its merge's rank: BPE reaches it by merging.
   std::vector<double> scores(list.tokens.size(), 0.0);
   for (std::size_t id = 0; id < scores.size(); ++id) {
-    if (list.types[id] != type_id(GgufTokenType::kNormal)) continue;
-    scores[id] = first_rank[id] >= 0 ? -static_cast<double>(first_rank[id] + 1) : -static_cast<double>(merges.size() + 1);
+    if (first_rank[id] >= 0) scores[id] = -static_cast<double>(first_rank[id] + 1);
+    else if (list.types[id] == type_id(GgufTokenType::kNormal)) scores[id] = -static_cast<double>(merges.size() + 1);
   }
   return scores;
 }

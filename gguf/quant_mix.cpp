@@ -1,7 +1,7 @@
 // The per-tensor type choices of llama.cpp, as facts read from its converter (convert_hf_to_gguf.py's
 // prepare_tensors) and its quantizer (src/llama-quant.cpp: tensor_allows_quantization, llama_tensor_get_type,
 // tensor_type_fallback) in the version llama-cpp-python 0.3.36 vendors, restricted to dense (non-MoE)
-// llama / qwen2 / qwen3 models without an importance matrix or type overrides.
+// llama / qwen2 / qwen3 / gemma2 / gemma3 / phi3 models without an importance matrix or type overrides.
 #include "gguf/quant_mix.h"
 
 #include <algorithm>
@@ -57,13 +57,14 @@ GgmlType converter_type(ExportType type, const std::string& name, const std::vec
 }
 
 // What llama.cpp's quantizer looks at in a tensor's name.
-enum class Category { kTokenEmbd, kOutput, kAttnV, kFfnDown, kOther };
+enum class Category { kTokenEmbd, kOutput, kAttnQkv, kAttnV, kFfnDown, kOther };
 
 Category category_of(const std::string& name) {
   if (name == "output.weight") return Category::kOutput;
   if (name == "token_embd.weight") return Category::kTokenEmbd;
-  // attn_qkv / attn_kv_b count as attn_v (fused or MLA projections; qtune's models have neither).
-  if (contains(name, "attn_qkv.weight") || contains(name, "attn_kv_b.weight") || contains(name, "attn_v.weight")) return Category::kAttnV;
+  if (contains(name, "attn_qkv.weight")) return Category::kAttnQkv;  // Phi-3's fused projection: its own rule
+  // attn_kv_b counts as attn_v (MLA projections; qtune's models have none).
+  if (contains(name, "attn_kv_b.weight") || contains(name, "attn_v.weight")) return Category::kAttnV;
   if (contains(name, "attn_k.weight") || contains(name, "attn_q.weight") || contains(name, "attn_output.weight")) return Category::kOther;
   if (contains(name, "ffn_up") || contains(name, "ffn_gate")) return Category::kOther;
   if (contains(name, "ffn_down")) return Category::kFfnDown;
@@ -89,6 +90,8 @@ GgmlType mix_choice(ExportType type, GgmlType base, Category category, const std
   if (category == Category::kOutput || (!context.has_output && category == Category::kTokenEmbd))
     return !divides(base, row_length) ? GgmlType::kQ8_0 : base == GgmlType::kQ8_0 ? base : GgmlType::kQ6_K;
   const bool k_m = type == ExportType::kQ4_K_M || type == ExportType::kQ5_K_M;
+  // A fused qkv gets one step more in every layer: Q4_K_M -> Q5_K, Q5_K_M -> Q6_K.
+  if (category == Category::kAttnQkv) return type == ExportType::kQ4_K_M ? GgmlType::kQ5_K : type == ExportType::kQ5_K_M ? GgmlType::kQ6_K : base;
   if (category == Category::kAttnV) {
     GgmlType chosen = k_m && use_more_bits(layer_of(name), context.num_layers) ? GgmlType::kQ6_K : base;
     if (context.llama_type_70b && chosen == GgmlType::kQ4_K) chosen = GgmlType::kQ5_K;  // 8 heads share each V

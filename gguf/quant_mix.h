@@ -1,6 +1,6 @@
 // The export types of `qtune export --type` and which ggml type each tensor gets under them: the choices of
 // llama.cpp's converter (f32/f16/bf16/q8_0: 1-D tensors stay F32) and of its quantizer's mixes (q4_0, q4_k_m,
-// q5_k_m, q6_k: the output matrix and, in *_K_M, attn_v / ffn_down of some layers get more bits; a row
+// q5_k_m, q6_k: the output matrix and, in *_K_M, attn_v / ffn_down of some layers and every fused attn_qkv get more bits; a row
 // length that is not a multiple of the block falls back as llama.cpp falls back).
 #pragma once
 
@@ -35,7 +35,7 @@ bool llama_cpp_type_is_70b(const std::string& arch, int64_t num_layers, int64_t 
 // quantizer run on the converter's f16 file: what it leaves alone keeps the f16 file's type; the output matrix
 // (token_embd when tied) is Q6_K (Q8_0 when ne[0] is not a multiple of the mix's block); in *_k_m, attn_v and
 // ffn_down of the layers use_more_bits picks are Q6_K; then a row length that is not a multiple of the block falls
-// back (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16).
+// back (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, then F16). attn_qkv (Phi-3) is Q5_K in q4_k_m, Q6_K in q5_k_m.
 GgmlType tensor_type_for(ExportType type, const std::string& gguf_name, const std::vector<int64_t>& ne, const MixContext& context);
 
 }  // namespace qtune

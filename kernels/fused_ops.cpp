@@ -29,17 +29,19 @@ at::Tensor rotate(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& 
 
 RmsNormResult rms_norm_forward(const at::Tensor& x, const at::Tensor& weight, double eps) {
   TORCH_CHECK(weight.dim() == 1 && x.size(-1) == weight.size(0), "rms_norm: weight [N] for x [..., N], got ", weight.sizes(), " and ", x.sizes());
+  const bool float_weight = weight.scalar_type() != x.scalar_type();  // Gemma: scaled in float32, rounded once
 #ifdef QTUNE_WITH_CUDA
-  if (x.is_cuda() && x.scalar_type() != at::kDouble) return rms_norm_forward_cuda(x, weight, eps);
+  if (x.is_cuda() && x.scalar_type() != at::kDouble && !float_weight) return rms_norm_forward_cuda(x, weight, eps);
 #endif
   const at::Tensor x32 = x.to(stat_type(x));
   const at::Tensor rstd = at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);  // [..., 1]
+  if (float_weight) return {(x32 * rstd * weight.to(x32.scalar_type())).to(x.scalar_type()), rstd.reshape({-1})};
   return {weight * (x32 * rstd).to(x.scalar_type()), rstd.reshape({-1})};
 }
 
 at::Tensor rms_norm_backward(const at::Tensor& grad_y, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& rstd) {
 #ifdef QTUNE_WITH_CUDA
-  if (x.is_cuda() && x.scalar_type() != at::kDouble) return rms_norm_backward_cuda(grad_y, x, weight, rstd);
+  if (x.is_cuda() && x.scalar_type() != at::kDouble && weight.scalar_type() == x.scalar_type()) return rms_norm_backward_cuda(grad_y, x, weight, rstd);
 #endif
   const at::ScalarType t = stat_type(x);
   std::vector<int64_t> row_shape = x.sizes().vec();

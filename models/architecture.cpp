@@ -1,35 +1,49 @@
-// The HF tensor table.
+// The HF tensor table of every family (its switches: fused projections, q/k norms, sandwich norms).
 #include "models/architecture.h"
 
 namespace qtune {
 
-std::vector<WeightSpec> hf_weight_specs(const ModelConfig& c) {
+namespace {
+
+// The tensors of decoder layer i, in the order transformers names its modules.
+void add_layer_specs(const ModelConfig& c, int64_t i, std::vector<WeightSpec>& specs) {
   const int64_t D = c.hidden_size, F = c.intermediate_size, Dh = c.head_dim;
   const int64_t q_out = c.num_heads * Dh, kv_out = c.num_kv_heads * Dh;
-  std::vector<WeightSpec> specs;
-  specs.push_back({"model.embed_tokens.weight", {c.vocab_size, D}, false});
-  for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    auto projection = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-      specs.push_back({p + name + ".weight", {out, in}, true});
-      if (bias) specs.push_back({p + name + ".bias", {out}, false});
-    };
-    specs.push_back({p + "input_layernorm.weight", {D}, false});
+  const std::string p = "model.layers." + std::to_string(i) + ".";
+  auto projection = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
+    specs.push_back({p + name + ".weight", {out, in}, true});
+    if (bias) specs.push_back({p + name + ".bias", {out}, false});
+  };
+  auto norm = [&](const std::string& name, int64_t size) { specs.push_back({p + name + ".weight", {size}, false}); };
+  norm("input_layernorm", D);
+  if (c.fused_projections) {
+    projection("self_attn.qkv_proj", q_out + 2 * kv_out, D, c.qkv_bias);
+  } else {
     projection("self_attn.q_proj", q_out, D, c.qkv_bias);
     projection("self_attn.k_proj", kv_out, D, c.qkv_bias);
     projection("self_attn.v_proj", kv_out, D, c.qkv_bias);
-    projection("self_attn.o_proj", D, q_out, c.o_bias);
-    if (c.qk_norm) {
-      specs.push_back({p + "self_attn.q_norm.weight", {Dh}, false});
-      specs.push_back({p + "self_attn.k_norm.weight", {Dh}, false});
-    }
-    specs.push_back({p + "post_attention_layernorm.weight", {D}, false});
+  }
+  projection("self_attn.o_proj", D, q_out, c.o_bias);
+  if (c.qk_norm) norm("self_attn.q_norm", Dh), norm("self_attn.k_norm", Dh);
+  norm("post_attention_layernorm", D);
+  if (c.sandwich_norms) norm("pre_feedforward_layernorm", D), norm("post_feedforward_layernorm", D);
+  if (c.fused_projections) {
+    projection("mlp.gate_up_proj", 2 * F, D, c.mlp_bias);
+  } else {
     projection("mlp.gate_proj", F, D, c.mlp_bias);
     projection("mlp.up_proj", F, D, c.mlp_bias);
-    projection("mlp.down_proj", D, F, c.mlp_bias);
   }
-  specs.push_back({"model.norm.weight", {D}, false});
-  if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {c.vocab_size, D}, false});
+  projection("mlp.down_proj", D, F, c.mlp_bias);
+}
+
+}  // namespace
+
+std::vector<WeightSpec> hf_weight_specs(const ModelConfig& c) {
+  std::vector<WeightSpec> specs;
+  specs.push_back({"model.embed_tokens.weight", {c.vocab_size, c.hidden_size}, false});
+  for (int64_t i = 0; i < c.num_layers; ++i) add_layer_specs(c, i, specs);
+  specs.push_back({"model.norm.weight", {c.hidden_size}, false});
+  if (!c.tie_word_embeddings) specs.push_back({"lm_head.weight", {c.vocab_size, c.hidden_size}, false});
   return specs;
 }
 

@@ -1,4 +1,4 @@
-// The HF tensor table of a Llama-family checkpoint: every tensor name and shape a ModelConfig implies,
+// The HF tensor table of a checkpoint: every tensor name and shape a ModelConfig implies,
 // and which of them are linear projections (the ones a 4-bit base quantizes).
 #pragma once
 

@@ -29,15 +29,18 @@ std::vector<torch::Tensor> chunks_of_trained_positions(const torch::Tensor& targ
 }
 
 // log p(target) [R, T] chunk by chunk; logit_sums (if defined) receives Σ logits; gradient (if not null)
-// receives ∂ log p_t / ∂h for every position, [R·T, D] (zero where untrained).
+// receives ∂ log p_t / ∂h for every position, [R·T, D] (zero where untrained). softcap c > 0: the logits are
+// c·tanh(W·h / c) (Gemma 2), whose derivative 1 − tanh² scales the gradient.
 torch::Tensor chunked_log_probs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets, int64_t chunk_tokens,
-                                const torch::Tensor& logit_sums, torch::Tensor* gradient) {
+                                const torch::Tensor& logit_sums, torch::Tensor* gradient, double softcap) {
   const torch::Tensor flat_hidden = hidden.reshape({-1, hidden.size(2)}), flat_targets = targets.reshape({-1});
   torch::Tensor log_probs = torch::zeros(targets.sizes(), hidden.options().dtype(score_type(hidden)));
   if (gradient != nullptr) *gradient = torch::zeros_like(flat_hidden);
   for (const torch::Tensor& positions : chunks_of_trained_positions(targets, chunk_tokens)) {
     const torch::Tensor h = flat_hidden.index_select(0, positions);               // [n, D]
-    const torch::Tensor z = torch::matmul(h, weight.t()).to(score_type(hidden));  // [n, V]
+    torch::Tensor z = torch::matmul(h, weight.t()).to(score_type(hidden));        // [n, V]
+    torch::Tensor capped;                                                         // tanh(z / c)
+    if (softcap > 0) capped = torch::tanh(z / softcap), z = capped * softcap;
     const torch::Tensor t = flat_targets.index_select(0, positions).unsqueeze(1); // [n, 1]
     const torch::Tensor lse = z.logsumexp(1, /*keepdim=*/true);                   // [n, 1]
     log_probs.view({-1}).index_copy_(0, positions, (z.gather(1, t) - lse).view({-1}));
@@ -45,6 +48,7 @@ torch::Tensor chunked_log_probs(const torch::Tensor& hidden, const torch::Tensor
     if (gradient == nullptr) continue;
     torch::Tensor d = (z - lse).exp_().neg_();  // −p, in place over the chunk's own buffer
     d.scatter_add_(1, t, torch::ones_like(t, d.options()));
+    if (softcap > 0) d.mul_(1 - capped.square());
     gradient->index_copy_(0, positions, torch::matmul(d.to(hidden.scalar_type()), weight));
   }
   return log_probs;
@@ -52,9 +56,9 @@ torch::Tensor chunked_log_probs(const torch::Tensor& hidden, const torch::Tensor
 
 struct ChunkedLogProbs : public torch::autograd::Function<ChunkedLogProbs> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
-                               int64_t chunk_tokens, const torch::Tensor* logit_sums /* by pointer: it may be undefined */) {
+                               int64_t chunk_tokens, const torch::Tensor* logit_sums /* by pointer: it may be undefined */, double softcap) {
     torch::Tensor gradient;
-    torch::Tensor log_probs = chunked_log_probs(hidden, weight, targets, chunk_tokens, *logit_sums, &gradient);
+    torch::Tensor log_probs = chunked_log_probs(hidden, weight, targets, chunk_tokens, *logit_sums, &gradient, softcap);
     ctx->save_for_backward({gradient});
     ctx->saved_data["shape"] = hidden.sizes().vec();
     return log_probs;
@@ -63,14 +67,15 @@ struct ChunkedLogProbs : public torch::autograd::Function<ChunkedLogProbs> {
   static variable_list backward(AutogradContext* ctx, variable_list grad_output) {
     const torch::Tensor gradient = ctx->get_saved_variables()[0];  // [R·T, D]
     const torch::Tensor g = grad_output[0].reshape({-1, 1}).to(gradient.scalar_type());
-    return {(gradient * g).view(ctx->saved_data["shape"].toIntVector()), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {(gradient * g).view(ctx->saved_data["shape"].toIntVector()), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
 TargetScores target_scores_from_hidden(const torch::Tensor& hidden, const FrozenWeight& lm_head, const torch::Tensor& targets, bool with_logit_sums,
-                                       int64_t chunk_tokens) {
+                                       int64_t chunk_tokens, std::optional<double> softcap) {
+  const double cap = softcap.value_or(0.0);
   TORCH_CHECK(hidden.dim() == 3 && targets.dim() == 2 && targets.size(0) == hidden.size(0) && targets.size(1) == hidden.size(1),
               "target_scores: hidden [R, T, D] and targets [R, T], got ", hidden.sizes(), " and ", targets.sizes());
   TORCH_CHECK(lm_head.in_features() == hidden.size(2), "target_scores: lm_head takes ", lm_head.in_features(), " features, hidden has ", hidden.size(2));
@@ -82,10 +87,10 @@ TargetScores target_scores_from_hidden(const torch::Tensor& hidden, const Frozen
   TargetScores scores;
   if (with_logit_sums) scores.logit_sums = torch::zeros(targets.sizes(), hidden.options().dtype(score_type(hidden)));
   if (torch::GradMode::is_enabled() && hidden.requires_grad()) {
-    scores.log_probs = ChunkedLogProbs::apply(hidden, weight, targets, chunk_tokens, &scores.logit_sums);
+    scores.log_probs = ChunkedLogProbs::apply(hidden, weight, targets, chunk_tokens, &scores.logit_sums, cap);
   } else {
     torch::NoGradGuard no_grad;
-    scores.log_probs = chunked_log_probs(hidden, weight, targets, chunk_tokens, scores.logit_sums, nullptr);
+    scores.log_probs = chunked_log_probs(hidden, weight, targets, chunk_tokens, scores.logit_sums, nullptr, cap);
   }
   return scores;
 }
@@ -93,7 +98,8 @@ TargetScores target_scores_from_hidden(const torch::Tensor& hidden, const Frozen
 TargetScores target_scores(CausalLM& model, const torch::Tensor& input_ids, const SequenceLayout& layout, const torch::Tensor& targets,
                            bool with_logit_sums) {
   TORCH_CHECK(!model->lm_head->adapter() && !model->lm_head->bias().defined(), "target_scores: lm_head must be a plain frozen projection");
-  return target_scores_from_hidden(model->hidden_states(input_ids, layout), model->lm_head->weight(), targets, with_logit_sums);
+  return target_scores_from_hidden(model->hidden_states(input_ids, layout), model->lm_head->weight(), targets, with_logit_sums, 0,
+                                   model->config().final_logit_softcapping);
 }
 
 }  // namespace qtune

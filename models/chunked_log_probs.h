@@ -26,8 +26,9 @@ struct TargetScores {
 TargetScores target_scores(CausalLM& model, const torch::Tensor& input_ids, const SequenceLayout& layout, const torch::Tensor& targets,
                            bool with_logit_sums = false);
 
-// The same from given hidden states [R, T, D] and a frozen lm_head [V, D].
+// The same from given hidden states [R, T, D] and a frozen lm_head [V, D]; softcap: logits c·tanh(z/c) (Gemma 2).
 TargetScores target_scores_from_hidden(const torch::Tensor& hidden, const FrozenWeight& lm_head, const torch::Tensor& targets,
-                                       bool with_logit_sums = false, int64_t chunk_tokens = 0 /* 0: by the size budget */);
+                                       bool with_logit_sums = false, int64_t chunk_tokens = 0 /* 0: by the size budget */,
+                                       std::optional<double> softcap = std::nullopt);
 
 }  // namespace qtune

@@ -33,7 +33,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // only), so the chunks are drawn in parallel and the result does not depend on the thread count.
 torch::Tensor random_tensor(const WeightSpec& spec, const InitModelOptions& o) {
   auto options = torch::TensorOptions().dtype(o.dtype);
-  if (ends_with(spec.name, "norm.weight")) return torch::ones(spec.shape, options);
+  if (ends_with(spec.name, "norm.weight"))  // the identity scale: Gemma's norms multiply by 1 + w
+    return o.config.norm_unit_offset ? torch::zeros(spec.shape, options) : torch::ones(spec.shape, options);
   if (ends_with(spec.name, ".bias")) return torch::zeros(spec.shape, options);
   torch::Tensor out = torch::empty(spec.shape, options);
   const int64_t rows = spec.shape[0], cols = spec.shape.size() > 1 ? spec.shape[1] : 1;

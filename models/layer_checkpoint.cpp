@@ -32,6 +32,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     d["rng"] = generator_state(x.device());
     d["cos"] = context->rope.cos;
     d["sin"] = context->rope.sin;
+    if (context->rope_local.cos.defined()) d["cos_local"] = context->rope_local.cos, d["sin_local"] = context->rope_local.sin;
     d["causal"] = context->causal;
     if (context->visible_full.defined()) d["visible_full"] = context->visible_full;
     if (context->visible_window.defined()) d["visible_window"] = context->visible_window;
@@ -60,6 +61,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     const int64_t index = d["index"].toInt();
     AttentionContext context;
     context.rope = {d["cos"].toTensor(), d["sin"].toTensor()};
+    if (d.find("cos_local") != d.end()) context.rope_local = {d["cos_local"].toTensor(), d["sin_local"].toTensor()};
     context.causal = d["causal"].toBool();
     if (d.find("visible_full") != d.end()) context.visible_full = d["visible_full"].toTensor();
     if (d.find("visible_window") != d.end()) context.visible_window = d["visible_window"].toTensor();

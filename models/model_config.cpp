@@ -1,10 +1,12 @@
-// ModelConfig parsing/writing of HF config.json. Key names and defaults follow transformers'
-// LlamaConfig, MistralConfig, Qwen2Config and Qwen3Config.
+// ModelConfig parsing/writing of HF config.json: the keys every family has. The family keys are in
+// model_config_families.cpp, the RoPE keys in model_config_rope.cpp.
 #include "models/model_config.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "core/json_file.h"
+#include "models/model_config_internal.h"
 
 namespace qtune {
 namespace {
@@ -13,53 +15,22 @@ struct ArchName {
   Architecture arch;
   const char* hf_class;
   const char* model_type;
+  const char* name;  // qtune's name (--arch)
 };
 constexpr ArchName kArchitectures[] = {
-    {Architecture::kLlama, "LlamaForCausalLM", "llama"},
-    {Architecture::kMistral, "MistralForCausalLM", "mistral"},
-    {Architecture::kQwen2, "Qwen2ForCausalLM", "qwen2"},
-    {Architecture::kQwen3, "Qwen3ForCausalLM", "qwen3"},
+    {Architecture::kLlama, "LlamaForCausalLM", "llama", "llama"},
+    {Architecture::kMistral, "MistralForCausalLM", "mistral", "mistral"},
+    {Architecture::kQwen2, "Qwen2ForCausalLM", "qwen2", "qwen2"},
+    {Architecture::kQwen3, "Qwen3ForCausalLM", "qwen3", "qwen3"},
+    {Architecture::kGemma2, "Gemma2ForCausalLM", "gemma2", "gemma2"},
+    {Architecture::kGemma3, "Gemma3ForCausalLM", "gemma3_text", "gemma3"},
+    {Architecture::kPhi3, "Phi3ForCausalLM", "phi3", "phi3"},
 };
 
 const ArchName& arch_name(Architecture arch) {
   for (const auto& a : kArchitectures)
     if (a.arch == arch) return a;
   throw std::logic_error("unknown architecture");
-}
-
-// RoPE settings live at the top level (transformers 4.x) or under "rope_parameters" (5.x).
-void read_rope(const nlohmann::json& json, const std::string& where, ModelConfig& c) {
-  const nlohmann::json* scaling = nullptr;
-  if (json.contains("rope_parameters") && json["rope_parameters"].is_object()) {
-    scaling = &json["rope_parameters"];
-    c.rope_theta = json_optional<double>(*scaling, "rope_theta", where, c.rope_theta);
-  } else {
-    c.rope_theta = json_optional<double>(json, "rope_theta", where, c.rope_theta);
-    if (json.contains("rope_scaling") && !json["rope_scaling"].is_null()) scaling = &json["rope_scaling"];
-  }
-  if (scaling == nullptr) return;
-  if (!scaling->is_object()) input_error("{}: 'rope_scaling' must be an object or null", where);
-  std::string type = json_optional<std::string>(*scaling, "rope_type", where,
-                                                json_optional<std::string>(*scaling, "type", where, "default"));
-  RopeScaling& r = c.rope_scaling;
-  r.type = type;
-  if (type == "default") return;
-  if (type != "linear" && type != "llama3")
-    input_error("{}: rope_scaling type '{}' is not supported (supported: default, linear, llama3)", where, type);
-  r.factor = json_required<double>(*scaling, "factor", where);
-  if (!(r.factor > 0)) input_error("{}: rope_scaling.factor must be > 0", where);
-  if (type == "llama3") {
-    r.low_freq_factor = json_required<double>(*scaling, "low_freq_factor", where);
-    r.high_freq_factor = json_required<double>(*scaling, "high_freq_factor", where);
-    r.original_max_position_embeddings = json_required<int64_t>(*scaling, "original_max_position_embeddings", where);
-    if (!(r.high_freq_factor > r.low_freq_factor))
-      input_error("{}: rope_scaling needs high_freq_factor > low_freq_factor", where);
-  }
-}
-
-std::optional<int64_t> optional_int(const nlohmann::json& json, const std::string& key, const std::string& where) {
-  if (!json.contains(key) || json[key].is_null()) return std::nullopt;
-  return json_required<int64_t>(json, key, where);
 }
 
 }  // namespace
@@ -71,9 +42,12 @@ std::string supported_architectures() {
 }
 
 Architecture parse_architecture_name(const std::string& name) {
-  for (const auto& a : kArchitectures)
-    if (name == a.model_type) return a.arch;
-  input_error("--arch '{}' is not supported (use llama, mistral, qwen2 or qwen3)", name);
+  std::string names;
+  for (const auto& a : kArchitectures) {
+    if (name == a.name || name == a.model_type) return a.arch;
+    names += (names.empty() ? "" : ", ") + std::string(a.name);
+  }
+  input_error("--arch '{}' is not supported (use {})", name, names);
 }
 
 std::string ModelConfig::hf_class_name() const { return arch_name(arch).hf_class; }
@@ -103,6 +77,9 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   } else {
     input_error("{}: missing 'architectures' (and 'model_type'); supported: {}", where, supported_architectures());
   }
+  if (found == "Gemma3ForConditionalGeneration")
+    input_error("{}: Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported yet; train the text model "
+                "(Gemma3ForCausalLM: the 1B checkpoint, or the text part saved on its own)", where);
   if (!known) input_error("{}: architecture '{}' is not supported (supported: {})", where, found, supported_architectures());
 
   c.vocab_size = json_required<int64_t>(json, "vocab_size", where);
@@ -118,33 +95,12 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   c.tie_word_embeddings = json_optional<bool>(json, "tie_word_embeddings", where, false);
   c.initializer_range = json_optional<double>(json, "initializer_range", where, 0.02);
   c.torch_dtype = json_optional<std::string>(json, "torch_dtype", where, json_optional<std::string>(json, "dtype", where, "float32"));
-  std::string act = json_optional<std::string>(json, "hidden_act", where, "silu");
-  if (act != "silu") input_error("{}: hidden_act '{}' is not supported (qtune implements the SwiGLU MLP: silu)", where, act);
+  c.hidden_act = json_optional<std::string>(json, "hidden_activation", where, json_optional<std::string>(json, "hidden_act", where, "silu"));
+  if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh")
+    input_error("{}: hidden_act '{}' is not supported (qtune's gated MLPs: silu, gelu_pytorch_tanh)", where, c.hidden_act);
+  if (c.arch == Architecture::kGemma3) c.rope_theta = 1000000.0;  // Gemma3TextConfig's default global base
+  read_family_keys(json, where, c);
   read_rope(json, where, c);
-
-  bool attention_bias = json_optional<bool>(json, "attention_bias", where, false);
-  switch (c.arch) {
-    case Architecture::kLlama:
-      c.qkv_bias = c.o_bias = attention_bias;
-      c.mlp_bias = json_optional<bool>(json, "mlp_bias", where, false);
-      break;
-    case Architecture::kMistral:
-      c.sliding_window = optional_int(json, "sliding_window", where);
-      break;
-    case Architecture::kQwen2:
-    case Architecture::kQwen3:
-      if (c.arch == Architecture::kQwen2) {
-        c.qkv_bias = true;  // Qwen2 always has q/k/v bias and never an o_proj bias
-      } else {
-        c.qkv_bias = c.o_bias = attention_bias;
-        c.qk_norm = true;
-      }
-      if (json_optional<bool>(json, "use_sliding_window", where, false)) {
-        c.sliding_window = optional_int(json, "sliding_window", where);
-        c.max_window_layers = json_optional<int64_t>(json, "max_window_layers", where, c.num_layers);
-      }
-      break;
-  }
   if (json.contains("bos_token_id") && json["bos_token_id"].is_number_integer())
     c.bos_token_id = json["bos_token_id"].get<int64_t>();
   if (json.contains("eos_token_id")) {
@@ -174,10 +130,23 @@ void ModelConfig::validate(const std::string& where) const {
   if (sliding_window && *sliding_window <= 0) input_error("{}: sliding_window must be > 0 or null", where);
   if (!(rms_norm_eps > 0)) input_error("{}: rms_norm_eps must be > 0", where);
   if (!(rope_theta > 0)) input_error("{}: rope_theta must be > 0", where);
+  validate_family_settings(*this, where);
+}
+
+int64_t ModelConfig::rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
+
+double ModelConfig::attention_scale() const {
+  return 1.0 / std::sqrt(query_pre_attn_scalar ? *query_pre_attn_scalar : static_cast<double>(head_dim));
+}
+
+std::vector<std::string> ModelConfig::layer_projection_names() const {
+  if (fused_projections) return {"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"};
+  return {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
 }
 
 std::optional<int64_t> ModelConfig::sliding_window_for_layer(int64_t layer) const {
   if (!sliding_window) return std::nullopt;
+  if (!layer_types.empty()) return layer_types[layer] == "sliding_attention" ? sliding_window : std::nullopt;
   if ((arch == Architecture::kQwen2 || arch == Architecture::kQwen3) && layer < max_window_layers) return std::nullopt;
   return sliding_window;
 }
@@ -194,32 +163,8 @@ ModelConfig ModelConfig::preset(Architecture arch) {
   c.head_dim = 32;
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
-  switch (arch) {
-    case Architecture::kLlama:  // Llama 3.1 style
-      c.rope_theta = 500000.0;
-      c.rms_norm_eps = 1e-5;
-      c.rope_scaling = {"llama3", 8.0, 1.0, 4.0, 8192};
-      c.max_position_embeddings = 131072;
-      break;
-    case Architecture::kMistral:
-      c.rope_theta = 1000000.0;
-      c.rms_norm_eps = 1e-5;
-      c.max_position_embeddings = 32768;
-      break;
-    case Architecture::kQwen2:
-      c.rope_theta = 1000000.0;
-      c.rms_norm_eps = 1e-6;
-      c.qkv_bias = true;
-      c.tie_word_embeddings = true;
-      c.max_position_embeddings = 32768;
-      break;
-    case Architecture::kQwen3:
-      c.rope_theta = 1000000.0;
-      c.rms_norm_eps = 1e-6;
-      c.qk_norm = true;
-      c.max_position_embeddings = 40960;
-      break;
-  }
+  c.rms_norm_eps = 1e-6;
+  apply_family_preset(c);
   return c;
 }
 
@@ -234,40 +179,13 @@ nlohmann::ordered_json ModelConfig::to_hf_json() const {
   j["num_attention_heads"] = num_heads;
   j["num_key_value_heads"] = num_kv_heads;
   j["head_dim"] = head_dim;
-  j["hidden_act"] = "silu";
+  if (!norm_unit_offset) j["hidden_act"] = hidden_act;  // Gemma writes hidden_activation (with its family keys)
   j["max_position_embeddings"] = max_position_embeddings;
   j["initializer_range"] = initializer_range;
   j["rms_norm_eps"] = rms_norm_eps;
-  j["rope_theta"] = rope_theta;
-  if (rope_scaling.type == "default") {
-    j["rope_scaling"] = nullptr;
-  } else {
-    nlohmann::ordered_json r = {{"rope_type", rope_scaling.type}, {"factor", rope_scaling.factor}};
-    if (rope_scaling.type == "llama3") {
-      r["low_freq_factor"] = rope_scaling.low_freq_factor;
-      r["high_freq_factor"] = rope_scaling.high_freq_factor;
-      r["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
-    }
-    j["rope_scaling"] = r;
-  }
+  write_rope(*this, j);
   j["attention_dropout"] = 0.0;
-  switch (arch) {
-    case Architecture::kLlama:
-      j["attention_bias"] = qkv_bias;
-      j["mlp_bias"] = mlp_bias;
-      j["pretraining_tp"] = 1;
-      break;
-    case Architecture::kMistral:
-      j["sliding_window"] = sliding_window ? nlohmann::ordered_json(*sliding_window) : nlohmann::ordered_json(nullptr);
-      break;
-    case Architecture::kQwen2:
-    case Architecture::kQwen3:
-      if (arch == Architecture::kQwen3) j["attention_bias"] = qkv_bias;
-      j["use_sliding_window"] = sliding_window.has_value();
-      j["sliding_window"] = sliding_window ? nlohmann::ordered_json(*sliding_window) : nlohmann::ordered_json(nullptr);
-      j["max_window_layers"] = sliding_window ? max_window_layers : num_layers;
-      break;
-  }
+  write_family_keys(*this, j);
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["torch_dtype"] = torch_dtype;
   j["use_cache"] = true;

@@ -1,5 +1,6 @@
-// ModelConfig: the Llama-family hyper-parameters read from a Hugging Face config.json (Llama 2/3/3.x,
-// Mistral, Qwen2/2.5, Qwen3) and written back in HF layout.
+// ModelConfig: the decoder hyper-parameters read from a Hugging Face config.json (Llama 2/3/3.x, Mistral,
+// Qwen2/2.5, Qwen3, Gemma 2, Gemma 3 text, Phi-3/3.5/4) and written back in HF layout. The families differ only
+// by the switches below; the modules read them, nothing else asks which family a model is.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -11,16 +12,19 @@
 
 namespace qtune {
 
-enum class Architecture { kLlama, kMistral, kQwen2, kQwen3 };
+enum class Architecture { kLlama, kMistral, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3 };
 
-// RoPE frequency scaling. "default" (none), "linear" (positions / factor) and "llama3" (Llama 3.1+
-// band-wise scaling of the inverse frequencies).
+// RoPE frequency scaling. "default" (none), "linear" (positions / factor), "llama3" (Llama 3.1+ band-wise
+// scaling of the inverse frequencies) and "longrope" (Phi-3: per-frequency divisors, the long set once a
+// forward's positions pass original_max_position_embeddings, and cos/sin times attention_factor).
 struct RopeScaling {
   std::string type = "default";
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  std::vector<double> short_factor, long_factor;  // longrope: rotary_dim/2 each
+  double attention_factor = 1.0;                  // longrope: √(1 + ln(factor) / ln(original max)) unless given
 };
 
 struct ModelConfig {
@@ -41,8 +45,19 @@ struct ModelConfig {
   bool qkv_bias = false;                  // bias on q/k/v projections
   bool o_bias = false;                    // bias on o_proj
   bool mlp_bias = false;                  // bias on gate/up/down
-  bool qk_norm = false;                   // Qwen3: RMSNorm over Dh on q and k before RoPE
+  bool qk_norm = false;                   // Qwen3, Gemma 3: RMSNorm over Dh on q and k before RoPE
   bool tie_word_embeddings = false;
+  std::string hidden_act = "silu";        // gated MLP activation: silu (SwiGLU) or gelu_pytorch_tanh (GeGLU, Gemma)
+  bool norm_unit_offset = false;          // Gemma: RMSNorm scales by (1 + w), computed in float32
+  bool sandwich_norms = false;            // Gemma 2/3: also a norm after attention and around the MLP
+  bool fused_projections = false;         // Phi-3: one qkv_proj and one gate_up_proj
+  bool scale_embeddings = false;          // Gemma: embeddings times √D (rounded to the compute dtype)
+  std::optional<double> query_pre_attn_scalar;    // Gemma: scores scaled by its −½ power instead of Dh's
+  std::optional<double> attn_logit_softcapping;   // Gemma 2: scores c·tanh(scores/c)
+  std::optional<double> final_logit_softcapping;  // Gemma 2: logits c·tanh(logits/c)
+  std::vector<std::string> layer_types;   // Gemma: "sliding_attention" | "full_attention" per layer
+  std::optional<double> local_rope_theta; // Gemma 3: the sliding layers' rope base (unscaled)
+  double partial_rotary_factor = 1.0;     // Phi-4-mini: RoPE on the first Dh·factor dims of each head only
   std::string torch_dtype = "bfloat16";
   double initializer_range = 0.02;
   std::optional<int64_t> bos_token_id;
@@ -61,10 +76,20 @@ struct ModelConfig {
   std::string hf_class_name() const;  // "LlamaForCausalLM", ...
   std::string model_type() const;     // "llama", ...
   std::optional<int64_t> sliding_window_for_layer(int64_t layer) const;
+  int64_t rotary_dim() const;           // dims of each head that RoPE turns (head_dim unless partial)
+  double attention_scale() const;       // the factor on q·kᵀ
+  // The decoder projections of one layer, by name within it, attention first: self_attn.q_proj ... mlp.down_proj
+  // (self_attn.qkv_proj, self_attn.o_proj, mlp.gate_up_proj, mlp.down_proj when fused).
+  std::vector<std::string> layer_projection_names() const;
   void validate(const std::string& where) const;  // InputError on inconsistent sizes
 };
 
-Architecture parse_architecture_name(const std::string& name);  // "llama"|"mistral"|"qwen2"|"qwen3"
+// After a preset's sizes changed (init-model): the settings that follow them. Gemma's layer types (every
+// `sliding_window_pattern`-th layer full; 0: the family's 2 or 6) and query scale (hidden/heads); Phi-3's longrope
+// factors (rotary_dim/2 each, rising smoothly: short 1..1.5, long 1..16).
+void fit_preset_to_sizes(ModelConfig& c, int64_t sliding_window_pattern = 0);
+
+Architecture parse_architecture_name(const std::string& name);  // "llama"|"mistral"|"qwen2"|"qwen3"|"gemma2"|"gemma3"|"phi3"
 std::string supported_architectures();                           // for error messages
 
 }  // namespace qtune

@@ -24,8 +24,9 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
 
 }  // namespace
 
-RmsNormImpl::RmsNormImpl(torch::Tensor weight, double eps) : weight_(std::move(weight)), eps_(eps) {
+RmsNormImpl::RmsNormImpl(torch::Tensor weight, double eps, bool unit_offset) : weight_(std::move(weight)), eps_(eps) {
   TORCH_CHECK(weight_.dim() == 1, "RmsNorm weight must be 1-D, got ", weight_.sizes());
+  if (unit_offset) weight_ = weight_.to(weight_.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat) + 1.0;
   weight_.set_requires_grad(false);
   register_buffer("weight", weight_);
 }

@@ -32,8 +32,13 @@ struct RopeFunction : public torch::autograd::Function<RopeFunction> {
 
 }  // namespace
 
-torch::Tensor rope_inverse_frequencies(int64_t head_dim, double theta, const RopeScaling& scaling) {
-  auto exponents = torch::arange(0, head_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(head_dim);
+torch::Tensor rope_inverse_frequencies(int64_t rotary_dim, double theta, const RopeScaling& scaling, bool long_factors) {
+  auto exponents = torch::arange(0, rotary_dim, 2, torch::kLong).to(torch::kFloat) / static_cast<double>(rotary_dim);
+  if (scaling.type == "longrope") {
+    const auto& factors = long_factors ? scaling.long_factor : scaling.short_factor;
+    const torch::Tensor ext = torch::tensor(std::vector<float>(factors.begin(), factors.end()));
+    return 1.0 / (ext * torch::pow(theta, exponents));
+  }
   torch::Tensor inv_freq = 1.0 / torch::pow(theta, exponents);
   if (scaling.type == "linear") return inv_freq / scaling.factor;
   if (scaling.type != "llama3") return inv_freq;
@@ -49,9 +54,10 @@ torch::Tensor rope_inverse_frequencies(int64_t head_dim, double theta, const Rop
   return torch::where(medium, smoothed, scaled);
 }
 
-RopeTables rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_ids, at::ScalarType dtype) {
+RopeTables rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_ids, at::ScalarType dtype, double factor) {
   torch::Tensor angles = position_ids.to(torch::kFloat).unsqueeze(-1) * inv_freq.to(position_ids.device());  // [B, T, Dh/2]
   torch::Tensor emb = torch::cat({angles, angles}, -1).unsqueeze(1);                                       // [B, 1, T, Dh]
+  if (factor != 1.0) return {(emb.cos() * factor).to(dtype), (emb.sin() * factor).to(dtype)};
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
@@ -61,7 +67,17 @@ torch::Tensor apply_rope(const torch::Tensor& x, const RopeTables& tables) {
   return x * tables.cos + rotated * tables.sin;
 }
 
+// Partial rotation of x [B, T, H·Dh] or [B, T, H, Dh]: the first rotary_dim dims of each head turn.
+torch::Tensor apply_partial_rope(const torch::Tensor& x, const RopeTables& tables, int64_t head_dim) {
+  const int64_t rotary_dim = tables.cos.size(-1);
+  const torch::Tensor heads = x.reshape({x.size(0), x.size(1), -1, head_dim});              // [B, T, H, Dh]
+  const RopeTables per_token{tables.cos.transpose(1, 2), tables.sin.transpose(1, 2)};        // [B, T, 1, rotary_dim]
+  const torch::Tensor turned = apply_rope(heads.slice(-1, 0, rotary_dim), per_token);
+  return torch::cat({turned, heads.slice(-1, rotary_dim)}, -1).view(x.sizes());
+}
+
 torch::Tensor apply_rope_(torch::Tensor x, const RopeTables& tables, int64_t head_dim) {
+  if (tables.cos.size(-1) != head_dim) return apply_partial_rope(x, tables, head_dim);
   if (x.is_view() || !x.is_contiguous() || (x.is_leaf() && x.requires_grad())) x = x.clone(at::MemoryFormat::Contiguous);
   const torch::Tensor cos = per_token(tables.cos), sin = per_token(tables.sin);
   if (torch::GradMode::is_enabled() && x.requires_grad()) return RopeFunction::apply(x, cos, sin, head_dim);

@@ -28,4 +28,6 @@ torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
   return swiglu_forward(gate, up);
 }
 
+torch::Tensor geglu(const torch::Tensor& gate, const torch::Tensor& up) { return at::gelu(gate, "tanh") * up; }
+
 }  // namespace qtune

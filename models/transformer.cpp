@@ -1,19 +1,16 @@
-// Llama-family decoder implementation; the math matches transformers' eager attention path
-// (softmax in fp32, GQA by sharing each kv head across H/KV query heads).
+// The decoder layers, the MLP and the causal LM around them (attention is in attention.cpp).
 #include "models/transformer.h"
-
-#include <torch/version.h>
 
 #include "models/layer_checkpoint.h"
 #include "models/linear4bit.h"
 #include "models/swiglu.h"
+#include "models/transformer_parts.h"
 
 #include <cmath>
 
 namespace qtune {
-namespace {
 
-FrozenLinear projection(ModelWeights& weights, const std::string& name, bool has_bias) {
+FrozenLinear take_projection(ModelWeights& weights, const std::string& name, bool has_bias) {
   auto it = weights.projections.find(name);
   TORCH_CHECK(it != weights.projections.end(), "missing projection ", name);
   torch::Tensor bias = has_bias ? weights.take(name + ".bias") : torch::Tensor();
@@ -24,41 +21,12 @@ FrozenLinear projection(ModelWeights& weights, const std::string& name, bool has
 
 std::string layer_prefix(int64_t layer) { return "model.layers." + std::to_string(layer) + "."; }
 
+namespace {
 
 // Rows that are one whole sequence each (segment 1 everywhere): causal attention needs no mask.
 bool one_sequence_per_row(const SequenceLayout& layout) { return layout.segment_ids.eq(1).all().item<bool>(); }
 
-// k/v [B, KV, Tk, Dh] repeated for each query head of their group: [B, H, Tk, Dh].
-torch::Tensor per_query_head(const torch::Tensor& kv, int64_t group) {
-  if (group == 1) return kv;
-  const auto s = kv.sizes();
-  return kv.unsqueeze(2).expand({s[0], s[1], group, s[2], s[3]}).reshape({s[0], s[1] * group, s[2], s[3]});
-}
 }  // namespace
-
-bool fused_attention_available(const torch::Device& device) { return device.is_cuda() || device.is_cpu(); }
-
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), Dh = q.size(3), KV = k.size(1), Tk = k.size(2), group = H / KV;
-  TORCH_CHECK(causal || visible.defined(), "attend: a mask or causal");
-  if (fused_attention_available(q.device())) {
-    if (causal)
-      return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, 0.0, /*is_causal=*/true, /*scale=*/std::nullopt, /*enable_gqa=*/true);
-    // With a mask: on CUDA the memory-efficient kernel, which wants as many kv heads as query heads; the CPU's
-    // flash kernel shares them itself.
-    if (q.is_cpu())
-      return at::scaled_dot_product_attention(q, k, v, visible.squeeze(2), 0.0, false, std::nullopt, /*enable_gqa=*/true);
-    return at::scaled_dot_product_attention(q, per_query_head(k, group), per_query_head(v, group), visible.squeeze(2), 0.0, false);
-  }
-  // Query heads h = kv * group + g share kv head `kv`: view q as [B, KV, group, T, Dh] and broadcast k/v.
-  const torch::Tensor qg = q.reshape({B, KV, group, T, Dh});
-  torch::Tensor scores = torch::matmul(qg, k.unsqueeze(2).transpose(-1, -2)) / std::sqrt(static_cast<double>(Dh));
-  const torch::Tensor mask = visible.defined() ? visible : torch::ones({T, Tk}, q.options().dtype(torch::kBool)).tril(Tk - T).view({1, 1, 1, T, Tk});
-  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
-  const auto softmax_dtype = q.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;  // fp32 at least, as transformers
-  const torch::Tensor probs = torch::softmax(scores, -1, softmax_dtype).to(q.scalar_type());      // [B, KV, group, T, Tk]
-  return torch::matmul(probs, v.unsqueeze(2)).reshape({B, H, T, Dh});
-}
 
 torch::Tensor ModelWeights::take(const std::string& name) {
   auto it = tensors.find(name);
@@ -69,71 +37,55 @@ torch::Tensor ModelWeights::take(const std::string& name) {
   return t;
 }
 
-AttentionImpl::AttentionImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights)
-    : layer_(layer),
-      num_heads_(config.num_heads),
-      num_kv_heads_(config.num_kv_heads),
-      head_dim_(config.head_dim),
-      windowed_(config.sliding_window_for_layer(layer).has_value()) {
-  const std::string p = layer_prefix(layer) + "self_attn.";
-  q_proj = register_module("q_proj", projection(weights, p + "q_proj", config.qkv_bias));
-  k_proj = register_module("k_proj", projection(weights, p + "k_proj", config.qkv_bias));
-  v_proj = register_module("v_proj", projection(weights, p + "v_proj", config.qkv_bias));
-  o_proj = register_module("o_proj", projection(weights, p + "o_proj", config.o_bias));
-  if (config.qk_norm) {
-    q_norm = register_module("q_norm", RmsNorm(weights.take(p + "q_norm.weight"), config.rms_norm_eps));
-    k_norm = register_module("k_norm", RmsNorm(weights.take(p + "k_norm.weight"), config.rms_norm_eps));
-  }
-}
-
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache) {
-  const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q = q_proj->forward(x);  // [B, T, H·Dh]
-  torch::Tensor k = k_proj->forward(x);  // [B, T, KV·Dh]
-  torch::Tensor v = v_proj->forward(x).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, Dh]
-  if (!q_norm.is_empty()) {
-    q = q_norm->forward(q.view({B, T, num_heads_, head_dim_}));
-    k = k_norm->forward(k.view({B, T, num_kv_heads_, head_dim_}));
-  }
-  // Rotated in place: the projections' outputs are fresh tensors nothing else holds.
-  q = apply_rope_(q, context.rope, head_dim_).view({B, T, num_heads_, head_dim_}).transpose(1, 2);     // [B, H, T, Dh]
-  k = apply_rope_(k, context.rope, head_dim_).view({B, T, num_kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, Dh]
-  if (cache != nullptr) {
-    auto& ck = cache->keys[layer_];
-    auto& cv = cache->values[layer_];
-    k = ck.defined() ? torch::cat({ck, k}, 2) : k;
-    v = cv.defined() ? torch::cat({cv, v}, 2) : v;
-    ck = k;
-    cv = v;
-  }
-  const torch::Tensor& visible = windowed_ ? context.visible_window : context.visible_full;  // [B, 1, 1, T, Tk]
-  const torch::Tensor out = attend(q, k, v, visible, context.causal);                         // [B, H, T, Dh]
-  return o_proj->forward(out.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_}));
-}
-
-MlpImpl::MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) {
+MlpImpl::MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) : gelu_(config.hidden_act == "gelu_pytorch_tanh") {
   const std::string p = layer_prefix(layer) + "mlp.";
-  gate_proj = register_module("gate_proj", projection(weights, p + "gate_proj", config.mlp_bias));
-  up_proj = register_module("up_proj", projection(weights, p + "up_proj", config.mlp_bias));
-  down_proj = register_module("down_proj", projection(weights, p + "down_proj", config.mlp_bias));
+  if (config.fused_projections) {
+    gate_up_proj = register_module("gate_up_proj", take_projection(weights, p + "gate_up_proj", config.mlp_bias));
+  } else {
+    gate_proj = register_module("gate_proj", take_projection(weights, p + "gate_proj", config.mlp_bias));
+    up_proj = register_module("up_proj", take_projection(weights, p + "up_proj", config.mlp_bias));
+  }
+  down_proj = register_module("down_proj", take_projection(weights, p + "down_proj", config.mlp_bias));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj->forward(swiglu(gate_proj->forward(x), up_proj->forward(x)));
+  torch::Tensor gate, up;
+  if (gate_up_proj.is_empty()) {
+    gate = gate_proj->forward(x), up = up_proj->forward(x);
+  } else {
+    const torch::Tensor both = gate_up_proj->forward(x);  // [B, T, 2F]: gate rows first
+    const int64_t F = both.size(-1) / 2;
+    gate = both.slice(-1, 0, F), up = both.slice(-1, F);
+  }
+  return down_proj->forward(gelu_ ? geglu(gate, up) : swiglu(gate, up));
 }
+
+namespace {
+RmsNorm layer_norm(ModelWeights& weights, const ModelConfig& config, const std::string& name) {
+  return RmsNorm(weights.take(name + ".weight"), config.rms_norm_eps, config.norm_unit_offset);
+}
+}  // namespace
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights) {
   const std::string p = layer_prefix(layer);
-  input_layernorm = register_module("input_layernorm", RmsNorm(weights.take(p + "input_layernorm.weight"), config.rms_norm_eps));
+  input_layernorm = register_module("input_layernorm", layer_norm(weights, config, p + "input_layernorm"));
   self_attn = register_module("self_attn", Attention(config, layer, weights));
-  post_attention_layernorm = register_module(
-      "post_attention_layernorm", RmsNorm(weights.take(p + "post_attention_layernorm.weight"), config.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", layer_norm(weights, config, p + "post_attention_layernorm"));
+  if (config.sandwich_norms) {
+    pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", layer_norm(weights, config, p + "pre_feedforward_layernorm"));
+    post_feedforward_layernorm = register_module("post_feedforward_layernorm", layer_norm(weights, config, p + "post_feedforward_layernorm"));
+  }
   mlp = register_module("mlp", Mlp(config, layer, weights));
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache) {
-  torch::Tensor h = x + self_attn->forward(input_layernorm->forward(x), context, cache);
-  return h + mlp->forward(post_attention_layernorm->forward(h));
+  const torch::Tensor attended = self_attn->forward(input_layernorm->forward(x), context, cache);
+  if (pre_feedforward_layernorm.is_empty()) {  // Llama: norm before each block only
+    const torch::Tensor h = x + attended;
+    return h + mlp->forward(post_attention_layernorm->forward(h));
+  }
+  const torch::Tensor h = x + post_attention_layernorm->forward(attended);  // Gemma: norms after each block too
+  return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
 }
 
 CausalLMImpl::CausalLMImpl(ModelConfig config, ModelWeights weights) : config_(std::move(config)) {
@@ -141,7 +93,7 @@ CausalLMImpl::CausalLMImpl(ModelConfig config, ModelWeights weights) : config_(s
   register_buffer("embed_tokens", embed_tokens_);
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config_.num_layers; ++i) layers->push_back(DecoderLayer(config_, i, weights));
-  norm = register_module("norm", RmsNorm(weights.take("model.norm.weight"), config_.rms_norm_eps));
+  norm = register_module("norm", layer_norm(weights, config_, "model.norm"));
   std::shared_ptr<FrozenWeight> head;
   if (config_.tie_word_embeddings) {
     head = std::make_shared<DenseWeight>(embed_tokens_);
@@ -153,7 +105,29 @@ CausalLMImpl::CausalLMImpl(ModelConfig config, ModelWeights weights) : config_(s
   }
   lm_head = register_module("lm_head", FrozenLinear(head, torch::Tensor()));
   TORCH_CHECK(weights.projections.empty() && weights.tensors.empty(), "unused model weights were passed in");
-  inv_freq_ = rope_inverse_frequencies(config_.head_dim, config_.rope_theta, config_.rope_scaling).to(embed_tokens_.device());
+  const torch::Device device = embed_tokens_.device();
+  const int64_t rotary = config_.rotary_dim();
+  inv_freq_ = rope_inverse_frequencies(rotary, config_.rope_theta, config_.rope_scaling).to(device);
+  if (config_.rope_scaling.type == "longrope")
+    inv_freq_long_ = rope_inverse_frequencies(rotary, config_.rope_theta, config_.rope_scaling, /*long_factors=*/true).to(device);
+  if (config_.local_rope_theta) inv_freq_local_ = rope_inverse_frequencies(rotary, *config_.local_rope_theta, RopeScaling{}).to(device);
+}
+
+// longrope turns every position of a forward with the long factors once any position passes the original
+// context, as transformers does (per call, so a cache keeps keys turned either way).
+RopeTables CausalLMImpl::rope_for(const torch::Tensor& position_ids, bool local) const {
+  if (local) return rope_tables(inv_freq_local_, position_ids, dtype());
+  const RopeScaling& scaling = config_.rope_scaling;
+  if (scaling.type != "longrope") return rope_tables(inv_freq_, position_ids, dtype());
+  const bool long_context = position_ids.max().item<int64_t>() + 1 > scaling.original_max_position_embeddings;
+  return rope_tables(long_context ? inv_freq_long_ : inv_freq_, position_ids, dtype(), scaling.attention_factor);
+}
+
+torch::Tensor CausalLMImpl::logits(const torch::Tensor& hidden) {
+  const torch::Tensor z = lm_head->forward(hidden);
+  if (!config_.final_logit_softcapping) return z;
+  const double cap = *config_.final_logit_softcapping;
+  return torch::tanh(z / cap) * cap;
 }
 
 torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const SequenceLayout& layout, KVCache* cache) {
@@ -168,7 +142,8 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
     cache->segments = key_segments;
   }
   AttentionContext context;
-  context.rope = rope_tables(inv_freq_, layout.position_ids, dtype());
+  context.rope = rope_for(layout.position_ids, false);
+  if (inv_freq_local_.defined()) context.rope_local = rope_for(layout.position_ids, true);
   const int64_t T = input_ids.size(1);
   const bool window_shorter = config_.sliding_window && *config_.sliding_window < T;
   context.causal = offset == 0 && !window_shorter && one_sequence_per_row(layout);
@@ -186,6 +161,8 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
   ActivationOffload* activations = checkpoint ? activation_offload_.get() : nullptr;
   if (activations != nullptr) activations->begin_forward();
   torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
+  if (config_.scale_embeddings)  // √D rounded to the compute dtype first, as transformers does
+    h = h * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), torch::kFloat).to(dtype()).item();
   for (std::size_t i = 0; i < layers->size(); ++i) {
     DecoderLayerImpl* decoder = layers[i]->as<DecoderLayer>();
     const auto index = static_cast<int64_t>(i);
@@ -209,8 +186,14 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const std::o
 std::vector<std::pair<std::string, FrozenLinear>> DecoderLayerImpl::projections() {
   auto& a = *self_attn;
   auto& m = *mlp;
-  return {{"self_attn.q_proj", a.q_proj}, {"self_attn.k_proj", a.k_proj}, {"self_attn.v_proj", a.v_proj}, {"self_attn.o_proj", a.o_proj},
-          {"mlp.gate_proj", m.gate_proj},  {"mlp.up_proj", m.up_proj},    {"mlp.down_proj", m.down_proj}};
+  std::vector<std::pair<std::string, FrozenLinear>> all = {
+      {"self_attn.q_proj", a.q_proj}, {"self_attn.k_proj", a.k_proj}, {"self_attn.v_proj", a.v_proj}, {"self_attn.qkv_proj", a.qkv_proj},
+      {"self_attn.o_proj", a.o_proj}, {"mlp.gate_proj", m.gate_proj},  {"mlp.up_proj", m.up_proj},    {"mlp.gate_up_proj", m.gate_up_proj},
+      {"mlp.down_proj", m.down_proj}};
+  std::vector<std::pair<std::string, FrozenLinear>> present;  // the ones this family has
+  for (auto& entry : all)
+    if (!entry.second.is_empty()) present.push_back(entry);
+  return present;
 }
 
 void CausalLMImpl::stream_layers_from_host() {

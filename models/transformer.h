@@ -1,6 +1,9 @@
-// The Llama-family decoder (Llama 2/3, Mistral, Qwen2, Qwen3): embeddings, RMSNorm, RoPE, GQA attention
-// (optional q/k/v/o bias, Qwen3 q/k-norm, sliding window), SwiGLU MLP, lm_head (optionally tied), KV cache.
-// Module and weight names follow transformers.
+// The decoder of every family (Llama 2/3, Mistral, Qwen2/3, Gemma 2/3, Phi-3/4): embeddings (Gemma: times √D),
+// RMSNorm (Gemma: 1 + w), RoPE (per layer type for Gemma 3, partial and longrope for Phi), GQA attention (optional
+// q/k/v/o bias, q/k norms, sliding window per layer, Gemma's query scale and logit soft-capping, Phi-3's fused
+// qkv_proj), gated MLP (SwiGLU or GeGLU, Phi-3's fused gate_up_proj), Gemma's norms after attention and MLP,
+// lm_head (optionally tied, Gemma 2's final soft-capping), KV cache. Module and weight names follow transformers;
+// the ModelConfig switches choose the parts.
 // Legend: B batch, T tokens, Tk keys (cache + new), D hidden, H heads, KV kv-heads, Dh head dim,
 // F ffn, V vocab, L layers.
 #pragma once
@@ -11,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "models/activation_offload.h"
@@ -42,6 +46,7 @@ struct ModelWeights {
 // Per-forward state shared by every layer.
 struct AttentionContext {
   RopeTables rope;
+  RopeTables rope_local;  // Gemma 3's sliding layers (their own base); undefined otherwise
   // True when every row is one whole sequence (no padding, no packing, no cache, no window shorter than
   // the row): plain causal attention, and no [T, Tk] mask is made at all (flash attention takes none).
   bool causal = false;
@@ -49,12 +54,19 @@ struct AttentionContext {
   torch::Tensor visible_window;  // same with the sliding window applied (undefined if no window)
 };
 
-// softmax(q·kᵀ/√Dh masked)·v with GQA (query head h uses kv head h / (H/KV)): q [B, H, T, Dh],
+// How scores are formed: q·kᵀ·scale, then (Gemma 2) c·tanh(scores/c).
+struct ScoreOptions {
+  std::optional<double> scale;    // none: 1/√Dh
+  std::optional<double> softcap;  // none: no capping
+};
+
+// softmax(q·kᵀ·scale masked)·v with GQA (query head h uses kv head h / (H/KV)): q [B, H, T, Dh],
 // k/v [B, KV, Tk, Dh], visible [B, 1, 1, T, Tk] or undefined with causal -> [B, H, T, Dh].
 // CUDA and CPU tensors: scaled_dot_product_attention (on CUDA flash when causal, memory-efficient with a
-// mask; on the CPU its flash kernel, 8x the eager math at T = 2048). Elsewhere the eager math of
-// transformers (softmax in float32).
-torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal);
+// mask; on the CPU its flash kernel, 8x the eager math at T = 2048). Soft-capping, and other devices: the
+// eager math of transformers (softmax in float32).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& visible, bool causal,
+                     const ScoreOptions& scores = {});
 
 // Whether attend() goes through scaled_dot_product_attention for tensors on `device`.
 bool fused_attention_available(const torch::Device& device);
@@ -66,20 +78,29 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache);
 
   FrozenLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  RmsNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only
+  FrozenLinear qkv_proj{nullptr};            // Phi-3: q, k and v rows in one projection (then q/k/v_proj are null)
+  RmsNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3, Gemma 3 only
 
  private:
+  // q [B, T, H·Dh], k, v [B, T, KV·Dh] from x [B, T, D].
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> project(const torch::Tensor& x);
+
   int64_t layer_, num_heads_, num_kv_heads_, head_dim_;
-  bool windowed_;
+  bool windowed_, local_rope_;
+  ScoreOptions scores_;
 };
 TORCH_MODULE(Attention);
 
 class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
-  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D]: down(silu(gate(x)) ⊙ up(x))
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D]: down(act(gate(x)) ⊙ up(x)), act silu or gelu(tanh)
 
   FrozenLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  FrozenLinear gate_up_proj{nullptr};  // Phi-3: gate rows then up rows (then gate/up_proj are null)
+
+ private:
+  bool gelu_;
 };
 TORCH_MODULE(Mlp);
 
@@ -87,10 +108,11 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache);  // [B, T, D]
-  // The seven projections, by name within the layer ("self_attn.q_proj", ...), attention first.
+  // The projections, by name within the layer ("self_attn.q_proj", ...), attention first.
   std::vector<std::pair<std::string, FrozenLinear>> projections();
 
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  RmsNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};  // Gemma 2/3 (sandwich norms)
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
 };
@@ -105,7 +127,7 @@ class CausalLMImpl : public torch::nn::Module {
                         KVCache* cache = nullptr);
   // The final normed hidden states [B, T, D] (for losses that apply lm_head chunk by chunk).
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const SequenceLayout& layout, KVCache* cache = nullptr);
-  torch::Tensor logits(const torch::Tensor& hidden) { return lm_head->forward(hidden); }  // [.., D] -> [.., V]
+  torch::Tensor logits(const torch::Tensor& hidden);  // [.., D] -> [.., V] (soft-capped where the model caps)
 
   // Every projection by HF module name ("model.layers.0.self_attn.q_proj"), lm_head excluded.
   std::vector<std::pair<std::string, FrozenLinear>> projections();
@@ -131,7 +153,10 @@ class CausalLMImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   torch::Tensor embed_tokens_;  // [V, D]
-  torch::Tensor inv_freq_;      // [Dh/2] fp32
+  torch::Tensor inv_freq_;         // [rotary_dim/2] fp32 (longrope: the short factors')
+  torch::Tensor inv_freq_long_;    // longrope: the long factors'
+  torch::Tensor inv_freq_local_;   // Gemma 3's sliding layers
+  RopeTables rope_for(const torch::Tensor& position_ids, bool local) const;
   bool gradient_checkpointing_ = false;
   std::shared_ptr<ActivationOffload> activation_offload_;
   std::shared_ptr<LayerStream> layer_stream_;

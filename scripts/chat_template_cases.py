@@ -91,6 +91,65 @@ GEMMA = "".join([
     "{%- if add_generation_prompt -%}{{- '<start_of_turn>model\\n' -}}{%- endif -%}",
 ])
 
+# Phi-3 mini instruct (4k/128k): every message "<|{role}|>\n{content}<|end|>\n", contents verbatim; the
+# generation prompt is "<|assistant|>\n", without it the conversation ends with eos_token. The published
+# template drops roles other than system/user/assistant silently; this one refuses them, as qtune does.
+PHI3_TURN = "{{- '<|' + m['role'] + '|>\\n' + m['content'] + '<|end|>\\n' -}}"
+PHI3_ROLES = ("{%- if m['role'] not in ['system', 'user', 'assistant'] -%}"
+              "{{- raise_exception('only system, user and assistant messages') -}}{%- endif -%}")
+PHI3_END = "{%- if add_generation_prompt -%}{{- '<|assistant|>\\n' -}}{%- else -%}{{- eos_token -}}{%- endif -%}"
+PHI3 = "{%- for m in messages -%}" + PHI3_ROLES + PHI3_TURN + "{%- endfor -%}" + PHI3_END
+
+# Phi-3.5 mini instruct: Phi-3's format, except that a system message with empty content writes no turn.
+PHI3_5 = ("{%- for m in messages -%}" + PHI3_ROLES + "{%- if m['role'] != 'system' or m['content'] -%}" + PHI3_TURN +
+          "{%- endif -%}{%- endfor -%}" + PHI3_END)
+
+# Phi-4 (14B): every message "<|im_start|>{role}<|im_sep|>{content}<|im_end|>" with no newlines; the
+# generation prompt is "<|im_start|>assistant<|im_sep|>"; nothing after a finished conversation.
+PHI4 = "".join([
+    "{%- for m in messages -%}",
+    "{%- if m['role'] not in ['system', 'user', 'assistant'] -%}",
+    "{{- raise_exception('only system, user and assistant messages') -}}",
+    "{%- endif -%}",
+    "{{- '<|im_start|>' + m['role'] + '<|im_sep|>' + m['content'] + '<|im_end|>' -}}",
+    "{%- endfor -%}",
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant<|im_sep|>' -}}{%- endif -%}",
+])
+
+# Phi-4-mini instruct: every message, whatever its role, "<|{role}|>{content}<|end|>" with no newlines; the
+# generation prompt is "<|assistant|>", without it the conversation ends with eos_token. (Tool definitions
+# on a system message, which qtune's messages do not carry, are left out.)
+PHI4_MINI = "".join([
+    "{%- for m in messages -%}",
+    "{{- '<|' + m['role'] + '|>' + m['content'] + '<|end|>' -}}",
+    "{%- endfor -%}",
+    "{%- if add_generation_prompt -%}{{- '<|assistant|>' -}}{%- else -%}{{- eos_token -}}{%- endif -%}",
+])
+
+# The chat_template of each model's tokenizer_config.json as Microsoft publishes it (microsoft/Phi-3-mini-4k-instruct,
+# microsoft/Phi-3.5-mini-instruct, microsoft/phi-4, microsoft/Phi-4-mini-instruct): the recognizer must map these
+# to the built-in names, and on every conversation the written source accepts they must render the same text.
+PUBLISHED = {
+    "phi3": ("{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
+             "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+             "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+             "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"),
+    "phi3_5": ("{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
+               "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
+               "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+               "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+               "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"),
+    "phi4": ("{% for message in messages %}{% if (message['role'] == 'system') %}"
+             "{{'<|im_start|>system<|im_sep|>' + message['content'] + '<|im_end|>'}}"
+             "{% elif (message['role'] == 'user') %}{{'<|im_start|>user<|im_sep|>' + message['content'] + '<|im_end|>'}}"
+             "{% elif (message['role'] == 'assistant') %}{{'<|im_start|>assistant<|im_sep|>' + message['content'] + '<|im_end|>'}}"
+             "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}"),
+    "phi4_mini": ("{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}"
+                  "{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}"
+                  "{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}"
+                  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"),
+}
+
 # Alpaca: the standard preamble (or the system message instead of it), then "### Instruction:" /
 # "### Response:" blocks; each answer ends with eos_token; the generation prompt is an open response block.
 ALPACA_PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
@@ -168,6 +227,7 @@ CONVERSATIONS = [
     {"name": "two_systems", "agp": [True], "messages": [S("First rule."), S("Second rule."), U("Go.")]},
     {"name": "two_users_in_a_row", "agp": [True], "messages": [U("First message."), U("Second message without an answer between.")]},
     {"name": "assistant_first", "agp": [False], "messages": [A("I speak first."), U("Okay.")]},
+    {"name": "empty_system", "agp": [True, False], "messages": [S(""), U("Hi."), A("Hello.")]},
 ]
 
 
@@ -267,6 +327,20 @@ def mark_written(name):
     if name == "alpaca":
         return replace_once(ALPACA, "{{- '### Response:\\n' + m['content'] + eos_token + '\\n\\n' -}}",
                             "{{- '### Response:\\n' -}}{%- generation -%}{{- m['content'] + eos_token -}}{%- endgeneration -%}{{- '\\n\\n' -}}")
+    if name in ("phi3", "phi3_5"):
+        source = PHI3 if name == "phi3" else PHI3_5
+        return replace_once(source, PHI3_TURN, "{%- if m['role'] == 'assistant' -%}{{- '<|assistant|>\\n' -}}{%- generation -%}"
+                            "{{- m['content'] + '<|end|>' -}}{%- endgeneration -%}{{- '\\n' -}}{%- else -%}" + PHI3_TURN + "{%- endif -%}")
+    if name == "phi4":
+        return replace_once(PHI4, "{{- '<|im_start|>' + m['role'] + '<|im_sep|>' + m['content'] + '<|im_end|>' -}}",
+                            "{{- '<|im_start|>' + m['role'] + '<|im_sep|>' -}}{%- if m['role'] == 'assistant' -%}"
+                            "{%- generation -%}{{- m['content'] + '<|im_end|>' -}}{%- endgeneration -%}"
+                            "{%- else -%}{{- m['content'] + '<|im_end|>' -}}{%- endif -%}")
+    if name == "phi4_mini":
+        return replace_once(PHI4_MINI, "{{- '<|' + m['role'] + '|>' + m['content'] + '<|end|>' -}}",
+                            "{{- '<|' + m['role'] + '|>' -}}{%- if m['role'] == 'assistant' -%}"
+                            "{%- generation -%}{{- m['content'] + '<|end|>' -}}{%- endgeneration -%}"
+                            "{%- else -%}{{- m['content'] + '<|end|>' -}}{%- endif -%}")
     raise SystemExit(f"no marked version of {name}")
 
 

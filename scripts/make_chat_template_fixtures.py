@@ -9,8 +9,10 @@ PreTrainedTokenizerFast of a real tokenizer family, so bos_token/eos_token and e
 what a user of that model gets. Templates come from two places:
  * shipped: the chat_template of a family's tokenizer_config.json (llama3, llama3_1, qwen3, qwen2_5,
    gemma3, deepseek_v3);
- * written here: Jinja sources for widely used prompt formats (llama2, mistral, chatml, gemma, alpaca),
-   composed for qtune from the formats' public descriptions; each fixture stores its source.
+ * written here: Jinja sources for widely used prompt formats (llama2, mistral, chatml, gemma, alpaca, phi3,
+   phi3_5, phi4, phi4_mini), composed for qtune from the formats' public descriptions; each fixture stores its
+   source. The Phi ones also store the model's published template (published_jinja), which must render every
+   conversation the written source accepts identically (the written ones refuse roles the published ones drop).
 Masks: the same template with {% generation %} marks around each assistant turn's output
 (chat_template_cases.marked), rendered by apply_chat_template(messages, tokenize=True, return_dict=True,
 return_assistant_tokens_mask=True) on the family's tokenizer; the ids of the unmarked template are stored
@@ -31,6 +33,7 @@ import tokenizer_files  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import jinja2  # noqa: E402
+import tokenizers  # noqa: E402
 import transformers  # noqa: E402
 from make_tokenizer_fixtures import special_token_text, transformers_tokenizer  # noqa: E402
 
@@ -45,6 +48,19 @@ WRITTEN = {
     "chatml": ("qwen3", chat_template_cases.CHATML, "ChatML"),
     "gemma": ("gemma", chat_template_cases.GEMMA, "Gemma instruct"),
     "alpaca": ("llama2", chat_template_cases.ALPACA, "Alpaca (instruction/response)"),
+    "phi3": ("qwen3", chat_template_cases.PHI3, "Phi-3 mini instruct"),
+    "phi3_5": ("qwen3", chat_template_cases.PHI3_5, "Phi-3.5 mini instruct"),
+    "phi4": ("qwen3", chat_template_cases.PHI4, "Phi-4"),
+    "phi4_mini": ("gptoss", chat_template_cases.PHI4_MINI, "Phi-4-mini instruct"),
+}
+# The real models' bos/eos strings where the rendering family's differ (from their tokenizer_config.json). Each
+# rendering family has them as tokens already, so tokenizing adds no id that qtune's copy of the tokenizer lacks:
+# Phi-3's own tokenizer is Llama 2's plus added tokens, but Llama 2's vocabulary has no <|endoftext|>.
+TOKENS = {
+    "phi3": {"eos_token": "<|endoftext|>"},
+    "phi3_5": {"eos_token": "<|endoftext|>"},
+    "phi4": {"bos_token": "<|endoftext|>", "eos_token": "<|im_end|>"},
+    "phi4_mini": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"},
 }
 
 
@@ -86,11 +102,27 @@ def masks_all(tokenizer, marked_jinja, cases):
     return masks
 
 
+def check_published(name, tokenizer, cases):
+    """The published template renders every accepted conversation as the written source does."""
+    published = chat_template_cases.PUBLISHED[name]
+    for case in cases:
+        text = tokenizer.apply_chat_template(case["messages"], chat_template=published, tokenize=False,
+                                             add_generation_prompt=case["add_generation_prompt"])
+        if text != case["rendered"]:
+            raise SystemExit(f"{name}: the written template and the published one differ on {case['name']}:\n{text!r}\n{case['rendered']!r}")
+    return {"published_jinja": published}
+
+
 def build(name, family, jinja, source, out_dir):
     folder, config = load_family(family)
-    config = dict(config, chat_template=jinja)
+    config = dict(config, chat_template=jinja, **TOKENS.get(name, {}))
     tokenizer = transformers_tokenizer(folder, config)
+    original = tokenizers.Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+    if len(tokenizer) != original.get_vocab_size(with_added_tokens=True):
+        raise SystemExit(f"{name}: the bos/eos strings {TOKENS.get(name)} are not all tokens of {family}")
     cases, rejected = render_all(tokenizer)
+    if name in chat_template_cases.PUBLISHED:
+        source = dict(source, **check_published(name, tokenizer, cases))
     marked_jinja = chat_template_cases.marked(name, jinja)
     masks = masks_all(tokenizer, marked_jinja, cases)
     bos = special_token_text(config.get("bos_token"))

@@ -15,7 +15,8 @@ struct Args {
   std::string arch = "llama", out, dtype = "bf16";
   std::uint64_t seed = 0;
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
-  int64_t sliding_window = 0;
+  int64_t sliding_window = 0, sliding_window_pattern = 0, original_max_positions = 0;
+  double partial_rotary_factor = 0;
   bool tie = false, untie = false, force = false, byte_tokenizer = false, double_quant = false;
   std::string quantize;
   int64_t blocksize = 64;
@@ -23,7 +24,7 @@ struct Args {
 };
 
 void add_options(CLI::App* sub, Args& args) {
-  sub->add_option("--arch", args.arch, "llama | mistral | qwen2 | qwen3")->capture_default_str();
+  sub->add_option("--arch", args.arch, "llama | mistral | qwen2 | qwen3 | gemma2 | gemma3 | phi3")->capture_default_str();
   sub->add_option("--out", args.out, "output folder")->required();
   sub->add_option("--seed", args.seed, "random seed (same seed and sizes: same bytes)")->capture_default_str();
   sub->add_option("--dtype", args.dtype, "bf16 | f16 | f32")->capture_default_str();
@@ -34,7 +35,10 @@ void add_options(CLI::App* sub, Args& args) {
   sub->add_option("--head-dim", args.head_dim, "head dim (default hidden/heads)");
   sub->add_option("--intermediate", args.intermediate, "MLP size (default 688 for the default hidden size)");
   sub->add_option("--vocab", args.vocab, "vocabulary size (default 32000)");
-  sub->add_option("--sliding-window", args.sliding_window, "sliding attention window (mistral, qwen)");
+  sub->add_option("--sliding-window", args.sliding_window, "sliding attention window (mistral, qwen, gemma, phi3)");
+  sub->add_option("--sliding-window-pattern", args.sliding_window_pattern, "gemma: every Nth layer full attention, the others sliding (default 2 gemma2, 6 gemma3)");
+  sub->add_option("--partial-rotary-factor", args.partial_rotary_factor, "phi3: RoPE on this fraction of each head (Phi-4-mini: 0.75)");
+  sub->add_option("--original-max-positions", args.original_max_positions, "phi3: longrope's original context; longer forwards use the long factors (default 4096)");
   sub->add_option("--init-std", args.init_std, "std of the normal init (config initializer_range)")->capture_default_str();
   sub->add_flag("--tie", args.tie, "tie lm_head to the embeddings");
   sub->add_flag("--untie", args.untie, "separate lm_head (qwen2 ties by default)");
@@ -71,10 +75,18 @@ ModelConfig model_config(const Args& args) {
   if (args.tie) c.tie_word_embeddings = true;
   if (args.untie) c.tie_word_embeddings = false;
   if (args.sliding_window > 0) {
-    if (c.arch == Architecture::kLlama) input_error("--sliding-window: llama has no sliding window (use mistral or qwen)");
+    if (c.arch == Architecture::kLlama) input_error("--sliding-window: llama has no sliding window (use mistral, qwen, gemma or phi3)");
     c.sliding_window = args.sliding_window;
     c.max_window_layers = 0;
   }
+  const bool gemma = c.arch == Architecture::kGemma2 || c.arch == Architecture::kGemma3;
+  if (args.sliding_window_pattern != 0 && (!gemma || args.sliding_window_pattern < 1)) input_error("--sliding-window-pattern: a positive number, for gemma2/gemma3");
+  if ((args.partial_rotary_factor != 0 || args.original_max_positions != 0) && c.arch != Architecture::kPhi3)
+    input_error("--partial-rotary-factor and --original-max-positions are phi3 settings");
+  if (args.partial_rotary_factor != 0) c.partial_rotary_factor = args.partial_rotary_factor;
+  if (args.original_max_positions < 0) input_error("--original-max-positions must be > 0");
+  if (args.original_max_positions > 0) c.rope_scaling.original_max_position_embeddings = args.original_max_positions;
+  fit_preset_to_sizes(c, args.sliding_window_pattern);
   if (c.hidden_size % c.num_heads != 0 && args.head_dim == 0)
     input_error("--hidden {} is not a multiple of --heads {}; pass --head-dim", c.hidden_size, c.num_heads);
   if (c.bos_token_id && *c.bos_token_id >= c.vocab_size) c.bos_token_id.reset(), c.eos_token_ids.clear();

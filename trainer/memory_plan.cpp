@@ -36,15 +36,19 @@ struct Sizes {
 
 // What autograd keeps of one micro-batch of `rows` rows (a preference pair is two): per layer the norms'
 // outputs, q/k/v, attention output, the MLP's gate, up and product; LoRA's low-rank inputs (and dropout's
-// masked copies); eager attention's fp32 scores; the loss chunk; gradients in flight in the backward.
+// masked copies); eager attention's fp32 scores (Gemma 2's soft-capped attention is eager everywhere); the loss chunk; gradients in flight in the backward.
 // Returns the device bytes and sets `inputs` to the checkpointed layer inputs (all layers).
 int64_t activation_bytes(const ModelConfig& m, const TrainConfig& config, const DeviceFacts& facts, const Sizes& s, const Settings& on,
                          int64_t rows, int64_t& inputs) {
   const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, T = config.sequence_len, N = rows * T;
   const int64_t attention_width = m.num_heads * m.head_dim, kv_width = m.num_kv_heads * m.head_dim;
-  int64_t per_layer = N * c * (4 * D + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
+  const int64_t norm_outputs = m.sandwich_norms ? 6 * D : 4 * D;  // Gemma: norms after attention and MLP too
+  int64_t per_layer = N * c * (norm_outputs + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
   if (config.lora_dropout > 0) per_layer += N * (c + 1) * s.layer.adapted_inputs;
-  if (!facts.fused_attention) per_layer += rows * m.num_heads * T * T * (4 + c);
+  // Eager attention keeps the scores and the fp32 probabilities; soft-capping (Gemma 2, always eager) the capped
+  // scores and their tanh too.
+  if (m.attn_logit_softcapping) per_layer += rows * m.num_heads * T * T * (4 + 3 * c);
+  else if (!facts.fused_attention) per_layer += rows * m.num_heads * T * T * (4 + c);
   const int64_t backward_working = 2 * N * std::max(F, D) * c + 2 * s.layer.largest_projection * c;  // gradients in flight, dequantized weight
   const int64_t loss = std::min(N * m.vocab_size * 4, kLossChunkBytes) * 3 + 4 * N * D * c;
   inputs = L * N * D * c;

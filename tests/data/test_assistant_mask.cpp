@@ -107,7 +107,9 @@ INSTANTIATE_TEST_SUITE_P(Builtin, SampleEncoderParity,
                                            MaskCase{"mistral", "mistral", "llama2", false}, MaskCase{"gemma", "gemma", "gemma", false},
                                            MaskCase{"gemma3", "gemma3", "gemma3", false},
                                            MaskCase{"deepseek_v3", "deepseek_v3", "deepseek_v3", false},
-                                           MaskCase{"alpaca", "alpaca", "llama2", false}),
+                                           MaskCase{"alpaca", "alpaca", "llama2", false}, MaskCase{"phi3", "phi3", "qwen3", false},
+                                           MaskCase{"phi3_5", "phi3_5", "qwen3", false}, MaskCase{"phi4", "phi4", "qwen3", false},
+                                           MaskCase{"phi4_mini", "phi4_mini", "gptoss", false}),
                          [](const auto& info) { return info.param.reference; });
 
 }  // namespace

@@ -41,8 +41,10 @@ TEST_P(ChatTemplateParity, RendersExactlyLikeTheJinjaTemplate) {
     EXPECT_THROW(chat->render(test::to_messages(c.at("messages")), c.at("add_generation_prompt").get<bool>()), InputError)
         << param.fixture << " case " << c.value("name", "");
   }
-  // The model's own Jinja source is recognized as this template.
-  EXPECT_EQ(recognize_chat_template(fixture.at("jinja").get<std::string>(), "tokenizer_config.json"), param.builtin);
+  // The model's own Jinja source is recognized as this template (for a written source with a published twin,
+  // the published one: the source a model's tokenizer_config.json holds).
+  const std::string model_jinja = fixture.value("published_jinja", fixture.at("jinja").get<std::string>());
+  EXPECT_EQ(recognize_chat_template(model_jinja, "tokenizer_config.json"), param.builtin);
 }
 
 INSTANTIATE_TEST_SUITE_P(Builtin, ChatTemplateParity,
@@ -51,7 +53,9 @@ INSTANTIATE_TEST_SUITE_P(Builtin, ChatTemplateParity,
                                            FixtureCase{"chatml", "chatml", false}, FixtureCase{"llama2", "llama2", false},
                                            FixtureCase{"mistral", "mistral", false}, FixtureCase{"gemma", "gemma", false},
                                            FixtureCase{"gemma3", "gemma3", false}, FixtureCase{"deepseek_v3", "deepseek_v3", false},
-                                           FixtureCase{"alpaca", "alpaca", false}),
+                                           FixtureCase{"alpaca", "alpaca", false}, FixtureCase{"phi3", "phi3", false},
+                                           FixtureCase{"phi3_5", "phi3_5", false}, FixtureCase{"phi4", "phi4", false},
+                                           FixtureCase{"phi4_mini", "phi4_mini", false}),
                          [](const auto& info) { return info.param.fixture; });
 
 TEST(ChatTemplate, SegmentsMarkAssistantContentAndEndOfTurn) {
@@ -76,6 +80,26 @@ TEST(ChatTemplate, UnknownNamesAndUnrecognizedTemplatesListTheOptions) {
   }
   EXPECT_THROW(recognize_chat_template("{{ messages }}", "x/tokenizer_config.json"), InputError);
   EXPECT_THROW(recognize_chat_template("", "x/tokenizer_config.json"), InputError);
+  // Look-alikes of the Phi formats that render differently: Phi-4 reasoning (a fixed thinking system
+  // prompt) and Phi-3 medium (no system role, the assistant tag after every user turn).
+  EXPECT_THROW(recognize_chat_template("<|im_start|>system<|im_sep|>Think in <think> </think><|im_end|>{% for m in messages %}", "x"),
+               InputError);
+  EXPECT_THROW(recognize_chat_template("{{'<|user|>\n' + c + '<|end|>\n<|assistant|>\n'}}{{ c + '<|end|>\n' }}", "x"), InputError);
+}
+
+TEST(ChatTemplate, PhiTemplatesRefuseRolesTheyCannotWrite) {
+  const std::vector<Message> with_tool = {{"user", "Weather?", {}, {}}, {"assistant", "Looking.", {}, {}}, {"tool", "{}", {}, {}}};
+  for (const char* name : {"phi3", "phi3_5", "phi4"}) {
+    try {
+      make_chat_template(name, {"<s>", "<|endoftext|>"})->render(with_tool, false);
+      ADD_FAILURE() << name << " wrote a tool message";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("message 3 is 'tool'"), std::string::npos) << e.what();
+    }
+  }
+  // Phi-4-mini's template writes any role as <|role|>.
+  EXPECT_EQ(join_segments(make_chat_template("phi4_mini", {"", "<|endoftext|>"})->render(with_tool, false)),
+            "<|user|>Weather?<|end|><|assistant|>Looking.<|end|><|tool|>{}<|end|><|endoftext|>");
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
-// qtune export and the GGUF read-back: llama.cpp's tensor names both ways, the Llama family's Q/K row order, a model
-// exported at f32 and read back computes the logits of the folder it came from (exactly), base + adapter exported
+// qtune export and the GGUF read-back: llama.cpp's tensor names both ways (per family), the Llama family's Q/K row
+// order, Gemma's norms stored as 1 + w, a model of every family exported at f32 and read back computes the logits of
+// the folder it came from (exactly) with the same config, base + adapter exported
 // gives base + adapter's logits, the adapter-only file holds A and B as llama.cpp applies them, and the errors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -22,12 +25,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3"};
+const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
 
+// The reference tests' flags (tests/reference/reference_common.py ARCH_FLAGS). Mistral with a window: without one,
+// llama.cpp's converter (and so the file) cannot tell it from Llama. Gemma 2: a query scale (hidden/heads 16) that is
+// not head_dim (32); Gemma 3: sliding and full layers alternating (pattern 2, not llama.cpp's default 6) with two rope
+// bases; Phi-3: RoPE on 3/4 of each head, longrope factors, a window.
 std::string tiny_model(const std::string& arch) {
-  // Mistral with a window: without one, llama.cpp's converter (and so the file) cannot tell it from Llama.
-  const std::string extra = arch == "qwen3" ? " --head-dim 32" : arch == "mistral" ? " --sliding-window 5" : "";
-  return test::make_tiny_model(arch, "--byte-tokenizer" + extra);
+  const std::map<std::string, std::string> extra = {
+      {"qwen3", " --head-dim 32"},
+      {"mistral", " --sliding-window 5"},
+      {"gemma2", " --sliding-window 5 --head-dim 32"},
+      {"gemma3", " --sliding-window 5 --sliding-window-pattern 2 --head-dim 32"},
+      {"phi3", " --sliding-window 7 --partial-rotary-factor 0.75 --original-max-positions 512"}};
+  return test::make_tiny_model(arch, "--byte-tokenizer" + (extra.count(arch) ? extra.at(arch) : std::string()));
 }
 
 torch::Tensor ids() { return torch::randint(3, 300, {2, 12}, torch::Generator(at::detail::createCPUGenerator(7))); }
@@ -56,17 +67,55 @@ std::string export_file(const std::string& model, const std::string& adapter, Ex
 TEST(GgufNames, EveryTensorOfEveryArchitectureMapsBothWays) {
   for (const auto& arch : kArchs) {
     ModelConfig c = ModelConfig::preset(parse_architecture_name(arch));
+    std::set<std::string> names;
     for (const auto& spec : hf_weight_specs(c)) {
-      const auto name = gguf_tensor_name(spec.name);
+      const auto name = gguf_tensor_name(c.arch, spec.name);
       ASSERT_TRUE(name) << spec.name;
-      EXPECT_EQ(hf_tensor_name(*name), spec.name);
+      EXPECT_EQ(hf_tensor_name(c.arch, *name), spec.name);
+      EXPECT_TRUE(names.insert(*name).second) << *name << " twice in " << arch;
     }
   }
-  EXPECT_EQ(gguf_tensor_name("model.layers.12.self_attn.q_proj.weight"), "blk.12.attn_q.weight");
-  EXPECT_EQ(gguf_tensor_name("model.layers.0.mlp.down_proj.weight"), "blk.0.ffn_down.weight");
-  EXPECT_EQ(gguf_tensor_name("lm_head.weight"), "output.weight");
-  EXPECT_FALSE(gguf_tensor_name("model.layers.0.self_attn.rotary_emb.inv_freq"));
-  EXPECT_FALSE(hf_tensor_name("blk.0.ffn_gate_exps.weight"));
+  const Architecture llama = Architecture::kLlama;
+  EXPECT_EQ(gguf_tensor_name(llama, "model.layers.12.self_attn.q_proj.weight"), "blk.12.attn_q.weight");
+  EXPECT_EQ(gguf_tensor_name(llama, "model.layers.0.mlp.down_proj.weight"), "blk.0.ffn_down.weight");
+  EXPECT_EQ(gguf_tensor_name(llama, "model.layers.0.post_attention_layernorm.weight"), "blk.0.ffn_norm.weight");
+  EXPECT_EQ(gguf_tensor_name(llama, "lm_head.weight"), "output.weight");
+  EXPECT_FALSE(gguf_tensor_name(llama, "model.layers.0.self_attn.rotary_emb.inv_freq"));
+  EXPECT_FALSE(hf_tensor_name(llama, "blk.0.ffn_gate_exps.weight"));
+  // gguf-py's MODEL_TENSORS for gemma2/gemma3: the norm after attention is post_attention_norm, the one before the
+  // MLP ffn_norm, the one after it post_ffw_norm.
+  for (Architecture gemma : {Architecture::kGemma2, Architecture::kGemma3}) {
+    EXPECT_EQ(gguf_tensor_name(gemma, "model.layers.1.post_attention_layernorm.weight"), "blk.1.post_attention_norm.weight");
+    EXPECT_EQ(gguf_tensor_name(gemma, "model.layers.1.pre_feedforward_layernorm.weight"), "blk.1.ffn_norm.weight");
+    EXPECT_EQ(gguf_tensor_name(gemma, "model.layers.1.post_feedforward_layernorm.weight"), "blk.1.post_ffw_norm.weight");
+    EXPECT_EQ(hf_tensor_name(gemma, "blk.1.ffn_norm.weight"), "model.layers.1.pre_feedforward_layernorm.weight");
+  }
+  EXPECT_EQ(gguf_tensor_name(Architecture::kGemma3, "model.layers.0.self_attn.q_norm.weight"), "blk.0.attn_q_norm.weight");
+  // Phi-3: the fused projections keep llama.cpp's names attn_qkv and ffn_up (which holds gate then up).
+  EXPECT_EQ(gguf_tensor_name(Architecture::kPhi3, "model.layers.2.self_attn.qkv_proj.weight"), "blk.2.attn_qkv.weight");
+  EXPECT_EQ(gguf_tensor_name(Architecture::kPhi3, "model.layers.2.mlp.gate_up_proj.weight"), "blk.2.ffn_up.weight");
+  EXPECT_EQ(hf_tensor_name(Architecture::kPhi3, "blk.2.ffn_up.weight"), "model.layers.2.mlp.gate_up_proj.weight");
+  EXPECT_EQ(hf_tensor_name(llama, "blk.2.ffn_up.weight"), "model.layers.2.mlp.up_proj.weight");
+  for (const char* arch : {"gemma2", "gemma3", "phi3"}) EXPECT_EQ(gguf_architecture(parse_architecture_name(arch)), arch);
+}
+
+// llama.cpp's converter stores every Gemma norm as 1 + w (ggml's RMS norm multiplies by the weight). Reading back
+// subtracts 1 in float32: not always w itself, but the model computes 1 + w in float32, and for 1 + w >= 0.5 that
+// subtraction is exact (Sterbenz), so 1 + (read-back w) is the same float bit for bit.
+TEST(GgufNames, GemmaNormsAreStoredPlusOneAndReadBackToTheSameScale) {
+  const ModelConfig c = ModelConfig::preset(Architecture::kGemma3);
+  const torch::Tensor w = torch::cat({torch::randn({4096}, torch::Generator(at::detail::createCPUGenerator(3))) * 0.3,
+                                      torch::tensor({-0.5f, 0.0f, 1e-9f, 3.0f, 100.0f})});
+  for (const char* name : {"model.layers.0.input_layernorm.weight", "model.layers.1.self_attn.k_norm.weight", "model.norm.weight",
+                           "model.layers.0.post_feedforward_layernorm.weight"}) {
+    const torch::Tensor stored = to_gguf_values(c, name, w);
+    EXPECT_TRUE(torch::equal(stored, w + 1)) << name;
+    EXPECT_TRUE(torch::equal(from_gguf_values(c, name, stored) + 1, w + 1)) << name;
+  }
+  const torch::Tensor q = torch::randn({8, 3});
+  EXPECT_TRUE(torch::equal(to_gguf_values(c, "model.layers.0.self_attn.q_proj.weight", q), q));  // NeoX rope: rows as HF has them
+  ModelConfig phi3 = ModelConfig::preset(Architecture::kPhi3);
+  EXPECT_TRUE(torch::equal(to_gguf_values(phi3, "model.layers.0.input_layernorm.weight", w), w));  // plain RMSNorm: as is
 }
 
 TEST(GgufNames, LlamaQkRowsInterleaveEachHeadsRotaryHalves) {
@@ -75,14 +124,39 @@ TEST(GgufNames, LlamaQkRowsInterleaveEachHeadsRotaryHalves) {
   c.num_kv_heads = 1;
   // HF q rows per head: [first half | second half]; ggml pairs row i of the first half with row i of the second.
   const torch::Tensor q = torch::arange(8).reshape({8, 1});
-  EXPECT_EQ(values(to_gguf_rows(c, "model.layers.0.self_attn.q_proj.weight", q)), std::vector<int64_t>({0, 2, 1, 3, 4, 6, 5, 7}));
+  EXPECT_EQ(values(to_gguf_values(c, "model.layers.0.self_attn.q_proj.weight", q)), std::vector<int64_t>({0, 2, 1, 3, 4, 6, 5, 7}));
   const torch::Tensor k = torch::arange(4);  // a bias, one kv head
-  EXPECT_EQ(values(to_gguf_rows(c, "model.layers.0.self_attn.k_proj.bias", k)), std::vector<int64_t>({0, 2, 1, 3}));
+  EXPECT_EQ(values(to_gguf_values(c, "model.layers.0.self_attn.k_proj.bias", k)), std::vector<int64_t>({0, 2, 1, 3}));
   const torch::Tensor w = torch::randn({8, 3});
-  EXPECT_TRUE(torch::equal(from_gguf_rows(c, "model.layers.1.self_attn.q_proj.weight", to_gguf_rows(c, "model.layers.1.self_attn.q_proj.weight", w)), w));
-  EXPECT_TRUE(torch::equal(to_gguf_rows(c, "model.layers.0.self_attn.v_proj.weight", w), w));
+  const std::string q1 = "model.layers.1.self_attn.q_proj.weight";
+  EXPECT_TRUE(torch::equal(from_gguf_values(c, q1, to_gguf_values(c, q1, w)), w));
+  EXPECT_TRUE(torch::equal(to_gguf_values(c, "model.layers.0.self_attn.v_proj.weight", w), w));
   c.arch = Architecture::kQwen2;  // NeoX-style rope in llama.cpp: rows as HF has them
-  EXPECT_TRUE(torch::equal(to_gguf_rows(c, "model.layers.0.self_attn.q_proj.weight", w), w));
+  EXPECT_TRUE(torch::equal(to_gguf_values(c, "model.layers.0.self_attn.q_proj.weight", w), w));
+}
+
+// The switches of the new families, as the file gives them back (f32 keys: the tiny models' values are exact in f32).
+void expect_same_family_settings(const ModelConfig& a, const ModelConfig& b) {
+  EXPECT_EQ(b.layer_types, a.layer_types);
+  EXPECT_EQ(b.query_pre_attn_scalar, a.query_pre_attn_scalar);
+  EXPECT_EQ(b.attn_logit_softcapping, a.attn_logit_softcapping);
+  EXPECT_EQ(b.final_logit_softcapping, a.final_logit_softcapping);
+  EXPECT_EQ(b.local_rope_theta, a.local_rope_theta);
+  EXPECT_EQ(b.rope_scaling.factor, a.rope_scaling.factor);
+  EXPECT_EQ(b.partial_rotary_factor, a.partial_rotary_factor);
+  EXPECT_EQ(b.hidden_act, a.hidden_act);
+  EXPECT_EQ(b.norm_unit_offset, a.norm_unit_offset);
+  EXPECT_EQ(b.sandwich_norms, a.sandwich_norms);
+  EXPECT_EQ(b.scale_embeddings, a.scale_embeddings);
+  EXPECT_EQ(b.fused_projections, a.fused_projections);
+  EXPECT_EQ(b.qk_norm, a.qk_norm);
+  if (a.rope_scaling.type != "longrope") return;
+  // float32 tensors, and the model turns the factors into float32 itself (rope_inverse_frequencies)
+  const auto as_float = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  EXPECT_EQ(as_float(b.rope_scaling.short_factor), as_float(a.rope_scaling.short_factor));
+  EXPECT_EQ(as_float(b.rope_scaling.long_factor), as_float(a.rope_scaling.long_factor));
+  EXPECT_EQ(b.rope_scaling.original_max_position_embeddings, a.rope_scaling.original_max_position_embeddings);
+  EXPECT_FLOAT_EQ(b.rope_scaling.attention_factor, a.rope_scaling.attention_factor);  // a float32 key
 }
 
 TEST(GgufExport, F32FileReadBackComputesTheFoldersLogitsExactly) {
@@ -97,6 +171,7 @@ TEST(GgufExport, F32FileReadBackComputesTheFoldersLogitsExactly) {
     EXPECT_EQ(b.sliding_window, a.sliding_window);
     EXPECT_EQ(b.rope_scaling.type, a.rope_scaling.type);
     EXPECT_EQ(b.tie_word_embeddings, a.tie_word_embeddings);
+    expect_same_family_settings(a, b);
     EXPECT_TRUE(torch::equal(logits(back.model), logits(original)));
     EXPECT_EQ(back.tokenizer->encode("hello world"), load_tokenizer(dir)->encode("hello world"));
   }
@@ -122,7 +197,7 @@ TEST(GgufExport, BasePlusAdapterExportedGivesBasePlusAdaptersLogits) {
   const LoraTensors& q = saved.modules.at("model.layers.1.self_attn.q_proj");
   EXPECT_TRUE(torch::equal(file->to_float(*file->find("blk.1.attn_q.weight.lora_a")), q.A));
   EXPECT_TRUE(torch::equal(file->to_float(*file->find("blk.1.attn_q.weight.lora_b")),
-                           to_gguf_rows(model->config(), "model.layers.1.self_attn.q_proj.weight", q.B)));
+                           to_gguf_values(model->config(), "model.layers.1.self_attn.q_proj.weight", q.B)));
 }
 
 TEST(GgufExport, F16AndQuantizedFilesReadBackCloseToTheModel) {

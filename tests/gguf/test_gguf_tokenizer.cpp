@@ -170,6 +170,22 @@ TEST(GgufTokenizer, SpecialTokenIdsAndFlags) {
   }
 }
 
+// Gemma 1/2 and Gemma 3 (byte-fallback BPE over "▁"-spaced text, no "▁" prepended): llama.cpp's converter writes
+// them as its "llama" (sentencepiece) model without the space prefix; read back, they tokenize as the originals.
+TEST(GgufTokenizer, GemmaIsTheLlamaModelWithoutSpacePrefix) {
+  for (const char* family : {"gemma", "gemma3"}) {
+    const std::string dir = family_dir(family);
+    if (dir.empty()) continue;
+    const auto original = load_tokenizer(dir);
+    const GgufMetadata metadata = metadata_for(dir, original->vocab_size());
+    EXPECT_EQ(metadata.string("tokenizer.ggml.model", "t"), "llama") << family;
+    EXPECT_FALSE(metadata.boolean("tokenizer.ggml.add_space_prefix", "t")) << family;
+    const auto from_gguf = tokenizer_from_gguf(metadata, family);
+    EXPECT_EQ(from_gguf->vocab_size(), original->vocab_size()) << family;
+    expect_same_tokenizer(*original, *from_gguf, family, TokenizerConfig::load(dir));
+  }
+}
+
 // Llama 2: byte tokens, <unk> as UNKNOWN, scores that rank merges, the "▁" prefix flag.
 TEST(GgufTokenizer, SentencepieceScoresRankMerges) {
   const std::string dir = family_dir("llama2");

@@ -93,6 +93,20 @@ TEST(QuantMix, Q6_KAndQ4_0) {
   EXPECT_EQ(tensor_type_for(ExportType::kQ6_K, "output.weight", shape_of("output.weight"), ctx), GgmlType::kQ6_K);
 }
 
+// Phi-3's fused attn_qkv (rows 3072 + 2·3072 for Phi-3-mini): llama.cpp's quantizer has its own rule for it, one
+// step up in every layer under the K mixes (not use_more_bits' layers as attn_v), nothing in q4_0 / q6_k.
+TEST(QuantMix, FusedQkvGetsOneStepMoreInEveryLayer) {
+  const MixContext ctx{32, true};
+  for (int layer : {0, 5, 16, 31}) {
+    const std::string name = blk(layer, "attn_qkv");
+    EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, name, {3072, 9216}, ctx), GgmlType::kQ5_K) << name;
+    EXPECT_EQ(tensor_type_for(ExportType::kQ5_K_M, name, {3072, 9216}, ctx), GgmlType::kQ6_K) << name;
+    EXPECT_EQ(tensor_type_for(ExportType::kQ4_0, name, {3072, 9216}, ctx), GgmlType::kQ4_0) << name;
+    EXPECT_EQ(tensor_type_for(ExportType::kQ6_K, name, {3072, 9216}, ctx), GgmlType::kQ6_K) << name;
+  }
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.0.attn_qkv.weight", {64, 128}, ctx), GgmlType::kQ5_1) << "Q5_K's fallback for 64-long rows";
+}
+
 // Tied embeddings: token_embd is the output matrix.
 TEST(QuantMix, TiedEmbeddingsCountAsOutput) {
   const MixContext tied{28, false};

@@ -51,6 +51,25 @@ TEST(ChunkedLogProbs, ValuesAndGradientsEqualTheFullLogits) {
   }
 }
 
+// Gemma 2's final soft-capping c·tanh(z/c): values, logit sums and the gradient against autograd through the capped
+// logits.
+TEST(ChunkedLogProbs, SoftCappedLogitsEqualAutogradThroughTheCap) {
+  const Case c = make_case(torch::kDouble);
+  const double cap = 3.0;  // below the logits' range (|z| up to ~10 here), so the cap bends them
+  const torch::Tensor leaf_full = c.hidden.clone().requires_grad_(true);
+  const torch::Tensor logits = torch::tanh(torch::matmul(leaf_full, c.weight.t()) / cap) * cap;
+  const torch::Tensor expected = reference_log_probs(logits, c.targets);
+  (expected * c.probe).sum().backward();
+  const torch::Tensor leaf = c.hidden.clone().requires_grad_(true);
+  const TargetScores got = target_scores_from_hidden(leaf, DenseWeight(c.weight), c.targets, true, 4, cap);
+  EXPECT_LE(test::max_relative_error(got.log_probs, expected), 1e-13);
+  EXPECT_LE(test::max_relative_error(got.logit_sums, logits.detach().sum(2) * c.targets.ne(-100)), 1e-13);
+  (got.log_probs * c.probe).sum().backward();
+  EXPECT_LE(test::max_relative_error(leaf.grad(), leaf_full.grad()), 1e-12);
+  const TargetScores uncapped = target_scores_from_hidden(c.hidden, DenseWeight(c.weight), c.targets);
+  EXPECT_GT(test::max_relative_error(uncapped.log_probs, expected), 0.1) << "the cap must change the scores";
+}
+
 TEST(ChunkedLogProbs, FourBitHeadEqualsItsDequantizedWeight) {
   const Case c = make_case(torch::kFloat);
   const QuantizedWeight head(quantize_4bit(c.weight, QuantType::NF4, 64, true, "lm_head"));

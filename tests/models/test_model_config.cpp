@@ -2,6 +2,8 @@
 // parameter counts checked against the counts the model publishers state; errors for bad configs.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "core/error.h"
 #include "models/architecture.h"
 #include "models/model_config.h"
@@ -55,6 +57,78 @@ TEST(ModelConfig, ParsesReleasedConfigsAndCountsTheirPublishedParameters) {
   EXPECT_EQ(count_parameters(parse(kQwen3_06b)).total(), 596049920);
 }
 
+// config.json files written from the published configs of the new families (tests/fixtures/model_configs).
+ModelConfig fixture(const std::string& name) {
+  return ModelConfig::load((std::filesystem::path(QTUNE_SOURCE_DIR) / "tests/fixtures/model_configs" / (name + ".json")).string());
+}
+
+TEST(ModelConfig, CountsThePublishedParametersOfGemmaAndPhi) {
+  // The totals the checkpoints publish (safetensors metadata), and for the text parts of Gemma 3 4B/12B the count of
+  // transformers' Gemma3ForCausalLM built from the same config (from_config on the meta device, 5.25).
+  EXPECT_EQ(count_parameters(fixture("gemma2_2b")).total(), 2614341888);
+  EXPECT_EQ(count_parameters(fixture("gemma2_9b")).total(), 9241705984);
+  EXPECT_EQ(count_parameters(fixture("gemma3_1b")).total(), 999885952);
+  EXPECT_EQ(count_parameters(fixture("gemma3_4b_text")).total(), 3880263168);
+  EXPECT_EQ(count_parameters(fixture("gemma3_12b_text")).total(), 11766034176);
+  EXPECT_EQ(count_parameters(fixture("phi3_mini_4k")).total(), 3821079552);
+  EXPECT_EQ(count_parameters(fixture("phi4")).total(), 14659507200);
+}
+
+TEST(ModelConfig, ReadsGemmaAndPhiKeys) {
+  const ModelConfig g2 = fixture("gemma2_2b");
+  EXPECT_EQ(g2.arch, Architecture::kGemma2);
+  EXPECT_TRUE(g2.norm_unit_offset && g2.sandwich_norms && g2.scale_embeddings && g2.tie_word_embeddings);
+  EXPECT_EQ(g2.hidden_act, "gelu_pytorch_tanh");
+  EXPECT_EQ(g2.attn_logit_softcapping, 50.0);
+  EXPECT_EQ(g2.final_logit_softcapping, 30.0);
+  EXPECT_EQ(g2.sliding_window_for_layer(0), 4096) << "Gemma 2: even layers slide";
+  EXPECT_FALSE(g2.sliding_window_for_layer(1).has_value());
+  EXPECT_DOUBLE_EQ(g2.attention_scale(), 1.0 / 16.0);
+
+  const ModelConfig g3 = fixture("gemma3_4b_text");
+  EXPECT_EQ(g3.arch, Architecture::kGemma3);
+  EXPECT_TRUE(g3.qk_norm);
+  EXPECT_FALSE(g3.attn_logit_softcapping.has_value());
+  EXPECT_FALSE(g3.final_logit_softcapping.has_value());
+  for (int64_t i = 0; i < g3.num_layers; ++i) EXPECT_EQ(g3.sliding_window_for_layer(i).has_value(), (i + 1) % 6 != 0) << i;
+  EXPECT_EQ(g3.local_rope_theta, 10000.0);
+  EXPECT_EQ(g3.rope_theta, 1000000.0);
+  EXPECT_EQ(g3.rope_scaling.type, "linear");
+  EXPECT_EQ(g3.eos_token_ids, (std::vector<int64_t>{1, 106}));
+
+  const ModelConfig phi = fixture("phi3_mini_4k");
+  EXPECT_TRUE(phi.fused_projections);
+  EXPECT_EQ(phi.sliding_window, 2047);
+  EXPECT_EQ(phi.layer_projection_names(), (std::vector<std::string>{"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"}));
+  EXPECT_FALSE(fixture("phi4").sliding_window.has_value());
+}
+
+// transformers 5 writes Gemma 3's rope per layer type; Phi-3.5's longrope with Phi-4-mini's partial rotation.
+TEST(ModelConfig, ReadsPerLayerTypeRopeAndLongrope) {
+  auto g3 = nlohmann::json::parse(R"({"architectures": ["Gemma3ForCausalLM"], "vocab_size": 100, "hidden_size": 64,
+    "intermediate_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 16,
+    "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"], "sliding_window": 8,
+    "rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0},
+                        "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}}})");
+  const ModelConfig c = ModelConfig::from_json(g3, "config.json");
+  EXPECT_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.local_rope_theta, 20000.0);
+  EXPECT_EQ(c.rope_scaling.factor, 4.0);
+  EXPECT_FALSE(c.sliding_window_for_layer(3).has_value());
+
+  auto phi = nlohmann::json::parse(fixture("phi3_mini_4k").to_hf_json().dump());
+  phi["partial_rotary_factor"] = 0.75;
+  phi["max_position_embeddings"] = 131072;
+  phi["rope_scaling"] = {{"type", "su"}, {"short_factor", std::vector<double>(36, 1.0)}, {"long_factor", std::vector<double>(36, 2.0)}};
+  const ModelConfig p = ModelConfig::from_json(phi, "config.json");
+  EXPECT_EQ(p.rope_scaling.type, "longrope") << "Phi-3's early name 'su'";
+  EXPECT_EQ(p.rotary_dim(), 72);
+  EXPECT_EQ(p.rope_scaling.original_max_position_embeddings, 4096);
+  EXPECT_DOUBLE_EQ(p.rope_scaling.attention_factor, std::sqrt(1 + std::log(32.0) / std::log(4096.0))) << "the LongRoPE paper's factor";
+  phi["rope_scaling"]["long_factor"] = std::vector<double>(35, 2.0);
+  EXPECT_THROW(ModelConfig::from_json(phi, "config.json"), InputError);
+}
+
 TEST(ModelConfig, ReadsArchitectureSpecificKeys) {
   ModelConfig llama = parse(kLlama31_8b);
   EXPECT_EQ(llama.arch, Architecture::kLlama);
@@ -103,8 +177,10 @@ TEST(ModelConfig, AcceptsTransformers5RopeParameters) {
 }
 
 TEST(ModelConfig, HfJsonRoundTrips) {
-  for (const char* text : {kLlama2_7b, kLlama31_8b, kMistral_7b, kQwen25_05b, kQwen3_06b}) {
-    ModelConfig a = parse(text);
+  std::vector<ModelConfig> configs;
+  for (const char* text : {kLlama2_7b, kLlama31_8b, kMistral_7b, kQwen25_05b, kQwen3_06b}) configs.push_back(parse(text));
+  for (const char* name : {"gemma2_9b", "gemma3_1b", "gemma3_12b_text", "phi3_mini_4k", "phi4"}) configs.push_back(fixture(name));
+  for (const ModelConfig& a : configs) {
     ModelConfig b = ModelConfig::from_json(nlohmann::json::parse(a.to_hf_json().dump()), "round trip");
     EXPECT_EQ(a.to_hf_json(), b.to_hf_json());
     EXPECT_EQ(count_parameters(a).total(), count_parameters(b).total());
@@ -126,7 +202,7 @@ TEST(ModelConfig, RejectsUnsupportedOrIncompleteConfigs) {
   auto base = nlohmann::json::parse(kLlama31_8b);
   auto gemma = base;
   gemma["architectures"] = {"GemmaForCausalLM"};
-  expect_error(gemma, "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
+  expect_error(gemma, "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM");
   for (const char* key : {"hidden_size", "vocab_size", "num_hidden_layers", "intermediate_size", "num_attention_heads"}) {
     auto missing = base;
     missing.erase(key);
@@ -144,6 +220,16 @@ TEST(ModelConfig, RejectsUnsupportedOrIncompleteConfigs) {
   auto gelu = base;
   gelu["hidden_act"] = "gelu";
   expect_error(gelu, "hidden_act");
+  auto multimodal = base;
+  multimodal["architectures"] = {"Gemma3ForConditionalGeneration"};
+  expect_error(multimodal, "vision tower");
+  auto g2 = nlohmann::json::parse(fixture("gemma2_2b").to_hf_json().dump());
+  auto layers = g2;
+  layers["layer_types"] = {"sliding_attention"};
+  expect_error(layers, "layer_types has 1 entries for 26 layers");
+  auto cap = g2;
+  cap["attn_logit_softcapping"] = -1.0;
+  expect_error(cap, "attn_logit_softcapping");
   expect_error(nlohmann::json::array(), "object");
 }
 

@@ -6,7 +6,8 @@ quantize.safetensors   seeded weights (fp32, bf16, fp16; shapes whose size is an
                        bitsandbytes.functional.quantize_4bit made of each, for nf4/fp4 x blocksize 64/128/256/4096 x
                        compress_statistics off/on: <input>.<type>.b<blocksize>.<plain|nested>.{packed, absmax,
                        quant_map, nested_absmax, nested_quant_map, offset}.
-<arch>/                qtune init-model folder (llama, mistral, qwen2, qwen3; qwen2 in bf16, the others f32).
+<arch>/                qtune init-model folder (llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3; qwen2 and gemma3
+                       in bf16, the others f32).
 <arch>/bnb/            transformers + bitsandbytes' save_pretrained of that model loaded in 4 bits (nf4, double
                        quantization, compute dtype float32), with logits.safetensors: its logits for `input_ids`.
 <arch>/qtune/          `qtune quantize` of the same folder (nf4 + --double-quant; fp4 without for llama), with
@@ -28,8 +29,9 @@ BLOCKSIZES = (64, 128, 256, 4096)
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 # Which 4-bit format `qtune quantize` writes per architecture (the transformers-saved checkpoints are all nf4 +
 # double quantization, what QLoRA recipes use).
-QTUNE_FORMAT = {"llama": ("fp4", False), "mistral": ("nf4", True), "qwen2": ("nf4", True), "qwen3": ("nf4", True)}
-MODEL_DTYPE = {"llama": "f32", "mistral": "f32", "qwen2": "bf16", "qwen3": "f32"}
+QTUNE_FORMAT = {"llama": ("fp4", False), "mistral": ("nf4", True), "qwen2": ("nf4", True), "qwen3": ("nf4", True),
+                "gemma2": ("nf4", True), "gemma3": ("nf4", True), "phi3": ("nf4", True)}
+MODEL_DTYPE = {"llama": "f32", "mistral": "f32", "qwen2": "bf16", "qwen3": "f32", "gemma2": "f32", "gemma3": "bf16", "phi3": "f32"}
 
 
 def boundary_values(quant_type):

@@ -85,7 +85,8 @@ def make_adapter(model_dir, out):
     """A PEFT adapter with random A and B (init_lora_weights=False) on every projection, r 4, alpha 8."""
     torch.manual_seed(7)
     config = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+                        target_modules=["q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj",
+                                        "gate_up_proj", "down_proj"])  # each family has 4 or 7 of these
     get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), config).save_pretrained(out)
     return out
 

@@ -13,8 +13,9 @@ llama.cpp's row order, codes.<type>/<tensor>.bin, which qtune's Q8_0/Q4_0 tensor
 A wider Llama (hidden 256, intermediate 512: K-quant rows) exported at q4_k_m, q5_k_m and q6_k:
   wide/dequant.<type>.safetensors  gguf.quants.dequantize of every tensor of the file, by GGUF name
   wide/weights.safetensors         the weights it came from (HF names)
-For Llama, Mistral and Qwen3 transformers cannot rebuild the config from the metadata (see OWN_CONFIG), so the file's
-tensors go into a model of the folder's config; config.<arch>.json records the config transformers derived.
+For the families in OWN_CONFIG transformers cannot rebuild the config from the metadata, so the file's tensors
+(read and mapped by transformers' GGUF loader: Gemma's norms less 1, Phi-3's fused tensors as they are) go into a
+model of the folder's config; config.<arch>.json records the config transformers derived.
 """
 import json
 import os
@@ -30,11 +31,19 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
 TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"]
-ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
+ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
 # Where transformers' GGUF loader cannot rebuild the config from the metadata: it ignores rope_freqs.weight (Llama 3
 # rope scaling), reads a "llama" file as Llama (no sliding window: Mistral), and takes Qwen3's head_dim from its
-# own default (128) instead of attention.key_length (the tiny Qwen3 has 32). Their tensors go into the folder's config.
-OWN_CONFIG = ("llama", "mistral", "qwen3")
+# own default (128) instead of attention.key_length (the tiny Qwen3 has 32). Gemma 2/3: no metadata key gives
+# query_pre_attn_scalar (its default 256; llama.cpp derives the scale from the sizes, the tiny models' 16 is neither),
+# the soft-capping keys are not mapped (Gemma2Config's defaults), nor rope.scaling.* (Gemma 3's linear factor),
+# attention.sliding_window_pattern (its default 6, the tiny Gemma 3 alternates) or rope.freq_base_swa. Phi-3: the
+# rope_factors_long/short tensors and rope.dimension_count (partial rotary) are ignored. Their tensors go into the
+# folder's config.
+OWN_CONFIG = ("llama", "mistral", "qwen3", "gemma2", "gemma3", "phi3")
+# PEFT's module names: Phi-3's fused projections.
+TARGETS = {"phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
+DEFAULT_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def ids():
@@ -48,10 +57,10 @@ def reader_summary(path):
     return {"keys": keys, "tensors": tensors}
 
 
-def peft_adapter(model_dir, out):
+def peft_adapter(model_dir, out, arch):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     config = LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, lora_dropout=0.0, init_lora_weights=False,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+                        target_modules=TARGETS.get(arch, DEFAULT_TARGETS))
     peft_model = get_peft_model(model, config)
     peft_model.save_pretrained(out)
     merged = peft_model.merge_and_unload()
@@ -69,7 +78,9 @@ def gguf_logits(folder, name, config=None):
         tensors = load_gguf_checkpoint(os.path.join(folder, name), return_tensors=True, model_to_load=as_llama)["tensors"]
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         missing, unexpected = model.load_state_dict(tensors, strict=False)
-        assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
+        tied = ("lm_head.weight",) if config.tie_word_embeddings else ()  # the file has token_embd only
+        assert not unexpected and all("rotary" in m or m in tied for m in missing), (missing, unexpected)
+        model.tie_weights()
     with torch.no_grad():
         return model.eval()(ids()).logits
 
@@ -106,7 +117,7 @@ def per_architecture(args, arch):
     # The file's general.name is the folder's name, and transformers reads a "llama" file whose name holds "mistral" as
     # its own mistral architecture, which its GGUF loader then cannot map: a neutral name.
     base = shutil.copytree(os.path.join(args.models, arch), os.path.join(out, "base"))
-    logits = {"merged_logits": peft_adapter(base, os.path.join(out, "adapter")), "ids": ids()}
+    logits = {"merged_logits": peft_adapter(base, os.path.join(out, "adapter"), arch), "ids": ids()}
     summaries = {}
     hf_config = AutoConfig.from_pretrained(base) if arch in OWN_CONFIG else None
     for qtype in TYPES:

@@ -14,6 +14,7 @@ Per architecture, in <out>/<arch>/:
                   (the weight bitsandbytes' 4-bit forward multiplies by, so the one the adapter trained against)
                   + PEFT's delta weight, rounded once to bfloat16
 Cases: all = the 7 projections, r 8, alpha 16; rslora_subset = q_proj, v_proj, down_proj, r 4, alpha 8, use_rslora.
+Phi-3 (fused): all = qkv_proj, o_proj, gate_up_proj, down_proj; rslora_subset = qkv_proj, down_proj.
 """
 import json
 import os
@@ -26,16 +27,21 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+FUSED_PROJECTIONS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]  # Phi-3's
 PEFT_CASES = {
     "all": dict(r=8, lora_alpha=16, target_modules=PROJECTIONS, use_rslora=False),
     "rslora_subset": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], use_rslora=True),
 }
+FUSED_TARGETS = {"all": FUSED_PROJECTIONS, "rslora_subset": ["qkv_proj", "down_proj"]}
 # qtune train's LoRA settings per architecture: both target styles and rsLoRA on and off across the four.
 QTUNE_LORA = {
     "llama": "lora_target_linear: true\nlora_r: 8\nlora_alpha: 16\n",
     "mistral": "lora_target_modules: [q_proj, v_proj, down_proj]\nlora_r: 4\nlora_alpha: 8\npeft_use_rslora: true\n",
     "qwen2": "lora_target_modules: [q_proj, k_proj, o_proj, up_proj]\nlora_r: 4\nlora_alpha: 16\npeft_use_rslora: true\n",
     "qwen3": "lora_target_linear: true\nlora_r: 4\nlora_alpha: 8\n",
+    "gemma2": "lora_target_linear: true\nlora_r: 4\nlora_alpha: 8\n",
+    "gemma3": "lora_target_modules: [q_proj, v_proj, o_proj, down_proj]\nlora_r: 4\nlora_alpha: 8\npeft_use_rslora: true\n",
+    "phi3": "lora_target_modules: [qkv_proj, gate_up_proj]\nlora_r: 4\nlora_alpha: 8\n",
 }
 
 
@@ -47,10 +53,11 @@ def load_base(folder, dtype=torch.float32):
     return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
 
 
-def peft_adapter(model_dir, case, out, ids):
+def peft_adapter(model_dir, arch, case, out, ids):
     """A PEFT-initialized adapter, its logits, loss and LoRA gradients."""
     torch.manual_seed(sorted(PEFT_CASES).index(case) + 10)
-    config = LoraConfig(task_type="CAUSAL_LM", lora_dropout=0.0, bias="none", init_lora_weights=False, **PEFT_CASES[case])
+    settings = dict(PEFT_CASES[case], **({"target_modules": FUSED_TARGETS[case]} if arch == "phi3" else {}))
+    config = LoraConfig(task_type="CAUSAL_LM", lora_dropout=0.0, bias="none", init_lora_weights=False, **settings)
     model = get_peft_model(load_base(model_dir), config)
     result = model(input_ids=ids, labels=ids, use_cache=False)
     result.loss.backward()
@@ -92,7 +99,7 @@ def main():
         with torch.no_grad():
             logits = PeftModel.from_pretrained(load_base(model_dir), run)(input_ids=ids, use_cache=False).logits
         common.save_tensors(os.path.join(out, "qtune.safetensors"), {"input_ids": ids, "logits": logits})
-        peft_models = {case: peft_adapter(model_dir, case, os.path.join(out, "peft_" + case), ids) for case in PEFT_CASES}
+        peft_models = {case: peft_adapter(model_dir, arch, case, os.path.join(out, "peft_" + case), ids) for case in PEFT_CASES}
         base16 = common.init_model(args.qtune, arch, os.path.join(out, "base16"), dtype="bf16")
         merged_16bit(base16, os.path.join(out, "peft_all"), os.path.join(out, "merged16"))
         quantized = os.path.join(out, "quantized")

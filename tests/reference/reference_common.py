@@ -13,18 +13,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()  # keep ctest's log to what the scripts print
 
 # qtune init-model flags per architecture: Llama keeps its preset's llama3 rope scaling; Mistral gets a window
-# shorter than the test sequences; Qwen2 keeps its q/k/v biases and tied embeddings; Qwen3 its q/k norms.
+# shorter than the test sequences; Qwen2 keeps its q/k/v biases and tied embeddings; Qwen3 its q/k norms. Gemma 2:
+# window 5 on even layers, soft-capping, a head_dim (32) that is not the query scale's hidden/heads (16). Gemma 3:
+# sliding and full layers alternate (pattern 2) with their two rope bases, linear scaling on the full ones. Phi-3:
+# fused projections, RoPE on 3/4 of each head, longrope with an original context of 512 (the offset case's positions
+# pass it: long factors; the others: short), window 7.
 ARCH_FLAGS = {
     "llama": [],
     "mistral": ["--sliding-window", "5"],
     "qwen2": [],
     "qwen3": ["--head-dim", "32"],
+    "gemma2": ["--sliding-window", "5", "--head-dim", "32"],
+    "gemma3": ["--sliding-window", "5", "--sliding-window-pattern", "2", "--head-dim", "32"],
+    "phi3": ["--sliding-window", "7", "--partial-rotary-factor", "0.75", "--original-max-positions", "512"],
 }
+NEW_FAMILIES = ("gemma2", "gemma3", "phi3")
 VOCAB = 300
 
 
@@ -68,11 +76,27 @@ def train_qtune(qtune, model_dir, out, settings):
 
 def init_model(qtune, arch, out, dtype="f32", seed=0, extra=()):
     """A tiny random model of `arch` written by `qtune init-model` (hidden 64, 2 layers, 4 heads, 2 KV heads,
-    vocabulary 300 with qtune's byte-level tokenizer, weights N(0, 0.2²) so logits are far from uniform)."""
+    vocabulary 300 with qtune's byte-level tokenizer, weights N(0, 0.2²) so logits are far from uniform), its norm
+    weights then moved off their identity value by N(0, 0.1²) each, so that every norm is told apart."""
     run_qtune(qtune, "init-model", "--arch", arch, "--out", out, "--hidden", 64, "--layers", 2, "--heads", 4,
               "--kv-heads", 2, "--intermediate", 128, "--vocab", VOCAB, "--dtype", dtype, "--init-std", 0.2,
               "--seed", seed, "--byte-tokenizer", "--force", *ARCH_FLAGS[arch], *extra)
+    if arch in NEW_FAMILIES:
+        perturb_norms(out, seed)
     return out
+
+
+def perturb_norms(folder, seed):
+    g = torch.Generator().manual_seed(seed + 7)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".safetensors"):
+            path = os.path.join(folder, name)
+            tensors = load_file(path)
+            for key in sorted(tensors):
+                if key.endswith("norm.weight"):
+                    t = tensors[key]
+                    tensors[key] = (t.float() + 0.1 * torch.randn(t.shape, generator=g)).to(t.dtype)
+            save_file(tensors, path, metadata={"format": "pt"})
 
 
 def save_tensors(path, tensors):

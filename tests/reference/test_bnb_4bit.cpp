@@ -281,7 +281,7 @@ void check_transformers_checkpoint(const std::string& arch) {
       if (tensor_name == state) tally.exact(state, tensor, saved.view(state));
     ++weights;
   }
-  EXPECT_EQ(weights, 14) << "7 projections in each of 2 layers";
+  EXPECT_EQ(weights, arch == "phi3" ? 8 : 14) << "7 projections (Phi-3: 4 fused) in each of 2 layers";
   const double err = compare_logits(dir);
   std::cout << arch << ": transformers-saved 4-bit checkpoint, " << weights << " weights; " << summary(tally)
             << "; logits max relative difference " << err << "\n";
@@ -299,11 +299,17 @@ TEST(Bnb4bitReference, LlamaTransformersCheckpointLoads) { check_transformers_ch
 TEST(Bnb4bitReference, MistralTransformersCheckpointLoads) { check_transformers_checkpoint("mistral"); }
 TEST(Bnb4bitReference, Qwen2Bf16TransformersCheckpointLoads) { check_transformers_checkpoint("qwen2"); }
 TEST(Bnb4bitReference, Qwen3TransformersCheckpointLoads) { check_transformers_checkpoint("qwen3"); }
+TEST(Bnb4bitReference, Gemma2TransformersCheckpointLoads) { check_transformers_checkpoint("gemma2"); }
+TEST(Bnb4bitReference, Gemma3Bf16TransformersCheckpointLoads) { check_transformers_checkpoint("gemma3"); }
+TEST(Bnb4bitReference, Phi3FusedTransformersCheckpointLoads) { check_transformers_checkpoint("phi3"); }
 
 TEST(Bnb4bitReference, LlamaFp4QtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("llama"); }
 TEST(Bnb4bitReference, MistralQtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("mistral"); }
 TEST(Bnb4bitReference, Qwen2Bf16QtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("qwen2"); }
 TEST(Bnb4bitReference, Qwen3QtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("qwen3"); }
+TEST(Bnb4bitReference, Gemma2QtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("gemma2"); }
+TEST(Bnb4bitReference, Gemma3Bf16QtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("gemma3"); }
+TEST(Bnb4bitReference, Phi3FusedQtuneCheckpointLoadsInTransformers) { check_qtune_checkpoint("phi3"); }
 
 }  // namespace
 }  // namespace qtune

@@ -43,6 +43,9 @@ TEST(EvalReference, Llama) { check_architecture("llama"); }
 TEST(EvalReference, MistralWithSlidingWindow) { check_architecture("mistral"); }
 TEST(EvalReference, Qwen2) { check_architecture("qwen2"); }
 TEST(EvalReference, Qwen3) { check_architecture("qwen3"); }
+TEST(EvalReference, Gemma2) { check_architecture("gemma2"); }
+TEST(EvalReference, Gemma3) { check_architecture("gemma3"); }
+TEST(EvalReference, Phi3) { check_architecture("phi3"); }
 
 }  // namespace
 }  // namespace qtune

@@ -27,7 +27,7 @@
 namespace qtune {
 namespace {
 
-const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3"};
+const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
 const std::vector<std::string> kTypes = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"};
 
 std::string area(const std::string& relative) { return test::reference_path("gguf_export", relative); }
@@ -45,6 +45,18 @@ std::vector<std::string> required_keys(const std::string& arch, bool quantized) 
   return keys;
 }
 
+// The family keys llama.cpp's converter writes for the tiny models (convert_hf_to_gguf.py's Gemma2Model, Gemma3Model,
+// Phi3MiniModel): Gemma 2's soft-capping and window, Gemma 3's window and linear rope scaling, Phi-3's window and
+// longrope keys.
+std::vector<std::string> family_keys(const std::string& arch) {
+  std::vector<std::string> keys;
+  if (arch == "gemma2") keys = {"attn_logit_softcapping", "final_logit_softcapping", "attention.sliding_window"};
+  if (arch == "gemma3") keys = {"attention.sliding_window", "rope.scaling.type", "rope.scaling.factor"};
+  if (arch == "phi3") keys = {"attention.sliding_window", "rope.scaling.original_context_length", "rope.scaling.attn_factor"};
+  for (auto& key : keys) key = arch + "." + key;
+  return keys;
+}
+
 TEST(GgufExportReference, TheGgufReaderFindsEveryKeyAndTensorLlamaCppNeeds) {
   for (const auto& arch : kArchs) {
     const std::string summary_path = area(arch + "/reader.json");
@@ -56,6 +68,7 @@ TEST(GgufExportReference, TheGgufReaderFindsEveryKeyAndTensorLlamaCppNeeds) {
       const nlohmann::json& file = summary.at(type);
       const bool quantized = type.front() == 'q';
       for (const auto& key : required_keys(gguf_architecture(config.arch), quantized)) EXPECT_TRUE(file["keys"].contains(key)) << key;
+      for (const auto& key : family_keys(gguf_architecture(config.arch))) EXPECT_TRUE(file["keys"].contains(key)) << key;
       const auto ours = GgufFile::open(area(arch + "/model." + type + ".gguf"));
       ASSERT_EQ(file["tensors"].size(), ours->tensors().size());
       std::set<std::string> names;
@@ -66,8 +79,10 @@ TEST(GgufExportReference, TheGgufReaderFindsEveryKeyAndTensorLlamaCppNeeds) {
         EXPECT_EQ(t["shape"].get<std::vector<int64_t>>(), info->ne) << t["name"];  // the reader's shape is ggml's ne
         names.insert(t["name"]);
       }
-      for (const auto& spec : hf_weight_specs(config)) EXPECT_TRUE(names.count(*gguf_tensor_name(spec.name))) << spec.name;
+      for (const auto& spec : hf_weight_specs(config)) EXPECT_TRUE(names.count(*gguf_tensor_name(config.arch, spec.name))) << spec.name;
       if (config.rope_scaling.type == "llama3") EXPECT_TRUE(names.count("rope_freqs.weight"));
+      if (config.rope_scaling.type == "longrope")
+        for (const char* name : {"rope_factors_long.weight", "rope_factors_short.weight"}) EXPECT_TRUE(names.count(name)) << name;
     }
   }
 }
@@ -139,10 +154,11 @@ TEST(GgufExportReference, Q8_0AndQ4_0CodesEqualTheGgufPackagesQuantizer) {
       const std::string codes_dir = area(arch + "/codes." + std::string(ggml_traits(ggml).name));
       QTUNE_REQUIRE_REFERENCE_FILE(codes_dir, "gguf_export");
       const auto file = GgufFile::open(area(arch + "/base." + std::string(type) + ".gguf"));
+      const Architecture family = ModelConfig::load(test::reference_path("models", arch)).arch;
       int compared = 0;
       for (const auto& info : file->tensors()) {
         if (info.type != ggml) continue;
-        const std::string expected = test::read_file(codes_dir + "/" + *hf_tensor_name(info.name) + ".bin");
+        const std::string expected = test::read_file(codes_dir + "/" + *hf_tensor_name(family, info.name) + ".bin");
         ASSERT_EQ(expected.size(), info.bytes()) << info.name;
         EXPECT_EQ(std::memcmp(expected.data(), file->data(info), info.bytes()), 0) << arch << " " << type << " " << info.name;
         ++compared;
@@ -176,8 +192,8 @@ TEST(GgufExportReference, KQuantTensorsDecodeAsTheGgufPackageDoesWithinTheFormat
       const torch::Tensor ours = file->to_float(info);
       EXPECT_TRUE(torch::equal(ours, gguf_decoded->view(info.name).reshape(ours.sizes()))) << type << " " << info.name;
       if (!bits.count(info.type)) continue;
-      const std::string hf = *hf_tensor_name(info.name);
-      const torch::Tensor x = to_gguf_rows(config, hf, weights->view(hf)).contiguous();
+      const std::string hf = *hf_tensor_name(config.arch, info.name);
+      const torch::Tensor x = to_gguf_values(config, hf, weights->view(hf)).contiguous();
       const int64_t block = info.type == GgmlType::kQ6_K ? 16 : 32;
       EXPECT_LE(subblock_bound_violation(x, ours, block, bits[info.type]), 0.0) << type << " " << info.name;
       auto& [sum, n] = error_by_type[ggml_traits(info.type).name];

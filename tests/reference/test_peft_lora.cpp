@@ -105,7 +105,7 @@ void check_architecture(const std::string& arch) {
   auto merged16 = SafetensorsFile::open(dir + "/merged16/model.safetensors");
   // The adapter visibly moves the bf16 weights, so equal merges say something.
   auto base16 = SafetensorsFile::open(dir + "/base16/model.safetensors");
-  const std::string q_proj = "model.layers.0.self_attn.q_proj.weight";
+  const std::string q_proj = arch == "phi3" ? "model.layers.0.self_attn.qkv_proj.weight" : "model.layers.0.self_attn.q_proj.weight";
   EXPECT_GT(merged16->view(q_proj).ne(base16->view(q_proj)).sum().item<int64_t>(), merged16->view(q_proj).numel() / 2);
   check_merge(dir + "/base16", dir + "/peft_all", *merged16, arch + " merge on a bf16 base vs PEFT merge_and_unload");
   auto merged4 = SafetensorsFile::open(dir + "/merged4bit.safetensors");
@@ -116,6 +116,9 @@ TEST(PeftLora, Llama) { check_architecture("llama"); }
 TEST(PeftLora, Mistral) { check_architecture("mistral"); }
 TEST(PeftLora, Qwen2) { check_architecture("qwen2"); }
 TEST(PeftLora, Qwen3) { check_architecture("qwen3"); }
+TEST(PeftLora, Gemma2) { check_architecture("gemma2"); }
+TEST(PeftLora, Gemma3) { check_architecture("gemma3"); }
+TEST(PeftLora, Phi3FusedProjections) { check_architecture("phi3"); }
 
 }  // namespace
 }  // namespace qtune

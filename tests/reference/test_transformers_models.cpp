@@ -61,6 +61,9 @@ TEST(TransformersModel, LlamaWithLlama3RopeScaling) { check_architecture("llama"
 TEST(TransformersModel, MistralWithSlidingWindow) { check_architecture("mistral"); }
 TEST(TransformersModel, Qwen2WithBiasesAndTiedEmbeddings) { check_architecture("qwen2"); }
 TEST(TransformersModel, Qwen3WithQkNorms) { check_architecture("qwen3"); }
+TEST(TransformersModel, Gemma2WithSoftCappingAndAlternatingWindows) { check_architecture("gemma2"); }
+TEST(TransformersModel, Gemma3WithLocalAndGlobalRope) { check_architecture("gemma3"); }
+TEST(TransformersModel, Phi3WithFusedProjectionsPartialRotaryAndLongrope) { check_architecture("phi3"); }
 TEST(TransformersModel, LlamaSharded) { check_architecture("llama_sharded"); }
 
 }  // namespace

@@ -1,7 +1,7 @@
 """TRL's preference objectives and transformers' SFT loss on a tiny model with a LoRA adapter, for
 tests/reference/test_trl_objectives.cpp (ctest Reference.trl).
 
-Per architecture (llama, mistral, qwen2, qwen3) it writes under --out/<arch>: model/ (qtune init-model, float32), adapter/ (PEFT
+Per architecture (llama, mistral, qwen2, qwen3, gemma3, phi3) it writes under --out/<arch>: model/ (qtune init-model, float32), adapter/ (PEFT
 LoRA with nonzero A and B, saved by PEFT; both computed in float64), and per case <case>.safetensors: the loss and every metric the trainer
 logged for one batch, float64 scalars named as TRL names them. --out/pairs.json holds the batch (token ids of
 prompt, chosen and rejected per pair; lengths differ, so padding matters) and --out/cases.json each case's trainer
@@ -25,12 +25,13 @@ from trl import DPOConfig, DPOTrainer  # noqa: E402
 from trl.experimental.cpo import CPOConfig, CPOTrainer  # noqa: E402
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: E402
 
-ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
+ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3"]  # gemma3: 1 + w norms, GeGLU; phi3: fused projections
+# (not gemma2: transformers 5.25 gives NaN logits for its left-padded rows in float64, as TRL pads prompts)
 # The metrics are differences of answer sums (rewards β·(π − ρ), their margins): float32 rounding of the ~40-nat
 # sums alone moves them by more than 1e-5 relative, so both sides compute in float64 (qtune loads the same files
 # with dtype f64). TRL's own float32 islands stay (ORPOTrainer casts the log-probs to float32 for the odds ratio).
 DTYPE = torch.float64
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGETS = ["q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"]  # each family has 4 or 7
 
 # name -> (trainer, its settings). Settings use TRL's names; the C++ test maps them to qtune's config keys.
 CASES = {

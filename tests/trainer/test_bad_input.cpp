@@ -130,7 +130,7 @@ TEST(BadInput, UsageErrorsExitTwo) {
   EXPECT_EQ(test::run_qtune("inspect /nonexistent/qtune/model").exit_code, 2);
   auto r = test::run_qtune("init-model --arch gpt2 --out " + test::temp_dir("x"));
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.out.find("llama, mistral, qwen2 or qwen3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3"), std::string::npos) << r.out;
   EXPECT_EQ(test::run_qtune("init-model --arch llama --hidden 30 --heads 4 --out " + test::temp_dir("y")).exit_code, 2);
   EXPECT_EQ(test::run_qtune("--help").exit_code, 0);
 }

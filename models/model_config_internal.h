@@ -1,0 +1,24 @@
+// Parts of ModelConfig's reading and writing shared by model_config*.cpp.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "models/model_config.h"
+
+namespace qtune {
+
+void read_rope(const nlohmann::json& json, const std::string& where, ModelConfig& c);  // model_config_rope.cpp
+void write_rope(const ModelConfig& c, nlohmann::ordered_json& j);
+
+// The keys only some families have (model_config_families.cpp): biases, windows, norms, soft-capping.
+void read_family_keys(const nlohmann::json& json, const std::string& where, ModelConfig& c);
+void write_family_keys(const ModelConfig& c, nlohmann::ordered_json& j);
+void apply_family_preset(ModelConfig& c);  // c.arch set, sizes the generic preset's
+void apply_family_switches(ModelConfig& c);  // the preset's family settings, before fit_preset_to_sizes
+void validate_family_settings(const ModelConfig& c, const std::string& where);  // InputError on inconsistent keys
+// Gemma's layer pattern: every `pattern`-th layer (1-based) full attention, the others sliding.
+std::vector<std::string> gemma_layer_types(int64_t num_layers, int64_t pattern);
+
+}  // namespace qtune
