@@ -46,6 +46,20 @@ TEST(LayerCheckpoint, GradientsEqualThePlainBackward) {
   for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(plain[i].equal(checkpointed[i])) << i;
 }
 
+// The newer families' per-forward state survives the recompute: Gemma 2's eager soft-capped attention, Gemma 3's
+// second rope table (local layers), Phi-3's long-factor rope on 3/4 of each head (positions pass its original 8).
+TEST(LayerCheckpoint, GemmaAndPhiGradientsEqualThePlainBackward) {
+  for (const auto& [arch, flags] : {std::pair{"gemma2", "--sliding-window 4"}, {"gemma3", "--sliding-window 4 --sliding-window-pattern 2"},
+                                    {"phi3", "--partial-rotary-factor 0.75 --original-max-positions 8"}}) {
+    SCOPED_TRACE(arch);
+    const std::string model = test::make_tiny_model(arch, flags);
+    auto plain = gradients(false, model), checkpointed = gradients(true, model);
+    ASSERT_EQ(plain.size(), checkpointed.size());
+    ASSERT_FALSE(plain.empty());
+    for (std::size_t i = 0; i < plain.size(); ++i) EXPECT_TRUE(plain[i].equal(checkpointed[i])) << i;
+  }
+}
+
 // Offloaded inputs (on the CPU copied to a second tensor, the bookkeeping as on CUDA) come back to their own
 // layers: each recompute gets its input, prefetched by the recompute of the layer after it.
 TEST(LayerCheckpoint, OffloadedInputsComeBackToTheirOwnLayers) {
