@@ -264,6 +264,13 @@ TEST(GgufExport, BadRequestsAreErrorsThatNameTheProblem) {
   r = test::run_qtune("generate --model " + out + " --prompt hi");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("this is a LoRA adapter, not a model"), std::string::npos) << r.out;
+  // llama.cpp's gemma2 always ties its output matrix to the embeddings: an untied one is refused, nothing written.
+  const std::string untied = test::make_tiny_model("gemma2", "--untie --byte-tokenizer");
+  const std::string gemma_out = test::temp_dir("untied") + "/g.gguf";
+  r = test::run_qtune("export --model " + untied + " --out " + gemma_out);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("untied embeddings"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(gemma_out));
 }
 
 }  // namespace
