@@ -10,20 +10,14 @@ namespace {
 
 bool is_gemma(Architecture arch) { return arch == Architecture::kGemma2 || arch == Architecture::kGemma3; }
 
-// llama.cpp's swa pattern n: layer i slides when i % n < n - 1 (HF's sliding_window_pattern: every n-th layer full).
-std::vector<std::string> periodic_layer_types(int64_t layers, int64_t period) {
-  std::vector<std::string> types;
-  for (int64_t i = 0; i < layers; ++i) types.push_back(i % period < period - 1 ? "sliding_attention" : "full_attention");
-  return types;
-}
-
+// llama.cpp's swa pattern n is HF's sliding_window_pattern: every n-th layer full (gemma_layer_types).
 // The period that gives the config's layer types, preferring the family's default (gemma2 2, gemma3 6: what
 // llama.cpp assumes without the key); InputError when none does.
 int64_t layer_period(const ModelConfig& c) {
   const int64_t family_default = c.arch == Architecture::kGemma2 ? 2 : 6;
-  if (periodic_layer_types(c.num_layers, family_default) == c.layer_types) return family_default;
+  if (gemma_layer_types(c.num_layers, family_default) == c.layer_types) return family_default;
   for (int64_t period = 1; period <= c.num_layers + 1; ++period)
-    if (periodic_layer_types(c.num_layers, period) == c.layer_types) return period;
+    if (gemma_layer_types(c.num_layers, period) == c.layer_types) return period;
   input_error("{}: layer_types is not a repeating pattern (every n-th layer full), which is all GGUF's "
               "attention.sliding_window_pattern can say", c.hf_class_name());
 }
@@ -75,7 +69,7 @@ void read_gemma(const GgufFile& file, const std::string& arch, ModelConfig& c) {
                              ? m.integer(arch + ".attention.sliding_window_pattern", file.path())
                              : (c.arch == Architecture::kGemma2 ? 2 : 6);
   if (period < 1) input_error("{}: {}.attention.sliding_window_pattern must be >= 1", file.path(), arch);
-  c.layer_types = periodic_layer_types(c.num_layers, period);
+  c.layer_types = gemma_layer_types(c.num_layers, period);
   if (c.arch == Architecture::kGemma3) c.local_rope_theta = m.contains(arch + ".rope.freq_base_swa") ? number("rope.freq_base_swa") : 10000.0;
   c.query_pre_attn_scalar = m.contains("qtune.attention.query_pre_attn_scalar") ? m.number("qtune.attention.query_pre_attn_scalar", file.path())
                                                                                : llama_cpp_query_scalar(c);

@@ -89,6 +89,9 @@ struct ModelConfig {
 // factors (rotary_dim/2 each, rising smoothly: short 1..1.5, long 1..16).
 void fit_preset_to_sizes(ModelConfig& c, int64_t sliding_window_pattern = 0);
 
+// Gemma's layer pattern: every `pattern`-th layer (1-based) full attention, the others sliding.
+std::vector<std::string> gemma_layer_types(int64_t num_layers, int64_t pattern);
+
 Architecture parse_architecture_name(const std::string& name);  // "llama"|"mistral"|"qwen2"|"qwen3"|"gemma2"|"gemma3"|"phi3"
 std::string supported_architectures();                           // for error messages
 

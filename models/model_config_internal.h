@@ -18,7 +18,5 @@ void write_family_keys(const ModelConfig& c, nlohmann::ordered_json& j);
 void apply_family_preset(ModelConfig& c);  // c.arch set, sizes the generic preset's
 void apply_family_switches(ModelConfig& c);  // the preset's family settings, before fit_preset_to_sizes
 void validate_family_settings(const ModelConfig& c, const std::string& where);  // InputError on inconsistent keys
-// Gemma's layer pattern: every `pattern`-th layer (1-based) full attention, the others sliding.
-std::vector<std::string> gemma_layer_types(int64_t num_layers, int64_t pattern);
 
 }  // namespace qtune
