@@ -1,7 +1,5 @@
 // The GGUF keys of Gemma 2 / 3 and Phi-3 beyond the common ones, written as llama.cpp's converter writes them and
 // read back into the HF config (with llama.cpp's own defaults where a file from its converter lacks a key).
-#include <cmath>
-
 #include "core/error.h"
 #include "gguf/gguf_names.h"
 
@@ -88,9 +86,8 @@ void read_phi3(const GgufFile& file, const std::string& arch, ModelConfig& c) {
   r.original_max_position_embeddings = m.contains(original) ? m.integer(original, file.path()) : c.max_position_embeddings;
   if (r.original_max_position_embeddings <= 0) input_error("{}: {} must be > 0", file.path(), original);
   r.factor = static_cast<double>(c.max_position_embeddings) / static_cast<double>(r.original_max_position_embeddings);
-  const double original_length = static_cast<double>(r.original_max_position_embeddings);
-  const double fallback = r.factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(r.factor) / std::log(original_length));
-  r.attention_factor = m.contains(arch + ".rope.scaling.attn_factor") ? m.number(arch + ".rope.scaling.attn_factor", file.path()) : fallback;
+  r.attention_factor = m.contains(arch + ".rope.scaling.attn_factor") ? m.number(arch + ".rope.scaling.attn_factor", file.path())
+                                                                    : r.default_longrope_attention_factor();
 }
 
 }  // namespace

@@ -98,7 +98,6 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& json, const std::string
   c.hidden_act = json_optional<std::string>(json, "hidden_activation", where, json_optional<std::string>(json, "hidden_act", where, "silu"));
   if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh")
     input_error("{}: hidden_act '{}' is not supported (qtune's gated MLPs: silu, gelu_pytorch_tanh)", where, c.hidden_act);
-  if (c.arch == Architecture::kGemma3) c.rope_theta = 1000000.0;  // Gemma3TextConfig's default global base
   read_family_keys(json, where, c);
   read_rope(json, where, c);
   if (json.contains("bos_token_id") && json["bos_token_id"].is_number_integer())

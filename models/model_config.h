@@ -24,7 +24,10 @@ struct RopeScaling {
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
   std::vector<double> short_factor, long_factor;  // longrope: rotary_dim/2 each
-  double attention_factor = 1.0;                  // longrope: √(1 + ln(factor) / ln(original max)) unless given
+  double attention_factor = 1.0;                  // longrope: default_longrope_attention_factor() unless given
+
+  // The LongRoPE paper's cos/sin factor for this factor and original context: √(1 + ln f / ln original), 1 if f ≤ 1.
+  double default_longrope_attention_factor() const;
 };
 
 struct ModelConfig {

@@ -44,6 +44,7 @@ void read_gemma(const nlohmann::json& json, const std::string& where, ModelConfi
   c.qkv_bias = c.o_bias = json_optional<bool>(json, "attention_bias", where, false);
   c.norm_unit_offset = c.sandwich_norms = c.scale_embeddings = true;
   c.qk_norm = !gemma2;
+  if (!gemma2) c.rope_theta = 1000000.0;  // Gemma3TextConfig's default global base (read_rope reads the file's)
   c.tie_word_embeddings = json_optional<bool>(json, "tie_word_embeddings", where, true);
   c.query_pre_attn_scalar = json_optional<double>(json, "query_pre_attn_scalar", where, 256.0);
   c.attn_logit_softcapping = softcap(json, "attn_logit_softcapping", where, gemma2 ? std::optional<double>(50.0) : std::nullopt);
@@ -220,7 +221,7 @@ void fit_preset_to_sizes(ModelConfig& c, int64_t sliding_window_pattern) {
     r.long_factor.push_back(1.0 + 15.0 * x * x);
   }
   r.factor = static_cast<double>(c.max_position_embeddings) / static_cast<double>(r.original_max_position_embeddings);
-  r.attention_factor = r.factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(r.factor) / std::log(static_cast<double>(r.original_max_position_embeddings)));
+  r.attention_factor = r.default_longrope_attention_factor();
 }
 
 }  // namespace qtune

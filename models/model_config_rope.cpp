@@ -25,8 +25,7 @@ void read_longrope(const nlohmann::json& json, const nlohmann::json& scaling, co
   if (r.original_max_position_embeddings <= 0) input_error("{}: original_max_position_embeddings must be > 0", where);
   r.factor = json_optional<double>(
       scaling, "factor", where, static_cast<double>(c.max_position_embeddings) / static_cast<double>(r.original_max_position_embeddings));
-  const double fallback = r.factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(r.factor) / std::log(static_cast<double>(r.original_max_position_embeddings)));
-  r.attention_factor = json_optional<double>(scaling, "attention_factor", where, fallback);
+  r.attention_factor = json_optional<double>(scaling, "attention_factor", where, r.default_longrope_attention_factor());
 }
 
 void read_scaling(const nlohmann::json& json, const nlohmann::json& scaling, const std::string& where, ModelConfig& c) {
@@ -52,6 +51,11 @@ void read_scaling(const nlohmann::json& json, const nlohmann::json& scaling, con
 bool has_object(const nlohmann::json& json, const char* key) { return json.contains(key) && json[key].is_object(); }
 
 }  // namespace
+
+double RopeScaling::default_longrope_attention_factor() const {
+  if (factor <= 1.0) return 1.0;
+  return std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(original_max_position_embeddings)));
+}
 
 void read_rope(const nlohmann::json& json, const std::string& where, ModelConfig& c) {
   c.partial_rotary_factor = json_optional<double>(json, "partial_rotary_factor", where, 1.0);
