@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include "adapters/lora_init.h"
 #include "core/error.h"
@@ -29,14 +30,18 @@ double lora_scale(const LoraOptions& options) {
 }
 
 const std::vector<std::string>& lora_projection_names() {
-  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj", "gate_up_proj", "down_proj"};
+  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj", "gate_proj", "up_proj",
+                                                 "gate_up_proj", "down_proj", "w1", "w3", "w2", "gate"};
   return names;
 }
 
 namespace {
+// The distinct last components of the model's projection names, in model order.
 std::vector<std::string> projection_leaf_names(const ModelConfig& config) {
   std::vector<std::string> names;
-  for (const auto& n : config.layer_projection_names()) names.push_back(last_component(n));
+  for (int64_t layer = 0; layer < config.num_layers; ++layer)
+    for (const auto& n : config.layer_projection_names(layer))
+      if (std::find(names.begin(), names.end(), last_component(n)) == names.end()) names.push_back(last_component(n));
   return names;
 }
 }  // namespace
@@ -61,7 +66,10 @@ void validate_lora_options(const LoraOptions& o) {
 std::vector<std::string> lora_target_names(const LoraOptions& o) {
   validate_lora_options(o);
   const bool all = o.target_linear || std::find(o.target_modules.begin(), o.target_modules.end(), "all-linear") != o.target_modules.end();
-  std::vector<std::string> names = all ? lora_projection_names() : o.target_modules;
+  std::vector<std::string> names = o.target_modules;
+  if (all)  // every projection but an MoE router, which is trained only when listed ("gate")
+    std::copy_if(lora_projection_names().begin(), lora_projection_names().end(), std::back_inserter(names), [](const std::string& n) { return n != "gate"; });
+  names.erase(std::remove(names.begin(), names.end(), "all-linear"), names.end());
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   return names;
@@ -71,7 +79,7 @@ std::vector<std::string> lora_target_modules(const ModelConfig& config, const Lo
   const auto targets = lora_target_names(options);
   std::vector<std::string> modules;
   for (const auto& spec : hf_weight_specs(config)) {
-    if (!spec.decoder_projection) continue;
+    if (!spec.decoder_projection && !spec.router) continue;
     const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
     if (std::binary_search(targets.begin(), targets.end(), last_component(module))) modules.push_back(module);
   }
@@ -79,6 +87,15 @@ std::vector<std::string> lora_target_modules(const ModelConfig& config, const Lo
     input_error("lora_target_modules: {} has none of {}; its projections are {}", config.hf_class_name(), fmt::join(targets, " "),
                 fmt::join(projection_leaf_names(config), " "));
   return modules;
+}
+
+void check_expert_lora_dropout(const ModelConfig& config, const LoraOptions& options) {
+  if (config.num_experts == 0 || options.dropout == 0) return;
+  for (const auto& module : lora_target_modules(config, options))
+    if (module.find(".experts.") != std::string::npos || last_component(module) == "gate")
+      input_error("lora_dropout: {} with LoRA on the experts of {} ({}); PEFT trains and loads expert and router adapters only without "
+                  "dropout (transformers 5 fuses the experts): set lora_dropout: 0, or target the attention only (q_proj k_proj v_proj o_proj)",
+                  options.dropout, config.hf_class_name(), module);
 }
 
 LoraAdapterImpl::LoraAdapterImpl(int64_t in_features, int64_t out_features, const LoraOptions& options, uint64_t seed,

@@ -29,8 +29,8 @@ struct LoraOptions {
   bool rslora = false;                      // scale α/√R instead of α/R
   std::string init = "kaiming";             // kaiming (PEFT's default) | gaussian | pissa | pissa_niter_N | olora
   bool use_dora = false;                    // DoRA: a trained magnitude per output row (PEFT's use_dora)
-  std::vector<std::string> target_modules;  // last name components: q_proj, v_proj, ...
-  bool target_linear = false;               // all 7 decoder projections
+  std::vector<std::string> target_modules;  // last name components: q_proj, v_proj, ... (MoE: w1 w3 w2, gate = router)
+  bool target_linear = false;               // every decoder projection (experts' too), not an MoE router
   at::ScalarType dtype = at::kFloat;        // of the master weights lora_A / lora_B
 };
 
@@ -38,7 +38,8 @@ struct LoraOptions {
 double lora_scale(const LoraOptions& options);
 
 // The projection names LoRA can target, in model order, over all families: q_proj k_proj v_proj qkv_proj o_proj
-// gate_proj up_proj gate_up_proj down_proj (a model has the fused or the separate ones).
+// gate_proj up_proj gate_up_proj down_proj (a model has the fused or the separate ones), Mixtral's experts' w1 w3 w2
+// (Qwen3-MoE's experts use gate_proj up_proj down_proj) and an MoE router's gate.
 const std::vector<std::string>& lora_projection_names();
 
 // InputError (naming the Axolotl key) for r <= 0, a negative alpha, dropout outside [0, 1), an unknown
@@ -46,13 +47,18 @@ const std::vector<std::string>& lora_projection_names();
 void validate_lora_options(const LoraOptions& options);
 
 // The sorted, de-duplicated last-component names `options` targets ("all-linear" and target_linear
-// expand to all of them). Validates first.
+// expand to all of them but the router's "gate"). Validates first.
 std::vector<std::string> lora_target_names(const LoraOptions& options);
 
 // The module names inject_lora adapts for a model with `config`, in model order
 // ("model.layers.0.self_attn.q_proj", ...), computed from the config alone. As in PEFT, listed names the family
 // lacks are skipped; InputError when nothing matches (q_proj alone on Phi-3, whose attention has one qkv_proj).
 std::vector<std::string> lora_target_modules(const ModelConfig& config, const LoraOptions& options);
+
+// New adapters on an MoE model: LoRA on experts or a router trains without dropout, as PEFT does there (transformers 5
+// fuses the experts and PEFT's adapters on them refuse dropout, so a file with it would not load in PEFT).
+// InputError naming lora_dropout otherwise.
+void check_expert_lora_dropout(const ModelConfig& config, const LoraOptions& options);
 
 class LoraAdapterImpl : public LinearAdapter {
  public:

@@ -50,7 +50,7 @@ namespace {
 
 // The adapter to merge, read and checked against the base; a PiSSA / OLoRA adapter as trained is refused.
 PeftAdapter adapter_to_merge(const std::string& adapter_dir, const CheckedCheckpoint& checked) {
-  PeftAdapter adapter = read_peft_adapter(adapter_dir);
+  PeftAdapter adapter = read_peft_adapter(adapter_dir, &checked.config);
   check_peft_adapter(adapter, checked.config, adapter_dir);
   if (init_uses_base(adapter.options.init))
     input_error("{}: a {} adapter as trained (a checkpoint) belongs to a residual base; merge the run's final adapter, which qtune "
@@ -96,6 +96,7 @@ MergedTensors::MergedTensors(const std::string& base_dir, const std::string& ada
 // base (stored so, or quantized here exactly as the loader does), else the stored weight.
 torch::Tensor MergedTensors::base_weight(const WeightSpec& spec) {
   const at::ScalarType dtype = report_.dequantize_dtype;
+  if (spec.router) return checked_.checkpoint.view(spec.name);  // never quantized
   if (checked_.bnb) return dequantize_4bit(read_bnb_weight(checked_.checkpoint, spec.name, spec.shape), dtype);
   if (!quantize_) return checked_.checkpoint.view(spec.name);
   const std::string where = checked_.checkpoint.dir() + ": tensor '" + spec.name + "'";
@@ -105,7 +106,7 @@ torch::Tensor MergedTensors::base_weight(const WeightSpec& spec) {
 
 torch::Tensor MergedTensors::get(const WeightSpec& spec) {
   torch::NoGradGuard no_grad;
-  if (!spec.decoder_projection) return checked_.checkpoint.view(spec.name);
+  if (!spec.decoder_projection && !spec.router) return checked_.checkpoint.view(spec.name);
   torch::Tensor weight = base_weight(spec);
   const std::string module = spec.name.substr(0, spec.name.size() - std::string(".weight").size());
   if (!adapter_) return weight;

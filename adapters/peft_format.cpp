@@ -8,6 +8,7 @@
 #include <set>
 
 #include "adapters/lora_init.h"
+#include "adapters/peft_moe.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/json_file.h"
@@ -82,7 +83,57 @@ void reject_unsupported(const nlohmann::json& config, const std::string& where) 
     input_error("{}: key 'bias' is {}; only \"none\" is supported (no trained biases)", where, bias->dump());
 }
 
-LoraOptions parse_options(const nlohmann::json& config, const std::string& where) {
+// PEFT's target_parameters on transformers 5 MoE models -> the target names of `base`'s checkpoint layout: its experts'
+// gate and up (gate_up_proj), down (down_proj) and its router (gate.weight).
+std::vector<std::string> expert_targets(const nlohmann::json& config, const ModelConfig* base, const std::string& where) {
+  const auto parameters = json_optional<std::vector<std::string>>(config, "target_parameters", where, {});
+  if (parameters.empty()) return {};
+  if (base == nullptr || base->num_experts == 0)
+    input_error("{}: key 'target_parameters' adapts fused MoE experts; read this adapter with its mixture-of-experts base model", where);
+  const auto names = base->expert_projection_names();
+  std::vector<std::string> out;
+  for (const auto& p : parameters) {
+    if (ends_with(p, "gate_up_proj")) out.insert(out.end(), {names[0], names[1]});
+    else if (ends_with(p, "down_proj")) out.push_back(names[2]);
+    else if (ends_with(p, "gate.weight")) out.push_back("gate");
+    else input_error("{}: key 'target_parameters' names '{}'; qtune reads LoRA on MoE experts (gate_up_proj, down_proj) and routers (gate.weight)", where, p);
+  }
+  return out;
+}
+
+// target_modules (a list, or "all-linear") and target_parameters (MoE experts and routers) into o's targets.
+void parse_targets(const nlohmann::json& config, const ModelConfig* base, const std::string& where, LoraOptions& o) {
+  const auto targets = config.find("target_modules");
+  const auto& valid = lora_projection_names();
+  const std::vector<std::string> experts = expert_targets(config, base, where);
+  if ((targets == config.end() || targets->is_null()) && !experts.empty()) {
+    o.target_modules = experts;
+    return;
+  }
+  if (targets == config.end() || targets->is_null())
+    input_error("{}: missing required key 'target_modules' (a list of: {})", where, fmt::join(valid, " "));
+  if (targets->is_string()) {
+    if (targets->get<std::string>() != "all-linear")
+      input_error("{}: key 'target_modules' is the pattern {}; only a list of module names or \"all-linear\" is supported", where,
+                  targets->dump());
+    o.target_linear = true;
+  } else if (targets->is_array()) {
+    for (const auto& t : *targets) {
+      if (!t.is_string()) input_error("{}: key 'target_modules' must hold strings, got {}", where, t.dump());
+      const std::string name = t.get<std::string>();
+      if (name != "all-linear" && std::find(valid.begin(), valid.end(), name) == valid.end())
+        input_error("{}: key 'target_modules' names '{}', which is not a decoder projection (valid: {})", where, name,
+                    fmt::join(valid, " "));
+      o.target_modules.push_back(name);
+    }
+    if (o.target_modules.empty()) input_error("{}: key 'target_modules' is empty", where);
+    o.target_modules.insert(o.target_modules.end(), experts.begin(), experts.end());
+  } else {
+    input_error("{}: key 'target_modules' must be a list of module names, got {}", where, targets->dump());
+  }
+}
+
+LoraOptions parse_options(const nlohmann::json& config, const ModelConfig* base, const std::string& where) {
   if (!config.is_object()) input_error("{}: expected a JSON object", where);
   const auto peft_type = json_required<std::string>(config, "peft_type", where);
   if (peft_type != "LORA") input_error("{}: key 'peft_type' is \"{}\"; only LORA adapters are supported", where, peft_type);
@@ -106,28 +157,7 @@ LoraOptions parse_options(const nlohmann::json& config, const std::string& where
   o.use_dora = json_optional<bool>(config, "use_dora", where, false);
   o.init = parse_init(config, where);
 
-  const auto targets = config.find("target_modules");
-  const auto& valid = lora_projection_names();
-  if (targets == config.end() || targets->is_null())
-    input_error("{}: missing required key 'target_modules' (a list of: {})", where, fmt::join(valid, " "));
-  if (targets->is_string()) {
-    if (targets->get<std::string>() != "all-linear")
-      input_error("{}: key 'target_modules' is the pattern {}; only a list of module names or \"all-linear\" is supported", where,
-                  targets->dump());
-    o.target_linear = true;
-  } else if (targets->is_array()) {
-    for (const auto& t : *targets) {
-      if (!t.is_string()) input_error("{}: key 'target_modules' must hold strings, got {}", where, t.dump());
-      const std::string name = t.get<std::string>();
-      if (name != "all-linear" && std::find(valid.begin(), valid.end(), name) == valid.end())
-        input_error("{}: key 'target_modules' names '{}', which is not a decoder projection (valid: {})", where, name,
-                    fmt::join(valid, " "));
-      o.target_modules.push_back(name);
-    }
-    if (o.target_modules.empty()) input_error("{}: key 'target_modules' is empty", where);
-  } else {
-    input_error("{}: key 'target_modules' must be a list of module names, got {}", where, targets->dump());
-  }
+  parse_targets(config, base, where, o);
   o.target_modules = lora_target_names(o);
   o.target_linear = false;
   return o;
@@ -202,7 +232,19 @@ void save_peft_adapter(CausalLM& model, const LoraOptions& options, const std::s
   AtomicFile::write_all((fs::path(dir) / kConfigFile).string(), peft_adapter_config_json(written, base_model_name_or_path));
 }
 
-PeftAdapter read_peft_adapter(const std::string& dir) {
+namespace {
+// A stored factor's dtype and number of dimensions (DoRA's magnitude only with use_dora).
+void check_factor(const TensorInfo& info, char which, const LoraOptions& o, const std::string& weights_path) {
+  if (info.dtype != at::kFloat && info.dtype != at::kBFloat16 && info.dtype != at::kHalf && info.dtype != at::kDouble)
+    input_error("{}: tensor '{}' has dtype {}; expected F32, BF16, F16 or F64", weights_path, info.name, safetensors_dtype_name(info.dtype));
+  if (which == 'm' && !o.use_dora)
+    input_error("{}: tensor '{}' is a DoRA magnitude, but adapter_config.json does not set use_dora", weights_path, info.name);
+  if (info.shape.size() != (which == 'm' ? 1u : 2u))
+    input_error("{}: tensor '{}' has shape {}; expected a {}", weights_path, info.name, shape_string(info.shape), which == 'm' ? "vector" : "matrix");
+}
+}  // namespace
+
+PeftAdapter read_peft_adapter(const std::string& dir, const ModelConfig* base) {
   const std::string config_path = (fs::path(dir) / kConfigFile).string();
   const std::string weights_path = (fs::path(dir) / kWeightsFile).string();
   if (!fs::is_directory(dir)) input_error("{}: no such adapter folder", dir);
@@ -214,7 +256,9 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
   }
   const nlohmann::json config = read_json_file(config_path);
   PeftAdapter adapter;
-  adapter.options = parse_options(config, config_path);
+  adapter.options = parse_options(config, base, config_path);
+  const bool fused_experts = config.contains("target_parameters") && !config["target_parameters"].empty();
+  std::map<std::string, LoraTensors> fused;  // PEFT's modules on transformers 5's fused experts and routers
   adapter.base_model_name_or_path = json_optional<std::string>(config, "base_model_name_or_path", config_path, "");
 
   auto file = SafetensorsFile::open(weights_path);
@@ -228,20 +272,21 @@ PeftAdapter read_peft_adapter(const std::string& dir) {
                   info.name);
     const std::string key = module + "." + which;
     if (!seen.insert(key).second) input_error("{}: tensor '{}' duplicates the lora_{} of module '{}'", weights_path, info.name, which, module);
-    if (info.dtype != at::kFloat && info.dtype != at::kBFloat16 && info.dtype != at::kHalf && info.dtype != at::kDouble)
-      input_error("{}: tensor '{}' has dtype {}; expected F32, BF16, F16 or F64", weights_path, info.name, safetensors_dtype_name(info.dtype));
-    if (which == 'm' && !adapter.options.use_dora)
-      input_error("{}: tensor '{}' is a DoRA magnitude, but adapter_config.json does not set use_dora", weights_path, info.name);
-    if (info.shape.size() != (which == 'm' ? 1u : 2u))
-      input_error("{}: tensor '{}' has shape {}; expected a {}", weights_path, info.name, shape_string(info.shape), which == 'm' ? "vector" : "matrix");
+    check_factor(info, which, adapter.options, weights_path);
+    if (!dtype_set && which != 'm') adapter.options.dtype = info.dtype, dtype_set = true;
+    if (fused_experts && is_fused_moe_module(module)) {  // ranks checked by unfuse_moe_modules
+      (which == 'A' ? fused[module].A : fused[module].B) = file->view(info);
+      continue;
+    }
     const int64_t rank = which == 'A' ? info.shape[0] : which == 'B' ? info.shape[1] : adapter.options.r;
     if (rank != adapter.options.r)
       input_error("{}: tensor '{}' has shape {}, rank {}, but adapter_config.json says r = {}", weights_path, info.name, shape_string(info.shape),
                   rank, adapter.options.r);
-    if (!dtype_set && which != 'm') adapter.options.dtype = info.dtype, dtype_set = true;
     LoraTensors& f = adapter.modules[module];
     (which == 'A' ? f.A : which == 'B' ? f.B : f.magnitude) = file->view(info);
   }
+  if (!fused.empty())  // base is set: parse_options required it for target_parameters
+    for (auto& [module, f] : unfuse_moe_modules(fused, *base, adapter.options.r, weights_path)) adapter.modules[module] = f;
   for (const auto& [module, f] : adapter.modules) {
     if (!f.A.defined() || !f.B.defined())
       input_error("{}: module '{}' has {} but no lora_{}", weights_path, module, f.A.defined() ? "lora_A" : f.B.defined() ? "lora_B" : "a magnitude",
@@ -256,7 +301,7 @@ void check_peft_adapter(const PeftAdapter& adapter, const ModelConfig& config, c
   const std::string weights_path = (fs::path(dir) / kWeightsFile).string();
   std::map<std::string, std::vector<int64_t>> shapes;  // module -> [out, in]
   for (const auto& spec : hf_weight_specs(config))
-    if (spec.decoder_projection) shapes[spec.name.substr(0, spec.name.size() - std::string(".weight").size())] = spec.shape;
+    if (spec.decoder_projection || spec.router) shapes[spec.name.substr(0, spec.name.size() - std::string(".weight").size())] = spec.shape;
   const std::vector<std::string> expected = lora_target_modules(config, adapter.options);
   for (const auto& module : expected)
     if (!adapter.modules.count(module))
@@ -302,7 +347,7 @@ void copy_peft_adapter(CausalLM& model, const PeftAdapter& adapter, const std::s
 }
 
 LoraOptions load_peft_adapter(CausalLM& model, const std::string& dir) {
-  const PeftAdapter adapter = read_peft_adapter(dir);
+  const PeftAdapter adapter = read_peft_adapter(dir, &model->config());
   LoraOptions options = adapter.options;
   if (options.init.rfind("pissa_niter_", 0) == 0)
     input_error("{}: this adapter is a {} adapter as trained (a checkpoint): its residual base came from a randomized SVD that "

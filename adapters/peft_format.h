@@ -5,7 +5,8 @@
 //   base_model.model.<m>.lora_A.weight           [R, in]
 //   base_model.model.<m>.lora_B.weight           [out, R]
 //   base_model.model.<m>.lora_magnitude_vector   [out]   (DoRA: use_dora true)
-// Read also: names without the "base_model.model." prefix and with ".lora_A.default.weight".
+// Read also: names without the "base_model.model." prefix and with ".lora_A.default.weight", and PEFT's adapters on
+// transformers 5's fused MoE experts (target_parameters; adapters/peft_moe.h), converted to the per-expert modules.
 //
 // PiSSA / OLoRA adapters train against the residual of their start (lora_init.h). A run's final adapter is
 // saved as PEFT's save_pretrained(path_initial_model_for_weight_conversion=...) saves it, for the ORIGINAL
@@ -46,7 +47,9 @@ std::string peft_adapter_config_json(const LoraOptions& options, const std::stri
 // target_modules, unsupported features such as bias, rank_pattern or an init that rewrites the base in a way
 // qtune does not) or the file and tensor (unknown name, A without B, a DoRA magnitude missing or extra,
 // non-float dtype, ranks different from r).
-PeftAdapter read_peft_adapter(const std::string& dir);
+// An adapter on fused MoE experts needs the base model's config (`base`) to name its per-expert modules;
+// InputError without it.
+PeftAdapter read_peft_adapter(const std::string& dir, const ModelConfig* base = nullptr);
 
 // Checks that `adapter` fits a model with `config`: exactly the modules its target_modules imply, with
 // A [r, in], B [out, r] (and m [out]) shapes. InputError naming the file and tensor otherwise.

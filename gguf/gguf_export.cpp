@@ -147,7 +147,7 @@ GgmlType adapter_tensor_type(ExportType type, const torch::Tensor& t) {
 // scale (which for rsLoRA is alpha / sqrt(r)).
 ExportReport export_adapter(const ExportOptions& o) {
   const ModelConfig config = ModelConfig::load(o.model_dir);
-  const PeftAdapter adapter = read_peft_adapter(o.adapter_dir);
+  const PeftAdapter adapter = read_peft_adapter(o.adapter_dir, &config);
   check_peft_adapter(adapter, config, o.adapter_dir);
   if (adapter.options.use_dora)
     input_error("{}: llama.cpp's LoRA adapters cannot hold DoRA's magnitudes; export the merged model instead (drop --adapter-only)", o.adapter_dir);
@@ -170,10 +170,21 @@ ExportReport export_adapter(const ExportOptions& o) {
   return write_plan(o.out_path, m, plan, [](PlannedTensor& t) { return t.made; }, config);
 }
 
+// Refused before anything is written: llama.cpp stores the experts of a layer as one stacked tensor per projection,
+// which the per-tensor plan here does not make yet.
+void check_dense_model(const ExportOptions& o) {
+  if (!fs::exists(fs::path(o.model_dir) / "config.json")) return;  // the loaders name what is missing
+  const ModelConfig config = ModelConfig::load(o.model_dir);
+  if (config.num_experts > 0)
+    input_error("{}: {}: GGUF export of mixture-of-experts models is not supported yet; merge the adapter with `qtune merge` and keep the "
+                "safetensors checkpoint", o.model_dir, config.hf_class_name());
+}
+
 }  // namespace
 
 ExportReport export_gguf(const ExportOptions& o) {
   check_output_path(o);
+  check_dense_model(o);
   return o.adapter_only ? export_adapter(o) : export_model(o);
 }
 

@@ -103,7 +103,7 @@ GgufModel load_gguf_model(const std::string& path, const LoadOptions& options) {
       continue;
     }
     values = values.to(options.device, options.dtype);
-    if (spec.decoder_projection || spec.name == "lm_head.weight") weights.projections[module] = std::make_shared<DenseWeight>(values);
+    if (spec.decoder_projection || spec.router || spec.name == "lm_head.weight") weights.projections[module] = std::make_shared<DenseWeight>(values);
     else weights.tensors[spec.name] = values;
   }
   GgufModel out;

@@ -140,6 +140,8 @@ std::string gguf_architecture(Architecture arch) {
     case Architecture::kGemma2: return "gemma2";
     case Architecture::kGemma3: return "gemma3";
     case Architecture::kPhi3: return "phi3";
+    case Architecture::kMixtral: return "llama";  // llama.cpp's converter writes Mixtral as llama with experts
+    case Architecture::kQwen3Moe: return "qwen3moe";
   }
   return "llama";
 }

@@ -1,4 +1,4 @@
-// The HF tensor table of every family (its switches: fused projections, q/k norms, sandwich norms).
+// The HF tensor table of every family (its switches: fused projections, q/k norms, sandwich norms, experts).
 #include "models/architecture.h"
 
 namespace qtune {
@@ -27,13 +27,24 @@ void add_layer_specs(const ModelConfig& c, int64_t i, std::vector<WeightSpec>& s
   if (c.qk_norm) norm("self_attn.q_norm", Dh), norm("self_attn.k_norm", Dh);
   norm("post_attention_layernorm", D);
   if (c.sandwich_norms) norm("pre_feedforward_layernorm", D), norm("post_feedforward_layernorm", D);
-  if (c.fused_projections) {
+  if (c.is_sparse_layer(i)) {
+    const std::string block = c.moe_block_name() + ".";
+    specs.push_back({p + block + "gate.weight", {c.num_experts, D}, false, true});
+    const auto names = c.expert_projection_names();  // gate, up, down
+    const int64_t Fe = c.moe_intermediate_size;
+    for (int64_t e = 0; e < c.num_experts; ++e) {
+      const std::string expert = block + "experts." + std::to_string(e) + ".";
+      projection(expert + names[0], Fe, D, false);
+      projection(expert + names[1], Fe, D, false);
+      projection(expert + names[2], D, Fe, false);
+    }
+  } else if (c.fused_projections) {
     projection("mlp.gate_up_proj", 2 * F, D, c.mlp_bias);
   } else {
     projection("mlp.gate_proj", F, D, c.mlp_bias);
     projection("mlp.up_proj", F, D, c.mlp_bias);
   }
-  projection("mlp.down_proj", D, F, c.mlp_bias);
+  if (!c.is_sparse_layer(i)) projection("mlp.down_proj", D, F, c.mlp_bias);
 }
 
 }  // namespace
@@ -54,9 +65,13 @@ ParameterCounts count_parameters(const ModelConfig& config) {
     for (int64_t d : spec.shape) n *= d;
     if (spec.name == "model.embed_tokens.weight") counts.embedding += n;
     else if (spec.name == "lm_head.weight") counts.lm_head += n;
+    else if (spec.router) counts.routers += n;
     else if (spec.decoder_projection) counts.decoder_projections += n;
     else counts.other += n;
+    if (spec.decoder_projection && spec.name.find(".experts.") != std::string::npos) counts.expert_projections += n;
   }
+  // Every expert of a layer has the same shapes, so a token's k experts are k/E of them.
+  if (config.num_experts > 0) counts.active_expert_projections = counts.expert_projections / config.num_experts * config.num_experts_per_tok;
   return counts;
 }
 
@@ -64,7 +79,7 @@ double four_bit_bytes(const ParameterCounts& counts, int64_t block_size, bool do
   const double q = static_cast<double>(counts.decoder_projections);
   const double blocks = q / static_cast<double>(block_size);
   const double absmax_bytes = double_quant ? blocks * 1.0 + (blocks / 256.0) * 4.0 : blocks * 4.0;
-  const double rest = static_cast<double>(counts.embedding + counts.lm_head + counts.other) * other_dtype_bytes;
+  const double rest = static_cast<double>(counts.embedding + counts.lm_head + counts.routers + counts.other) * other_dtype_bytes;
   return q * 0.5 + absmax_bytes + rest;
 }
 

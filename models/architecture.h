@@ -13,7 +13,8 @@ namespace qtune {
 struct WeightSpec {
   std::string name;            // "model.layers.0.self_attn.q_proj.weight"
   std::vector<int64_t> shape;  // [out, in] for projections
-  bool decoder_projection;     // q/k/v/o/gate/up/down weights: quantized in a 4-bit base
+  bool decoder_projection;     // q/k/v/o/gate/up/down weights (experts' too): quantized in a 4-bit base
+  bool router = false;         // an MoE router [E, D]: a projection kept in the compute dtype
 };
 
 std::vector<WeightSpec> hf_weight_specs(const ModelConfig& config);
@@ -22,9 +23,14 @@ std::vector<WeightSpec> hf_weight_specs(const ModelConfig& config);
 struct ParameterCounts {
   int64_t embedding = 0;          // embed_tokens
   int64_t lm_head = 0;            // 0 when tied
-  int64_t decoder_projections = 0;
+  int64_t decoder_projections = 0;  // the experts' included
+  int64_t routers = 0;            // MoE routers (kept in the compute dtype, like the norms)
   int64_t other = 0;              // norms and biases
-  int64_t total() const { return embedding + lm_head + decoder_projections + other; }
+  // MoE: the experts' share of decoder_projections, and the part of it one token runs (k of E experts per sparse layer).
+  int64_t expert_projections = 0, active_expert_projections = 0;
+  int64_t total() const { return embedding + lm_head + decoder_projections + routers + other; }
+  // The parameters one token uses: all but the experts it is not routed to (= total() for a dense model).
+  int64_t active() const { return total() - expert_projections + active_expert_projections; }
 };
 ParameterCounts count_parameters(const ModelConfig& config);
 

@@ -67,6 +67,20 @@ std::vector<std::pair<std::string, at::Tensor>> bnb_tensors(const std::string& n
   return out;
 }
 
+std::vector<TensorSpec> bnb_tensor_specs(const std::string& name, const Quantized4bit& q) {
+  const int64_t blocks = q.blocks();
+  std::vector<TensorSpec> out;
+  out.push_back({name, at::kByte, {ceil_div(q.numel(), 2), 1}});
+  out.push_back({name + ".absmax", q.scales.nested ? at::kByte : at::kFloat, {blocks}});
+  out.push_back({name + ".quant_map", at::kFloat, {16}});
+  if (q.scales.nested) {
+    out.push_back({name + ".nested_absmax", at::kFloat, {ceil_div(blocks, q.scales.nested_blocksize)}});
+    out.push_back({name + ".nested_quant_map", at::kFloat, {256}});
+  }
+  out.push_back({name + kQuantStatePrefix + quant_type_name(q.type), at::kByte, {static_cast<int64_t>(bnb_quant_state_json(q).size())}});
+  return out;
+}
+
 bool is_bnb_aux_tensor(const std::string& name) {
   for (const char* suffix : {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"})
     if (name.size() > std::strlen(suffix) && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0) return true;

@@ -26,6 +26,10 @@ namespace qtune {
 // The tensors bitsandbytes stores for weight `name`, in its order.
 std::vector<std::pair<std::string, at::Tensor>> bnb_tensors(const std::string& name, const Quantized4bit& q);
 
+// The names, dtypes and shapes of bnb_tensors(name, q) from q's metadata alone (type, blocksize, shape, dtype and, when
+// double-quantized, nested_blocksize and offset): what a writer declares before the codes exist.
+std::vector<TensorSpec> bnb_tensor_specs(const std::string& name, const Quantized4bit& q);
+
 // The quant_state JSON exactly as Python's json.dumps writes it for bitsandbytes.
 std::string bnb_quant_state_json(const Quantized4bit& q);
 

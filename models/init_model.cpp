@@ -50,6 +50,30 @@ torch::Tensor random_tensor(const WeightSpec& spec, const InitModelOptions& o) {
   return out;
 }
 
+Quantized4bit random_quantized(const WeightSpec& spec, const InitModelOptions& o) {
+  const QuantizeOptions& q = *o.quantize;
+  return quantize_4bit(random_tensor(spec, o), q.type, q.blocksize, q.double_quant, spec.name);
+}
+
+// What bnb_tensor_specs needs of each 4-bit weight, before any is written. Without double quantization it follows
+// from the shape; with it, the quant_state JSON holds the nested offset (the mean absmax), so each weight is made
+// and quantized once for it here and again when written: twice the work, but only one weight in memory at a time.
+std::map<std::string, Quantized4bit> quantized_metadata(const std::vector<WeightSpec>& specs, const InitModelOptions& o) {
+  std::map<std::string, Quantized4bit> metadata;
+  for (const auto& spec : specs) {
+    if (!spec.decoder_projection) continue;
+    Quantized4bit q;
+    if (o.quantize->double_quant) {
+      q = random_quantized(spec, o);
+      q.packed = q.code_map = q.scales.absmax = q.scales.nested_absmax = q.scales.nested_map = at::Tensor();
+    } else {
+      q.type = o.quantize->type, q.blocksize = o.quantize->blocksize, q.shape = spec.shape, q.dtype = o.dtype;
+    }
+    metadata.emplace(spec.name, std::move(q));
+  }
+  return metadata;
+}
+
 }  // namespace
 
 void write_random_model(const InitModelOptions& o) {
@@ -59,15 +83,16 @@ void write_random_model(const InitModelOptions& o) {
 
   ModelConfig config = o.config;
   config.torch_dtype = o.dtype == at::kFloat ? "float32" : o.dtype == at::kHalf ? "float16" : "bfloat16";
+  const std::vector<WeightSpec> specs = hf_weight_specs(config);
   std::map<std::string, WeightSpec> by_name;
-  std::map<std::string, Quantized4bit> quantized;
   std::vector<OutputWeight> outputs;
-  for (const auto& w : hf_weight_specs(config)) {
+  for (const auto& w : specs) {
     by_name.emplace(w.name, w);
-    const bool four_bit = o.quantize && w.decoder_projection;
-    if (four_bit) quantized.emplace(w.name, quantize_4bit(random_tensor(w, o), o.quantize->type, o.quantize->blocksize, o.quantize->double_quant, w.name));
-    outputs.push_back({w.name, four_bit, o.dtype, w.shape});
+    outputs.push_back({w.name, o.quantize && w.decoder_projection, o.dtype, w.shape});
   }
+  const std::map<std::string, Quantized4bit> metadata = o.quantize ? quantized_metadata(specs, o) : std::map<std::string, Quantized4bit>{};
+  const QuantizedSource quantized{[&](const std::string& name) { return bnb_tensor_specs(name, metadata.at(name)); },
+                                  [&](const std::string& name) { return random_quantized(by_name.at(name), o); }};
   QuantizeModelReport sizes;
   write_bnb_weights(o.out_dir, outputs, quantized, [&](const std::string& name) { return random_tensor(by_name.at(name), o); }, {}, o.max_shard_bytes,
                     sizes);

@@ -27,8 +27,9 @@ struct InitModelOptions {
 
 // Initialization as transformers does it: projections and embeddings ~ N(0, initializer_range),
 // biases 0, norm weights 1. Each tensor draws from its own generator seeded by (seed, tensor name),
-// so the result depends only on the seed and the config. With `quantize`, the 4-bit projections are held
-// in memory until all are made (the shard headers need their sizes): host memory ≈ the 4-bit model.
+// so the result depends only on the seed and the config. With `quantize`, each 4-bit projection is made and
+// quantized when the writer reaches it: host memory ≈ one tensor, whatever the model's size (with double
+// quantization every projection is made twice: the shard headers need each one's nested offset first).
 void write_random_model(const InitModelOptions& options);
 
 }  // namespace qtune

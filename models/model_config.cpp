@@ -25,6 +25,8 @@ constexpr ArchName kArchitectures[] = {
     {Architecture::kGemma2, "Gemma2ForCausalLM", "gemma2", "gemma2"},
     {Architecture::kGemma3, "Gemma3ForCausalLM", "gemma3_text", "gemma3"},
     {Architecture::kPhi3, "Phi3ForCausalLM", "phi3", "phi3"},
+    {Architecture::kMixtral, "MixtralForCausalLM", "mixtral", "mixtral"},
+    {Architecture::kQwen3Moe, "Qwen3MoeForCausalLM", "qwen3_moe", "qwen3_moe"},
 };
 
 const ArchName& arch_name(Architecture arch) {
@@ -130,17 +132,13 @@ void ModelConfig::validate(const std::string& where) const {
   if (!(rms_norm_eps > 0)) input_error("{}: rms_norm_eps must be > 0", where);
   if (!(rope_theta > 0)) input_error("{}: rope_theta must be > 0", where);
   validate_family_settings(*this, where);
+  validate_moe_settings(*this, where);
 }
 
 int64_t ModelConfig::rotary_dim() const { return static_cast<int64_t>(static_cast<double>(head_dim) * partial_rotary_factor); }
 
 double ModelConfig::attention_scale() const {
   return 1.0 / std::sqrt(query_pre_attn_scalar ? *query_pre_attn_scalar : static_cast<double>(head_dim));
-}
-
-std::vector<std::string> ModelConfig::layer_projection_names() const {
-  if (fused_projections) return {"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"};
-  return {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
 }
 
 std::optional<int64_t> ModelConfig::sliding_window_for_layer(int64_t layer) const {

@@ -12,7 +12,7 @@
 
 namespace qtune {
 
-enum class Architecture { kLlama, kMistral, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3 };
+enum class Architecture { kLlama, kMistral, kQwen2, kQwen3, kGemma2, kGemma3, kPhi3, kMixtral, kQwen3Moe };
 
 // RoPE frequency scaling. "default" (none), "linear" (positions / factor), "llama3" (Llama 3.1+ band-wise
 // scaling of the inverse frequencies) and "longrope" (Phi-3: per-frequency divisors, the long set once a
@@ -66,6 +66,17 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
 
+    // Mixture of experts (Mixtral, Qwen3-MoE). A sparse layer's MLP is a router ("<block>.gate", [E, D], kept in the
+  // compute dtype) and E experts, each a gated MLP of moe_intermediate_size; a token runs its top-k experts.
+  int64_t num_experts = 0;                // E (num_local_experts / num_experts); 0: every layer dense
+  int64_t num_experts_per_tok = 0;        // k
+  int64_t moe_intermediate_size = 0;      // each expert's F (Mixtral: intermediate_size)
+  bool norm_topk_prob = true;             // the k routing weights divided by their sum (Mixtral always)
+  bool routing_weights_in_compute_dtype = false;  // Qwen3-MoE rounds them to the compute dtype; Mixtral keeps float32
+  int64_t decoder_sparse_step = 1;        // Qwen3-MoE: layer i is sparse when (i + 1) % step == 0 ...
+  std::vector<int64_t> mlp_only_layers;   // ... and i is not listed here (those keep a dense MLP of intermediate_size)
+  double router_aux_loss_coef = 0.001;    // the load-balancing loss's weight when the router is trained
+
   // Reads `config.json` (or the config.json inside a folder). InputError names the file and the key,
   // or lists the supported architectures.
   static ModelConfig load(const std::string& path_or_dir);
@@ -81,9 +92,14 @@ struct ModelConfig {
   std::optional<int64_t> sliding_window_for_layer(int64_t layer) const;
   int64_t rotary_dim() const;           // dims of each head that RoPE turns (head_dim unless partial)
   double attention_scale() const;       // the factor on q·kᵀ
-  // The decoder projections of one layer, by name within it, attention first: self_attn.q_proj ... mlp.down_proj
-  // (self_attn.qkv_proj, self_attn.o_proj, mlp.gate_up_proj, mlp.down_proj when fused).
-  std::vector<std::string> layer_projection_names() const;
+  // The decoder projections of layer `layer`, by name within it, attention first: self_attn.q_proj ... mlp.down_proj
+  // (self_attn.qkv_proj, self_attn.o_proj, mlp.gate_up_proj, mlp.down_proj when fused). A sparse layer lists its router
+  // and then each expert's gate, up and down projections: block_sparse_moe.gate, block_sparse_moe.experts.0.w1, ...
+  std::vector<std::string> layer_projection_names(int64_t layer) const;
+  bool is_sparse_layer(int64_t layer) const;  // the layer's MLP is a router and experts
+  std::string moe_block_name() const;         // "block_sparse_moe" (Mixtral) or "mlp"
+  // An expert's gate, up and down projection names: w1, w3, w2 (Mixtral) or gate_proj, up_proj, down_proj.
+  std::vector<std::string> expert_projection_names() const;
   void validate(const std::string& where) const;  // InputError on inconsistent sizes
 };
 
@@ -95,7 +111,8 @@ void fit_preset_to_sizes(ModelConfig& c, int64_t sliding_window_pattern = 0);
 // Gemma's layer pattern: every `pattern`-th layer (1-based) full attention, the others sliding.
 std::vector<std::string> gemma_layer_types(int64_t num_layers, int64_t pattern);
 
-Architecture parse_architecture_name(const std::string& name);  // "llama"|"mistral"|"qwen2"|"qwen3"|"gemma2"|"gemma3"|"phi3"
+// "llama"|"mistral"|"qwen2"|"qwen3"|"gemma2"|"gemma3"|"phi3"|"mixtral"|"qwen3_moe"
+Architecture parse_architecture_name(const std::string& name);
 std::string supported_architectures();                           // for error messages
 
 }  // namespace qtune

@@ -1,5 +1,7 @@
 // The config.json keys of each family beyond the common sizes, with transformers' defaults (LlamaConfig,
-// MistralConfig, Qwen2Config, Qwen3Config, Gemma2Config, Gemma3TextConfig, Phi3Config), and the tiny presets.
+// MistralConfig, Qwen2Config, Qwen3Config, Gemma2Config, Gemma3TextConfig, Phi3Config; the MoE keys of
+// MixtralConfig and Qwen3MoeConfig are in model_config_moe.cpp), and the tiny presets.
+#include <algorithm>
 #include <cmath>
 
 #include "core/json_file.h"
@@ -35,7 +37,8 @@ void read_qwen(const nlohmann::json& json, const std::string& where, ModelConfig
   }
   if (json_optional<bool>(json, "use_sliding_window", where, false)) {
     c.sliding_window = optional_int(json, "sliding_window", where);
-    c.max_window_layers = json_optional<int64_t>(json, "max_window_layers", where, c.num_layers);
+    // Qwen3-MoE windows every layer (its max_window_layers is not read by transformers).
+    c.max_window_layers = c.arch == Architecture::kQwen3Moe ? 0 : json_optional<int64_t>(json, "max_window_layers", where, c.num_layers);
   }
 }
 
@@ -76,10 +79,12 @@ void read_family_keys(const nlohmann::json& json, const std::string& where, Mode
       c.mlp_bias = json_optional<bool>(json, "mlp_bias", where, false);
       break;
     case Architecture::kMistral:
+    case Architecture::kMixtral:
       c.sliding_window = optional_int(json, "sliding_window", where);
       break;
     case Architecture::kQwen2:
     case Architecture::kQwen3:
+    case Architecture::kQwen3Moe:
       read_qwen(json, where, c);
       break;
     case Architecture::kGemma2:
@@ -92,6 +97,7 @@ void read_family_keys(const nlohmann::json& json, const std::string& where, Mode
       c.rope_scaling.original_max_position_embeddings = json_optional<int64_t>(json, "original_max_position_embeddings", where, 4096);
       break;
   }
+  if (c.arch == Architecture::kMixtral || c.arch == Architecture::kQwen3Moe) read_moe_keys(json, where, c);
 }
 
 void validate_family_settings(const ModelConfig& c, const std::string& where) {
@@ -121,6 +127,7 @@ void write_family_keys(const ModelConfig& c, nlohmann::ordered_json& j) {
       j["pretraining_tp"] = 1;
       break;
     case Architecture::kMistral:
+    case Architecture::kMixtral:
       j["sliding_window"] = window;
       break;
     case Architecture::kPhi3:  // Phi3Config's default pad id (32000) is outside a smaller vocabulary
@@ -130,7 +137,8 @@ void write_family_keys(const ModelConfig& c, nlohmann::ordered_json& j) {
       break;
     case Architecture::kQwen2:
     case Architecture::kQwen3:
-      if (c.arch == Architecture::kQwen3) j["attention_bias"] = c.qkv_bias;
+    case Architecture::kQwen3Moe:
+      if (c.arch != Architecture::kQwen2) j["attention_bias"] = c.qkv_bias;
       j["use_sliding_window"] = c.sliding_window.has_value();
       j["sliding_window"] = window;
       j["max_window_layers"] = c.sliding_window ? c.max_window_layers : c.num_layers;
@@ -146,6 +154,7 @@ void write_family_keys(const ModelConfig& c, nlohmann::ordered_json& j) {
       j["layer_types"] = c.layer_types;
       break;
   }
+  if (c.num_experts > 0) write_moe_keys(c, j);
 }
 
 void apply_family_preset(ModelConfig& c) {
@@ -165,6 +174,10 @@ void apply_family_switches(ModelConfig& c) {
       c.rope_theta = 1000000.0;
       c.rms_norm_eps = 1e-5;
       c.max_position_embeddings = 32768;
+      break;
+    case Architecture::kMixtral:
+    case Architecture::kQwen3Moe:
+      apply_moe_switches(c);
       break;
     case Architecture::kQwen2:
       c.rope_theta = 1000000.0;
@@ -206,6 +219,9 @@ void apply_family_switches(ModelConfig& c) {
 }
 
 void fit_preset_to_sizes(ModelConfig& c, int64_t sliding_window_pattern) {
+  // Mixtral's experts are as wide as its dense MLP; Qwen3-MoE's an eighth of it, as in 30B-A3B (6144 / 768).
+  if (c.arch == Architecture::kMixtral) c.moe_intermediate_size = c.intermediate_size;
+  if (c.arch == Architecture::kQwen3Moe) c.moe_intermediate_size = std::max<int64_t>(1, c.intermediate_size / 8);
   if (c.arch == Architecture::kGemma2 || c.arch == Architecture::kGemma3) {
     const int64_t pattern = sliding_window_pattern > 0 ? sliding_window_pattern : c.arch == Architecture::kGemma2 ? 2 : 6;
     c.layer_types = gemma_layer_types(c.num_layers, pattern);

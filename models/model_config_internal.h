@@ -19,4 +19,10 @@ void apply_family_preset(ModelConfig& c);  // c.arch set, sizes the generic pres
 void apply_family_switches(ModelConfig& c);  // the preset's family settings, before fit_preset_to_sizes
 void validate_family_settings(const ModelConfig& c, const std::string& where);  // InputError on inconsistent keys
 
+// The mixture-of-experts keys (model_config_moe.cpp): experts, top-k, sparse layers.
+void read_moe_keys(const nlohmann::json& json, const std::string& where, ModelConfig& c);
+void write_moe_keys(const ModelConfig& c, nlohmann::ordered_json& j);
+void validate_moe_settings(const ModelConfig& c, const std::string& where);
+void apply_moe_switches(ModelConfig& c);  // the Mixtral / Qwen3-MoE preset's settings
+
 }  // namespace qtune

@@ -79,7 +79,7 @@ CausalLM load_causal_lm(const std::string& dir, const LoadOptions& options) {
     }
     torch::Tensor t = checked.checkpoint.view(spec.name).to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
     checked.checkpoint.release(spec.name);
-    const bool projection = spec.decoder_projection || spec.name == "lm_head.weight";
+    const bool projection = spec.decoder_projection || spec.router || spec.name == "lm_head.weight";
     if (projection) {
       weights.projections[module] = std::make_shared<DenseWeight>(t);
     } else {

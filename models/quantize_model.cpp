@@ -7,40 +7,45 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "models/bnb_format.h"
 #include "models/model_files.h"
 
 namespace qtune {
 
-void write_bnb_weights(const std::string& out_dir, const std::vector<OutputWeight>& weights, const std::map<std::string, Quantized4bit>& quantized,
+namespace {
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+}  // namespace
+
+void write_bnb_weights(const std::string& out_dir, const std::vector<OutputWeight>& weights, const QuantizedSource& quantized,
                        const std::function<at::Tensor(const std::string&)>& tensor_of, const std::function<void(const std::string&)>& written,
                        uint64_t max_shard_bytes, QuantizeModelReport& report) {
   std::vector<TensorSpec> specs;
-  std::vector<std::pair<std::string, at::Tensor>> bnb_parts;  // only for the 4-bit weights
   for (const auto& w : weights) {
     if (w.quantized) {
-      const Quantized4bit& q = quantized.at(w.name);
-      report.quantized_parameters += q.numel();
-      for (auto& [name, tensor] : bnb_tensors(w.name, q)) {
-        specs.push_back({name, tensor.scalar_type(), tensor.sizes().vec()});
-        report.quantized_bytes += static_cast<int64_t>(specs.back().bytes());
-        bnb_parts.emplace_back(name, tensor);
+      report.quantized_parameters += numel_of(w.shape);
+      for (auto& spec : quantized.specs(w.name)) {
+        report.quantized_bytes += static_cast<int64_t>(spec.bytes());
+        specs.push_back(std::move(spec));
       }
     } else {
       specs.push_back({w.name, w.dtype, w.shape});
-      int64_t numel = 1;
-      for (int64_t d : w.shape) numel *= d;
-      report.other_parameters += numel;
+      report.other_parameters += numel_of(w.shape);
       report.other_bytes += static_cast<int64_t>(specs.back().bytes());
     }
   }
   ShardedWriter writer(out_dir, specs, max_shard_bytes, {{"format", "pt"}});
-  std::size_t next_part = 0;
-  for (const auto& spec : specs) {
-    if (next_part < bnb_parts.size() && bnb_parts[next_part].first == spec.name) {
-      writer.write(spec.name, bnb_parts[next_part++].second);
+  for (const auto& w : weights) {
+    if (w.quantized) {
+      for (const auto& [name, tensor] : bnb_tensors(w.name, quantized.make(w.name))) writer.write(name, tensor);  // checked against the specs
     } else {
-      writer.write(spec.name, tensor_of(spec.name));
-      if (written) written(spec.name);
+      writer.write(w.name, tensor_of(w.name));
+      if (written) written(w.name);
     }
   }
   writer.finish();
@@ -75,8 +80,10 @@ QuantizeModelReport write_quantized_model(const QuantizeModelOptions& o) {
     const TensorInfo& info = checked.checkpoint.info(spec.name);
     weights.push_back({spec.name, spec.decoder_projection, info.dtype, info.shape});
   }
+  const QuantizedSource source{[&](const std::string& name) { return bnb_tensor_specs(name, quantized.at(name)); },
+                               [&](const std::string& name) { return quantized.at(name); }};
   write_bnb_weights(
-      o.out_dir, weights, quantized, [&](const std::string& name) { return checked.checkpoint.view(name); },
+      o.out_dir, weights, source, [&](const std::string& name) { return checked.checkpoint.view(name); },
       [&](const std::string& name) { checked.checkpoint.release(name); }, o.max_shard_bytes, report);
 
   // Tokenizer and generation files travel with the model; config.json (with quantization_config) last.

@@ -39,11 +39,19 @@ struct OutputWeight {
   std::vector<int64_t> shape;
 };
 
+// Where the 4-bit projections of a model being written come from: the tensors bitsandbytes stores for each are
+// declared before any is written (the shard headers need their sizes), and each weight is made only when the
+// writer reaches it, so one 4-bit weight at a time need be in memory.
+struct QuantizedSource {
+  std::function<std::vector<TensorSpec>(const std::string&)> specs;  // bnb_tensor_specs of weight `name`
+  std::function<Quantized4bit(const std::string&)> make;             // asked once per weight, in model order
+};
+
 // Streams `weights` (in model order) into safetensors shards in `out_dir`: each 4-bit projection as the
-// tensors bitsandbytes stores for it, each plain tensor from tensor_of(name), asked for once and in order
-// (so it can be made or mapped just then), then written(name) once it is on disk (to drop mapped pages).
-// Fills the sizes of `report`.
-void write_bnb_weights(const std::string& out_dir, const std::vector<OutputWeight>& weights, const std::map<std::string, Quantized4bit>& quantized,
+// tensors bitsandbytes stores for it (from `quantized`), each plain tensor from tensor_of(name), asked for once
+// and in order (so it can be made or mapped just then), then written(name) once it is on disk (to drop mapped
+// pages). Fills the sizes of `report`.
+void write_bnb_weights(const std::string& out_dir, const std::vector<OutputWeight>& weights, const QuantizedSource& quantized,
                        const std::function<at::Tensor(const std::string&)>& tensor_of, const std::function<void(const std::string&)>& written,
                        uint64_t max_shard_bytes, QuantizeModelReport& report);
 

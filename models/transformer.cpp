@@ -41,11 +41,25 @@ MlpImpl::MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights
   const std::string p = layer_prefix(layer) + "mlp.";
   if (config.fused_projections) {
     gate_up_proj = register_module("gate_up_proj", take_projection(weights, p + "gate_up_proj", config.mlp_bias));
+    names_ = {"gate_up_proj", "down_proj"};
   } else {
     gate_proj = register_module("gate_proj", take_projection(weights, p + "gate_proj", config.mlp_bias));
     up_proj = register_module("up_proj", take_projection(weights, p + "up_proj", config.mlp_bias));
+    names_ = {"gate_proj", "up_proj", "down_proj"};
   }
   down_proj = register_module("down_proj", take_projection(weights, p + "down_proj", config.mlp_bias));
+}
+
+MlpImpl::MlpImpl(const ModelConfig& config, const std::string& prefix, const std::vector<std::string>& names, ModelWeights& weights)
+    : gelu_(config.hidden_act == "gelu_pytorch_tanh"), names_(names) {
+  gate_proj = register_module(names[0], take_projection(weights, prefix + names[0], false));
+  up_proj = register_module(names[1], take_projection(weights, prefix + names[1], false));
+  down_proj = register_module(names[2], take_projection(weights, prefix + names[2], false));
+}
+
+std::vector<std::pair<std::string, FrozenLinear>> MlpImpl::projections() {
+  if (!gate_up_proj.is_empty()) return {{names_[0], gate_up_proj}, {names_[1], down_proj}};
+  return {{names_[0], gate_proj}, {names_[1], up_proj}, {names_[2], down_proj}};
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -75,17 +89,24 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& config, int64_t layer, Mod
     pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", layer_norm(weights, config, p + "pre_feedforward_layernorm"));
     post_feedforward_layernorm = register_module("post_feedforward_layernorm", layer_norm(weights, config, p + "post_feedforward_layernorm"));
   }
-  mlp = register_module("mlp", Mlp(config, layer, weights));
+  if (config.is_sparse_layer(layer)) {
+    moe_name = config.moe_block_name();
+    moe = register_module(moe_name, MoeBlock(config, layer, weights));
+  } else {
+    mlp = register_module("mlp", Mlp(config, layer, weights));
+  }
 }
+
+torch::Tensor DecoderLayerImpl::feed_forward(const torch::Tensor& x) { return moe.is_empty() ? mlp->forward(x) : moe->forward(x); }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache) {
   const torch::Tensor attended = self_attn->forward(input_layernorm->forward(x), context, cache);
   if (pre_feedforward_layernorm.is_empty()) {  // Llama: norm before each block only
     const torch::Tensor h = x + attended;
-    return h + mlp->forward(post_attention_layernorm->forward(h));
+    return h + feed_forward(post_attention_layernorm->forward(h));
   }
   const torch::Tensor h = x + post_attention_layernorm->forward(attended);  // Gemma: norms after each block too
-  return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
+  return h + post_feedforward_layernorm->forward(feed_forward(pre_feedforward_layernorm->forward(h)));
 }
 
 CausalLMImpl::CausalLMImpl(ModelConfig config, ModelWeights weights) : config_(std::move(config)) {
@@ -105,6 +126,11 @@ CausalLMImpl::CausalLMImpl(ModelConfig config, ModelWeights weights) : config_(s
   }
   lm_head = register_module("lm_head", FrozenLinear(head, torch::Tensor()));
   TORCH_CHECK(weights.projections.empty() && weights.tensors.empty(), "unused model weights were passed in");
+  if (config_.num_experts > 0) {
+    router_balance_ = std::make_shared<RouterBalance>();
+    for (std::size_t i = 0; i < layers->size(); ++i)
+      if (auto& moe = layers[i]->as<DecoderLayer>()->moe; !moe.is_empty()) moe->balance = router_balance_;
+  }
   const torch::Device device = embed_tokens_.device();
   const int64_t rotary = config_.rotary_dim();
   inv_freq_ = rope_inverse_frequencies(rotary, config_.rope_theta, config_.rope_scaling).to(device);
@@ -160,6 +186,8 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
   if (stream != nullptr) stream->prefetch(0);
   ActivationOffload* activations = checkpoint ? activation_offload_.get() : nullptr;
   if (activations != nullptr) activations->begin_forward();
+  const bool balance = router_balance_ && router_balance_->pending();
+  if (balance) router_balance_->begin_forward(layout.segment_ids.reshape(-1).gt(0));
   torch::Tensor h = torch::embedding(embed_tokens_, input_ids);  // [B, T, D]
   if (config_.scale_embeddings)  // √D rounded to the compute dtype first, as transformers does
     h = h * torch::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), torch::kFloat).to(dtype()).item();
@@ -173,6 +201,7 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, const 
     h = checkpoint ? checkpointed_layer(*decoder, h, context, {activations, stream, index}) : decoder->forward(h, context, cache);
     if (stream != nullptr) stream->end(index);
   }
+  if (balance) router_balance_->end_forward();
   return norm->forward(h);
 }
 
@@ -185,14 +214,12 @@ torch::Tensor CausalLMImpl::forward(const torch::Tensor& input_ids, const std::o
 
 std::vector<std::pair<std::string, FrozenLinear>> DecoderLayerImpl::projections() {
   auto& a = *self_attn;
-  auto& m = *mlp;
-  std::vector<std::pair<std::string, FrozenLinear>> all = {
-      {"self_attn.q_proj", a.q_proj}, {"self_attn.k_proj", a.k_proj}, {"self_attn.v_proj", a.v_proj}, {"self_attn.qkv_proj", a.qkv_proj},
-      {"self_attn.o_proj", a.o_proj}, {"mlp.gate_proj", m.gate_proj},  {"mlp.up_proj", m.up_proj},    {"mlp.gate_up_proj", m.gate_up_proj},
-      {"mlp.down_proj", m.down_proj}};
   std::vector<std::pair<std::string, FrozenLinear>> present;  // the ones this family has
-  for (auto& entry : all)
+  for (auto& entry : std::vector<std::pair<std::string, FrozenLinear>>{
+           {"self_attn.q_proj", a.q_proj}, {"self_attn.k_proj", a.k_proj}, {"self_attn.v_proj", a.v_proj}, {"self_attn.qkv_proj", a.qkv_proj}, {"self_attn.o_proj", a.o_proj}})
     if (!entry.second.is_empty()) present.push_back(entry);
+  const std::string block = moe.is_empty() ? "mlp." : moe_name + ".";
+  for (auto& [name, linear] : moe.is_empty() ? mlp->projections() : moe->projections()) present.emplace_back(block + name, linear);
   return present;
 }
 
@@ -201,7 +228,9 @@ void CausalLMImpl::stream_layers_from_host() {
   std::vector<std::vector<QuantizedWeight*>> weights;
   for (std::size_t i = 0; i < layers->size(); ++i) {
     weights.emplace_back();
-    for (auto& [name, linear] : layers[i]->as<DecoderLayer>()->projections()) {
+    DecoderLayerImpl* decoder = layers[i]->as<DecoderLayer>();
+    for (auto& [name, linear] : decoder->projections()) {
+      if (!decoder->moe.is_empty() && linear.ptr() == decoder->moe->gate.ptr()) continue;  // the router stays resident
       auto* q = dynamic_cast<QuantizedWeight*>(linear->weight_ptr().get());
       TORCH_CHECK(q != nullptr, "offload_base streams 4-bit layers, but layer ", i, " ", name, " is ", linear->weight().format());
       weights.back().push_back(q);

@@ -2,7 +2,7 @@
 // RMSNorm (Gemma: 1 + w), RoPE (per layer type for Gemma 3, partial and longrope for Phi), GQA attention (optional
 // q/k/v/o bias, q/k norms, sliding window per layer, Gemma's query scale and logit soft-capping, Phi-3's fused
 // qkv_proj), gated MLP (SwiGLU or GeGLU, Phi-3's fused gate_up_proj), Gemma's norms after attention and MLP,
-// lm_head (optionally tied, Gemma 2's final soft-capping), KV cache. Module and weight names follow transformers;
+// lm_head (optionally tied, Gemma 2's final soft-capping), KV cache; Mixtral's and Qwen3-MoE's routed experts (moe.h). Module and weight names follow transformers;
 // the ModelConfig switches choose the parts.
 // Legend: B batch, T tokens, Tk keys (cache + new), D hidden, H heads, KV kv-heads, Dh head dim,
 // F ffn, V vocab, L layers.
@@ -21,6 +21,7 @@
 #include "models/frozen_linear.h"
 #include "models/layer_stream.h"
 #include "models/model_config.h"
+#include "models/moe.h"
 #include "models/rms_norm.h"
 #include "models/rope.h"
 #include "models/sequence_layout.h"
@@ -93,14 +94,19 @@ TORCH_MODULE(Attention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);
-  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D]: down(act(gate(x)) ⊙ up(x)), act silu or gelu(tanh)
+  MlpImpl(const ModelConfig& config, int64_t layer, ModelWeights& weights);  // the layer's "mlp."
+  // One expert of a sparse layer ("<prefix>w1", "<prefix>w3", "<prefix>w2": gate, up, down, no bias).
+  MlpImpl(const ModelConfig& config, const std::string& prefix, const std::vector<std::string>& names, ModelWeights& weights);
+  torch::Tensor forward(const torch::Tensor& x);  // [..., D]: down(act(gate(x)) ⊙ up(x)), act silu or gelu(tanh)
+  // The projections by name within the MLP ("gate_proj", ...; an expert's "w1", ...), gate, up, down.
+  std::vector<std::pair<std::string, FrozenLinear>> projections();
 
   FrozenLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   FrozenLinear gate_up_proj{nullptr};  // Phi-3: gate rows then up rows (then gate/up_proj are null)
 
  private:
   bool gelu_;
+  std::vector<std::string> names_;  // gate, up, down (or gate_up, down when fused)
 };
 TORCH_MODULE(Mlp);
 
@@ -110,11 +116,14 @@ class DecoderLayerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const AttentionContext& context, KVCache* cache);  // [B, T, D]
   // The projections, by name within the layer ("self_attn.q_proj", ...), attention first.
   std::vector<std::pair<std::string, FrozenLinear>> projections();
+  torch::Tensor feed_forward(const torch::Tensor& x);  // the dense MLP or the experts
 
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   RmsNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};  // Gemma 2/3 (sandwich norms)
   Attention self_attn{nullptr};
-  Mlp mlp{nullptr};
+  Mlp mlp{nullptr};        // dense layers
+  MoeBlock moe{nullptr};   // sparse layers (Mixtral's block_sparse_moe, Qwen3-MoE's mlp)
+  std::string moe_name;    // the sparse block's module name
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -143,6 +152,8 @@ class CausalLMImpl : public torch::nn::Module {
   // projection is 4-bit.
   void stream_layers_from_host();
   LayerStream* layer_stream() { return layer_stream_.get(); }  // null unless streaming
+  // The routers' load-balancing loss of an MoE model (models/router_balance.h); null for a dense one.
+  RouterBalance* router_balance() { return router_balance_.get(); }
   at::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
   torch::Device device() const { return embed_tokens_.device(); }
 
@@ -160,6 +171,7 @@ class CausalLMImpl : public torch::nn::Module {
   bool gradient_checkpointing_ = false;
   std::shared_ptr<ActivationOffload> activation_offload_;
   std::shared_ptr<LayerStream> layer_stream_;
+  std::shared_ptr<RouterBalance> router_balance_;
 };
 TORCH_MODULE(CausalLM);
 

@@ -29,9 +29,10 @@ void AdamW::step(double lr) {
   const double c2 = 1.0 - std::pow(options_.beta2, static_cast<double>(step_));
   for (auto& s : slots_) {
     torch::Tensor& param = s.parameter.tensor;
-    if (!param.grad().defined()) continue;
     const double param_lr = lr * s.parameter.lr_factor;
-    const torch::Tensor g = param.grad().to(at::kFloat);
+    // No gradient (an MoE expert no token of the step reached) counts as a zero one, as for PEFT's fused experts and
+    // as when ranks add their gradients: the moments decay and the parameter still moves with them.
+    const torch::Tensor g = param.grad().defined() ? param.grad().to(at::kFloat) : torch::zeros_like(param, at::kFloat);
     torch::Tensor p = param.to(at::kFloat);
     if (s.parameter.weight_decay != 0) p.mul_(1.0 - param_lr * s.parameter.weight_decay);
     s.exp_avg.mul_(options_.beta1).add_(g, 1.0 - options_.beta1);

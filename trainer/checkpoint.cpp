@@ -85,7 +85,7 @@ TrainerState load_checkpoint(const std::string& dir, CheckpointContents c, int r
   if (json.value("format", "") != kStateFormat || json.value("version", 0) != kStateVersion)
     input_error("{}: not a qtune trainer state of version {}", state_path, kStateVersion);
   // The adapter, as trained, into the live parameters (read and checked as any PEFT adapter).
-  copy_peft_adapter(c.model, read_peft_adapter(dir), dir);
+  copy_peft_adapter(c.model, read_peft_adapter(dir, &c.model->config()), dir);
   torch::NoGradGuard no_grad;
   // Optimizer moments and the RNG.
   const std::string optimizer_path = (fs::path(dir) / "optimizer.safetensors").string();

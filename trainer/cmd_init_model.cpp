@@ -1,4 +1,5 @@
 // qtune init-model: writes a random model of one architecture in HF layout.
+#include <algorithm>
 #include <iostream>
 
 #include "core/error.h"
@@ -16,6 +17,7 @@ struct Args {
   std::uint64_t seed = 0;
   int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, intermediate = 0, vocab = 0;
   int64_t sliding_window = 0, sliding_window_pattern = 0, original_max_positions = 0;
+  int64_t experts = 0, experts_per_token = 0, moe_intermediate = 0;
   double partial_rotary_factor = 0;
   bool tie = false, untie = false, force = false, byte_tokenizer = false, double_quant = false;
   std::string quantize;
@@ -24,7 +26,7 @@ struct Args {
 };
 
 void add_options(CLI::App* sub, Args& args) {
-  sub->add_option("--arch", args.arch, "llama | mistral | qwen2 | qwen3 | gemma2 | gemma3 | phi3")->capture_default_str();
+  sub->add_option("--arch", args.arch, "llama | mistral | qwen2 | qwen3 | gemma2 | gemma3 | phi3 | mixtral | qwen3_moe")->capture_default_str();
   sub->add_option("--out", args.out, "output folder")->required();
   sub->add_option("--seed", args.seed, "random seed (same seed and sizes: same bytes)")->capture_default_str();
   sub->add_option("--dtype", args.dtype, "bf16 | f16 | f32")->capture_default_str();
@@ -39,6 +41,9 @@ void add_options(CLI::App* sub, Args& args) {
   sub->add_option("--sliding-window-pattern", args.sliding_window_pattern, "gemma: every Nth layer full attention, the others sliding (default 2 gemma2, 6 gemma3)");
   sub->add_option("--partial-rotary-factor", args.partial_rotary_factor, "phi3: RoPE on this fraction of each head (Phi-4-mini: 0.75)");
   sub->add_option("--original-max-positions", args.original_max_positions, "phi3: longrope's original context; longer forwards use the long factors (default 4096)");
+  sub->add_option("--experts", args.experts, "mixtral, qwen3_moe: experts per MoE layer (default 8 mixtral, 128 qwen3_moe)");
+  sub->add_option("--experts-per-token", args.experts_per_token, "mixtral, qwen3_moe: experts each token runs (top-k; default 2 mixtral, 8 qwen3_moe)");
+  sub->add_option("--moe-intermediate", args.moe_intermediate, "qwen3_moe: each expert's MLP size (default intermediate/8; mixtral's are --intermediate wide)");
   sub->add_option("--init-std", args.init_std, "std of the normal init (config initializer_range)")->capture_default_str();
   sub->add_flag("--tie", args.tie, "tie lm_head to the embeddings");
   sub->add_flag("--untie", args.untie, "separate lm_head (qwen2 ties by default)");
@@ -49,6 +54,23 @@ void add_options(CLI::App* sub, Args& args) {
   sub->add_option("--blocksize", args.blocksize, "with --quantize: elements per absmax (power of two, 32..4096)")->capture_default_str();
   sub->add_flag("--byte-tokenizer", args.byte_tokenizer,
                 "also write qtune's byte-level tokenizer (256 bytes + ChatML tokens; vocab at least 259)");
+}
+
+// --experts, --experts-per-token, --moe-intermediate (after fit_preset_to_sizes, which sets the experts' default width).
+void apply_expert_options(const Args& args, ModelConfig& c) {
+  const bool moe = c.arch == Architecture::kMixtral || c.arch == Architecture::kQwen3Moe;
+  if ((args.experts != 0 || args.experts_per_token != 0 || args.moe_intermediate != 0) && !moe)
+    input_error("--experts, --experts-per-token and --moe-intermediate are mixture-of-experts settings (--arch mixtral or qwen3_moe)");
+  if (args.moe_intermediate != 0 && c.arch != Architecture::kQwen3Moe)
+    input_error("--moe-intermediate: mixtral's experts are --intermediate wide (it is a qwen3_moe setting)");
+  if (args.experts < 0 || args.experts_per_token < 0 || args.moe_intermediate < 0)
+    input_error("--experts, --experts-per-token and --moe-intermediate must be > 0");
+  if (args.experts > 0) c.num_experts = args.experts;
+  if (args.experts_per_token > 0) c.num_experts_per_tok = args.experts_per_token;
+  else c.num_experts_per_tok = std::min(c.num_experts_per_tok, c.num_experts);  // --experts 4 alone: top 4 for qwen3_moe
+  if (args.moe_intermediate > 0) c.moe_intermediate_size = args.moe_intermediate;
+  if (moe && c.num_experts_per_tok > c.num_experts)
+    input_error("--experts-per-token {} is more than the {} experts (--experts)", c.num_experts_per_tok, c.num_experts);
 }
 
 // The architecture's preset with the sizes and options given.
@@ -87,6 +109,7 @@ ModelConfig model_config(const Args& args) {
   if (args.original_max_positions < 0) input_error("--original-max-positions must be > 0");
   if (args.original_max_positions > 0) c.rope_scaling.original_max_position_embeddings = args.original_max_positions;
   fit_preset_to_sizes(c, args.sliding_window_pattern);
+  apply_expert_options(args, c);
   if (c.hidden_size % c.num_heads != 0 && args.head_dim == 0)
     input_error("--hidden {} is not a multiple of --heads {}; pass --head-dim", c.hidden_size, c.num_heads);
   if (c.bos_token_id && *c.bos_token_id >= c.vocab_size) c.bos_token_id.reset(), c.eos_token_ids.clear();

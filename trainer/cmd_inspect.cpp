@@ -49,6 +49,17 @@ std::string attention_text(const ModelConfig& c) {
   return s;
 }
 
+int64_t sparse_layers(const ModelConfig& c) {
+  int64_t n = 0;
+  for (int64_t i = 0; i < c.num_layers; ++i) n += c.is_sparse_layer(i);
+  return n;
+}
+
+std::string experts_text(const ModelConfig& c) {
+  return fmt::format("{} per layer on {} of {} layers, top {} per token, each ffn {}{}", c.num_experts, sparse_layers(c), c.num_layers,
+                     c.num_experts_per_tok, c.moe_intermediate_size, c.norm_topk_prob ? ", top-k weights renormalized" : "");
+}
+
 // A config.json given as a file: no weights to check (a folder without weights stays an error).
 bool config_only(const std::string& path) { return std::filesystem::is_regular_file(path); }
 
@@ -83,8 +94,11 @@ void print_json(const ModelConfig& c, const CheckedCheckpoint* m, const Sizes& s
   j["head_dim"] = c.head_dim;
   j["vocab_size"] = c.vocab_size;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["parameters"] = {{"total", p.total()}, {"embedding", p.embedding}, {"lm_head", p.lm_head},
-                     {"decoder_projections", p.decoder_projections}, {"norms_and_biases", p.other}};
+  if (c.num_experts > 0)
+    j["experts"] = {{"experts", c.num_experts}, {"experts_per_token", c.num_experts_per_tok}, {"expert_intermediate_size", c.moe_intermediate_size},
+                    {"sparse_layers", sparse_layers(c)}, {"norm_topk_prob", c.norm_topk_prob}};
+  j["parameters"] = {{"total", p.total()}, {"active", p.active()}, {"embedding", p.embedding}, {"lm_head", p.lm_head},
+                     {"decoder_projections", p.decoder_projections}, {"routers", p.routers}, {"norms_and_biases", p.other}};
   j["config_only"] = m == nullptr;
   if (m != nullptr) {
     j["dtypes"] = m->parameters_by_dtype;
@@ -105,8 +119,12 @@ void print_text(const std::string& dir, const ModelConfig& c, const CheckedCheck
              c.hidden_size, c.intermediate_size, c.num_heads, c.num_kv_heads, c.head_dim, c.vocab_size);
   fmt::print("attention   {}; rope {}\n", attention_text(c), rope_text(c));
   fmt::print("lm_head     {}\n", c.tie_word_embeddings ? "tied to the embeddings" : "separate");
+  if (c.num_experts > 0) fmt::print("experts     {}\n", experts_text(c));
   fmt::print("parameters  {} total: embeddings {}, lm_head {}, decoder projections {}, norms/biases {}\n",
              grouped(p.total()), grouped(p.embedding), grouped(p.lm_head), grouped(p.decoder_projections), grouped(p.other));
+  if (c.num_experts > 0)
+    fmt::print("            {} active per token (attention, routers {}, {} of {} experts per sparse layer, embeddings, lm_head, norms)\n",
+               grouped(p.active()), grouped(p.routers), c.num_experts_per_tok, c.num_experts);
   if (m == nullptr) {
     fmt::print("files       none: sizes from config.json alone\n");
   } else {
@@ -117,7 +135,7 @@ void print_text(const std::string& dir, const ModelConfig& c, const CheckedCheck
   }
   fmt::print("memory      bf16 {}; 4-bit NF4 + double quant {} ({:.3f} bytes/param); NF4 without double quant {}\n",
              format_byte_size(s.bf16), format_byte_size(s.nf4_double_quant), s.nf4_double_quant / static_cast<double>(p.total()), format_byte_size(s.nf4));
-  fmt::print("            (4-bit: decoder projections at 4 bits, block 64; embeddings, lm_head and norms in bf16)\n");
+  fmt::print("            (4-bit: decoder projections at 4 bits, block 64; embeddings, lm_head{} and norms in bf16)\n", c.num_experts > 0 ? ", routers" : "");
   if (m != nullptr && !m->unused.empty()) fmt::print("unused      {} tensor(s) not used by the model, e.g. {}\n", m->unused.size(), m->unused.front());
 }
 

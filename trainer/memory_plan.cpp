@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "adapters/lora.h"
 #include "core/error.h"
@@ -18,10 +19,13 @@ constexpr int64_t kLoraBytesPerParameter = 20;          // float32 weight, gradi
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The shapes the plan needs, per decoder layer (all layers alike in this family).
+// The shapes the plan needs of one decoder layer (an MoE model's dense and sparse layers differ).
 struct LayerShapes {
-  int64_t projection_numel = 0, largest_projection = 0, four_bit_bytes = 0;
-  int64_t lora_parameters = 0, adapted = 0, adapted_inputs = 0;  // LoRA on this layer; Σ in over adapted projections
+  int64_t projection_numel = 0, largest_projection = 0, four_bit_bytes = 0;  // every expert's projections too
+  int64_t active_numel = 0;    // the projection weights one token multiplies: k of the E experts (FLOPs)
+  int64_t lora_parameters = 0;
+  // LoRA's adapted projections and Σ of their inputs, each weighted by the share of the tokens it sees (an expert's: k/E).
+  double adapted = 0, adapted_inputs = 0;
 };
 
 struct Settings {
@@ -30,37 +34,83 @@ struct Settings {
 };
 
 struct Sizes {
-  LayerShapes layer;
-  int64_t other_bytes = 0;  // embeddings, lm_head, norms, biases on the device
+  std::vector<LayerShapes> layers;
+  int64_t other_bytes = 0;  // embeddings, lm_head, norms, biases (and MoE routers) on the device
+
+  int64_t layer_bytes(const LayerShapes& l, bool four_bit, int64_t compute_bytes) const {
+    return four_bit ? l.four_bit_bytes : l.projection_numel * compute_bytes;
+  }
+  int64_t sum(int64_t LayerShapes::*field) const {
+    int64_t total = 0;
+    for (const auto& l : layers) total += l.*field;
+    return total;
+  }
+  int64_t largest_projection() const {
+    int64_t largest = 0;
+    for (const auto& l : layers) largest = std::max(largest, l.largest_projection);
+    return largest;
+  }
 };
 
+// A dense MLP keeps gate, up and their product per token. A sparse one keeps the same for the N·k token-rows its
+// experts run (moe_intermediate_size wide), the gathered rows and the experts' outputs [N·k, D] (the routing weights
+// multiply them), and the router's [N, E] logits and their float32 softmax.
+int64_t mlp_activation_bytes(const ModelConfig& m, int64_t layer, int64_t N, int64_t c) {
+  if (!m.is_sparse_layer(layer)) return N * c * 3 * m.intermediate_size;
+  const int64_t rows = N * m.num_experts_per_tok;
+  return rows * c * (3 * m.moe_intermediate_size + 2 * m.hidden_size) + N * m.num_experts * (c + 4);
+}
+
+// The widest gradient of an MLP in the backward: [N, F] of a dense layer, [N·k, Fe] of a sparse one (or [.., D]).
+int64_t widest_mlp_gradient(const ModelConfig& m, int64_t N) {
+  int64_t widest = 0;
+  for (int64_t i = 0; i < m.num_layers; ++i)
+    widest = std::max(widest, m.is_sparse_layer(i) ? N * m.num_experts_per_tok * std::max(m.moe_intermediate_size, m.hidden_size)
+                                                   : N * std::max(m.intermediate_size, m.hidden_size));
+  return widest;
+}
+
+// What autograd keeps of decoder layer `i` for `rows` rows (see activation_bytes).
+int64_t layer_activation_bytes(const ModelConfig& m, int64_t i, const TrainConfig& config, const DeviceFacts& facts, const LayerShapes& l, int64_t rows) {
+  const int64_t D = m.hidden_size, c = facts.compute_bytes, T = config.sequence_len, N = rows * T;
+  const int64_t attention_width = m.num_heads * m.head_dim, kv_width = m.num_kv_heads * m.head_dim;
+  const int64_t norm_outputs = m.sandwich_norms ? 6 * D : 4 * D;  // Gemma: norms after attention and MLP too
+  int64_t bytes = N * c * (norm_outputs + attention_width + 2 * kv_width + attention_width) + mlp_activation_bytes(m, i, N, c);
+  bytes += static_cast<int64_t>(static_cast<double>(N * c * config.lora_r) * l.adapted);
+  if (config.lora_dropout > 0) bytes += static_cast<int64_t>(static_cast<double>(N * (c + 1)) * l.adapted_inputs);
+  // Eager attention keeps the scores and the fp32 probabilities; soft-capping (Gemma 2, always eager) the capped
+  // scores and their tanh too.
+  if (m.attn_logit_softcapping) bytes += rows * m.num_heads * T * T * (4 + 3 * c);
+  else if (!facts.fused_attention) bytes += rows * m.num_heads * T * T * (4 + c);
+  return bytes;
+}
+
 // What autograd keeps of one micro-batch of `rows` rows (a preference pair is two): per layer the norms'
-// outputs, q/k/v, attention output, the MLP's gate, up and product; LoRA's low-rank inputs (and dropout's
+// outputs, q/k/v, attention output, the MLP's (mlp_activation_bytes); LoRA's low-rank inputs (and dropout's
 // masked copies); eager attention's fp32 scores (Gemma 2's soft-capped attention is eager everywhere); the loss chunk; gradients in flight in the backward.
 // Returns the device bytes and sets `inputs` to the checkpointed layer inputs (all layers).
 int64_t activation_bytes(const ModelConfig& m, const TrainConfig& config, const DeviceFacts& facts, const Sizes& s, const Settings& on,
                          int64_t rows, int64_t& inputs) {
-  const int64_t L = m.num_layers, D = m.hidden_size, F = m.intermediate_size, c = facts.compute_bytes, T = config.sequence_len, N = rows * T;
-  const int64_t attention_width = m.num_heads * m.head_dim, kv_width = m.num_kv_heads * m.head_dim;
-  const int64_t norm_outputs = m.sandwich_norms ? 6 * D : 4 * D;  // Gemma: norms after attention and MLP too
-  int64_t per_layer = N * c * (norm_outputs + attention_width + 2 * kv_width + attention_width + 3 * F) + N * c * config.lora_r * s.layer.adapted;
-  if (config.lora_dropout > 0) per_layer += N * (c + 1) * s.layer.adapted_inputs;
-  // Eager attention keeps the scores and the fp32 probabilities; soft-capping (Gemma 2, always eager) the capped
-  // scores and their tanh too.
-  if (m.attn_logit_softcapping) per_layer += rows * m.num_heads * T * T * (4 + 3 * c);
-  else if (!facts.fused_attention) per_layer += rows * m.num_heads * T * T * (4 + c);
-  const int64_t backward_working = 2 * N * std::max(F, D) * c + 2 * s.layer.largest_projection * c;  // gradients in flight, dequantized weight
+  const int64_t L = m.num_layers, D = m.hidden_size, c = facts.compute_bytes, N = rows * config.sequence_len;
+  int64_t all_layers = 0, largest_layer = 0;  // checkpointed, one layer's activations live at a time
+  for (int64_t i = 0; i < L; ++i) {
+    const int64_t bytes = layer_activation_bytes(m, i, config, facts, s.layers[static_cast<std::size_t>(i)], rows);
+    all_layers += bytes;
+    largest_layer = std::max(largest_layer, bytes);
+  }
+  const int64_t backward_working = 2 * widest_mlp_gradient(m, N) * c + 2 * s.largest_projection() * c;  // gradients in flight, dequantized weight
   const int64_t loss = std::min(N * m.vocab_size * 4, kLossChunkBytes) * 3 + 4 * N * D * c;
   inputs = L * N * D * c;
-  if (!on.checkpointing) return loss + backward_working + L * per_layer;
-  return loss + backward_working + per_layer + (on.activation_offloading ? 0 : inputs);
+  if (!on.checkpointing) return loss + backward_working + all_layers;
+  return loss + backward_working + largest_layer + (on.activation_offloading ? 0 : inputs);
 }
 
 // Host→device bytes and the step time. Per micro-batch: a forward streams every layer but the two the last
 // backward left in the slots, the backward every layer but the two the forward left (LayerStream); DPO's
-// reference forward comes first and leaves the wrong two, so it adds L. Offloaded inputs go out and back.
-// FLOPs per token: projections 2·P forward, 2·P backward (no weight gradients for the frozen base), one more
-// forward when recomputing; causal attention 2·T·width forward, twice that backward; lm_head forward and backward.
+// reference forward comes first and leaves the wrong two, so it adds L (layer_bytes: the mean layer's). Offloaded
+// inputs go out and back. FLOPs per token: projections 2·P forward, 2·P backward (no weight gradients for the frozen
+// base; P counts the k experts a token runs, not all E), one more forward when recomputing; causal attention
+// 2·T·width forward, twice that backward; lm_head forward and backward.
 void add_traffic_and_time(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, const Sizes& s, const Settings& on, int64_t rows,
                           int64_t layer_bytes, int64_t inputs) {
   const DeviceFacts& facts = plan.facts;
@@ -69,7 +119,7 @@ void add_traffic_and_time(MemoryPlan& plan, const ModelConfig& m, const TrainCon
   int64_t transfer = on.offload_base ? (2 * std::max<int64_t>(L - 2, 0) + (reference_pass ? L : 0)) * layer_bytes : 0;
   if (on.activation_offloading) transfer += 2 * inputs;
   plan.transfer_bytes_per_step = transfer * on.accumulation;
-  const double P = static_cast<double>(L * s.layer.projection_numel);
+  const double P = static_cast<double>(s.sum(&LayerShapes::active_numel));
   const double attention = 2.0 * static_cast<double>(L) * static_cast<double>(config.sequence_len) * static_cast<double>(m.num_heads * m.head_dim);
   const double forward = 2 * P + attention, backward = 2 * P + 2 * attention, head = 4.0 * static_cast<double>(m.vocab_size * m.hidden_size);
   const double passes = forward + backward + (on.checkpointing ? forward : 0) + (reference_pass ? forward : 0);
@@ -82,7 +132,12 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
           Settings on) {
   on.checkpointing = on.checkpointing || on.offload_base || on.activation_offloading;  // both need the recompute
   const int64_t rows = on.micro_batch * (config.rl.empty() ? 1 : 2);  // preference rows come as chosen + rejected
-  const int64_t L = m.num_layers, layer_bytes = four_bit ? s.layer.four_bit_bytes : s.layer.projection_numel * facts.compute_bytes;
+  const int64_t L = m.num_layers;
+  int64_t all_layer_bytes = 0, largest_layer_bytes = 0;
+  for (const auto& l : s.layers) {
+    all_layer_bytes += s.layer_bytes(l, four_bit, facts.compute_bytes);
+    largest_layer_bytes = std::max(largest_layer_bytes, s.layer_bytes(l, four_bit, facts.compute_bytes));
+  }
   plan = MemoryPlan{};
   plan.facts = facts;
   plan.gradient_checkpointing = on.checkpointing;
@@ -90,15 +145,15 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   plan.activation_offloading = on.activation_offloading;
   plan.micro_batch_size = on.micro_batch;
   plan.gradient_accumulation_steps = on.accumulation;
-  plan.device.push_back({"embeddings, lm_head, norms and biases", s.other_bytes});
-  if (on.offload_base) {
-    plan.device.push_back({"2 slots for the streamed decoder layers (offload_base)", 2 * layer_bytes});
-    plan.host.push_back({fmt::format("{} decoder layers, 4-bit{}", L, facts.cuda ? " (pinned)" : ""), L * layer_bytes});
-    plan.layer_copy_bytes = layer_bytes;
+  plan.device.push_back({m.num_experts > 0 ? "embeddings, lm_head, norms, biases and routers" : "embeddings, lm_head, norms and biases", s.other_bytes});
+  if (on.offload_base) {  // the slots take the largest layer
+    plan.device.push_back({"2 slots for the streamed decoder layers (offload_base)", 2 * largest_layer_bytes});
+    plan.host.push_back({fmt::format("{} decoder layers, 4-bit{}", L, facts.cuda ? " (pinned)" : ""), all_layer_bytes});
+    plan.layer_copy_bytes = largest_layer_bytes;
   } else {
-    plan.device.push_back({fmt::format("{} decoder layers{}", L, four_bit ? ", 4-bit" : ""), L * layer_bytes});
+    plan.device.push_back({fmt::format("{} decoder layers{}", L, four_bit ? ", 4-bit" : ""), all_layer_bytes});
   }
-  const int64_t lora = L * s.layer.lora_parameters;
+  const int64_t lora = s.sum(&LayerShapes::lora_parameters);
   const std::string count = lora < 1000000 ? std::to_string(lora) : fmt::format("{:.1f}M", static_cast<double>(lora) / 1e6);
   plan.device.push_back({fmt::format("LoRA r={}: {} parameters with gradients and AdamW moments", config.lora_r, count),
                          lora * kLoraBytesPerParameter});
@@ -108,7 +163,7 @@ void fill(MemoryPlan& plan, const ModelConfig& m, const TrainConfig& config, con
   plan.device.push_back({fmt::format("activations of a micro-batch of {} tokens{}", rows * config.sequence_len,
                                      on.checkpointing ? on.activation_offloading ? ", checkpointed, inputs on the host" : ", checkpointed" : ""),
                          activations});
-  add_traffic_and_time(plan, m, config, s, on, rows, layer_bytes, inputs);
+  add_traffic_and_time(plan, m, config, s, on, rows, all_layer_bytes / L, inputs);
   plan.fits = facts.budget_bytes <= 0 || plan.device_bytes() <= facts.budget_bytes;
 }
 
@@ -136,28 +191,44 @@ int64_t MemoryPlan::host_bytes() const {
 
 namespace {
 
-// The shapes of one decoder layer (all alike) and the rest of the model, with LoRA as the config injects it.
+// The decoder layer of a tensor ("model.layers.12.…" -> 12), -1 for the others.
+int64_t layer_of(const std::string& name) {
+  static const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return -1;
+  return std::stoll(name.substr(prefix.size()));
+}
+
+// The shapes of each decoder layer and of the rest of the model, with LoRA as the config injects it. The routers are
+// dense and stay on the device with the embeddings; an expert sees k/E of the tokens.
 Sizes sizes_of(const ModelConfig& model, const std::optional<QuantizeOptions>& four_bit, const TrainConfig& config, const DeviceFacts& facts) {
   Sizes s;
-  const std::vector<std::string> adapted = lora_target_modules(model, config.lora_options());  // "model.layers.0.self_attn.q_proj", ...
-  const std::string first_layer = "model.layers.0.";
+  s.layers.resize(static_cast<std::size_t>(model.num_layers));
+  const std::vector<std::string> targets = lora_target_modules(model, config.lora_options());  // "model.layers.0.self_attn.q_proj", ...
+  const std::unordered_set<std::string> adapted(targets.begin(), targets.end());
+  const double expert_share = model.num_experts > 0 ? static_cast<double>(model.num_experts_per_tok) / static_cast<double>(model.num_experts) : 1.0;
   for (const WeightSpec& spec : hf_weight_specs(model)) {
     const int64_t numel = spec.shape[0] * (spec.shape.size() > 1 ? spec.shape[1] : 1);
-    if (!spec.decoder_projection) {
-      s.other_bytes += numel * facts.compute_bytes;
-      continue;
+    if (!spec.decoder_projection) s.other_bytes += numel * facts.compute_bytes;
+    if (!spec.decoder_projection && !spec.router) continue;
+    LayerShapes& l = s.layers[static_cast<std::size_t>(layer_of(spec.name))];
+    const bool expert = spec.name.find(".experts.") != std::string::npos;
+    if (spec.decoder_projection) {
+      l.projection_numel += numel;
+      l.largest_projection = std::max(l.largest_projection, numel);
+      if (four_bit) l.four_bit_bytes += four_bit_weight_bytes(numel, four_bit->blocksize, four_bit->double_quant);
     }
-    if (spec.name.compare(0, first_layer.size(), first_layer) != 0) continue;  // every layer is like layer 0
-    LayerShapes& l = s.layer;
-    l.projection_numel += numel;
-    l.largest_projection = std::max(l.largest_projection, numel);
-    if (four_bit) l.four_bit_bytes += four_bit_weight_bytes(numel, four_bit->blocksize, four_bit->double_quant);
-    if (std::find(adapted.begin(), adapted.end(), spec.name.substr(0, spec.name.rfind('.'))) != adapted.end()) {
+    l.active_numel += expert ? 0 : numel;  // the experts' share is added below
+    if (adapted.count(spec.name.substr(0, spec.name.rfind('.')))) {
+      const double share = expert ? expert_share : 1.0;
       l.lora_parameters += config.lora_r * (spec.shape[0] + spec.shape[1]);
-      l.adapted += 1;
-      l.adapted_inputs += spec.shape[1];
+      l.adapted += share;
+      l.adapted_inputs += share * static_cast<double>(spec.shape[1]);
     }
   }
+  // A token runs k experts of each sparse layer, all alike: k gate, up and down projections of moe_intermediate_size.
+  const int64_t active_experts = model.num_experts_per_tok * 3 * model.hidden_size * model.moe_intermediate_size;
+  for (int64_t i = 0; i < model.num_layers; ++i)
+    if (model.is_sparse_layer(i)) s.layers[static_cast<std::size_t>(i)].active_numel += active_experts;
   return s;
 }
 

@@ -101,6 +101,7 @@ struct MetricSums {
   double pairs = 0, loss = 0, chosen_rewards = 0, rejected_rewards = 0, correct = 0, chosen_logps = 0, rejected_logps = 0;
   double chosen_logits = 0, rejected_logits = 0, chosen_logit_count = 0, rejected_logit_count = 0;
   double nll = 0, nll_tokens = 0, log_sigmoid_odds = 0, log_odds = 0;
+  double aux_loss = 0, aux_pairs = 0;  // the routers' load-balancing loss (MoE, DPO), weighted by pairs
 
   void add(const PreferenceObjective& objective, const PairScores& s, int64_t B) {
     auto sum = [](const torch::Tensor& x) { return x.sum().item<double>(); };
@@ -129,7 +130,8 @@ struct MetricSums {
                                                       &MetricSums::correct, &MetricSums::chosen_logps, &MetricSums::rejected_logps,
                                                       &MetricSums::chosen_logits, &MetricSums::rejected_logits, &MetricSums::chosen_logit_count,
                                                       &MetricSums::rejected_logit_count, &MetricSums::nll, &MetricSums::nll_tokens,
-                                                      &MetricSums::log_sigmoid_odds, &MetricSums::log_odds};
+                                                      &MetricSums::log_sigmoid_odds, &MetricSums::log_odds, &MetricSums::aux_loss,
+                                                      &MetricSums::aux_pairs};
     std::vector<double> values;
     for (auto field : kFields) values.push_back(this->*field);
     sum_across_ranks(group, values);
@@ -151,6 +153,7 @@ struct MetricSums {
     // CPOTrainer logs nll_loss for SimPO also when cpo_alpha = 0, as 0.
     if (objective.nll_weight() > 0) put("nll_loss", nll, nll_tokens);
     else if (objective.method == PreferenceMethod::Simpo) put("nll_loss", 0, 1);
+    if (aux_pairs > 0) put("aux_loss", aux_loss, aux_pairs);
     if (objective.method == PreferenceMethod::Orpo) {
       put("log_odds_ratio", log_sigmoid_odds, pairs);
       put("log_odds_chosen", log_odds, pairs);
@@ -205,16 +208,25 @@ class PreferenceTask : public TrainingTask {
     result.trained_tokens = static_cast<int64_t>(totals[2]);
     result.tokens = static_cast<int64_t>(totals[3]);
     MetricSums sums;
+    RouterBalance* balance = balance_coef(model) > 0 ? model->router_balance() : nullptr;
     for (const auto& b : batches) {
-      const PairScores s = score(model, b, reference_train_);
+      // TRL's DPO adds coef · aux to each micro-batch's mean loss (aux of that forward), as much as its pairs weigh.
+      const double balance_weight = balance ? balance_coef(model) * static_cast<double>(b.size()) / step_pairs : 0.0;
+      const PairScores s = score(model, b, reference_train_, balance_weight);
       const PreferenceTerms& terms = s.terms;
       const RowLogProbs& rows = s.rows;
       // Added in float64, as SFT's loss: the step loss does not depend on how the pairs are split.
       torch::Tensor loss = terms.losses.sum(torch::kDouble) / step_pairs;
       if (objective_.nll_weight() > 0)
         loss = loss - objective_.nll_weight() * rows.nll_sums.slice(0, 0, b.size()).sum(torch::kDouble) / step_chosen_nll_tokens;
+      if (balance) loss = loss + balance_weight * balance->loss();  // its gradient reaches the routers by RouterBalance
       if (&b == &batches.back() && before_last_backward) before_last_backward();
       loss.backward();
+      if (balance) {
+        sums.aux_loss += balance->loss() * static_cast<double>(b.size());
+        sums.aux_pairs += static_cast<double>(b.size());
+        balance->disarm();
+      }
       sums.loss += loss.item<double>();
       sums.add(objective_, s, b.size());
     }
@@ -282,7 +294,14 @@ class PreferenceTask : public TrainingTask {
   }
 
   // The reference's forward (DPO) runs first, so its activations are gone when the policy's are alive.
-  PairScores score(CausalLM& model, const PairBatch& b, const std::vector<double>& precomputed) const {
+  // TRL's DPOTrainer adds an MoE model's load-balancing loss with the model's router_aux_loss_coef; its ORPO and CPO
+  // trainers do not (unless output_router_logits is set).
+  double balance_coef(CausalLM& model) const {
+    return objective_.method == PreferenceMethod::Dpo && model->router_balance() != nullptr ? model->config().router_aux_loss_coef : 0.0;
+  }
+
+  // `balance_weight` > 0: the policy forward counts the routers' load-balancing loss (RouterBalance::arm).
+  PairScores score(CausalLM& model, const PairBatch& b, const std::vector<double>& precomputed, double balance_weight = 0) const {
     PairScores s;
     PairLogProbs reference;
     if (objective_.needs_reference()) {
@@ -290,6 +309,7 @@ class PreferenceTask : public TrainingTask {
       s.reference_sums = r.sums;
       reference = as_pairs(r, b.size());
     }
+    if (balance_weight > 0) model->router_balance()->arm(balance_weight);
     s.rows = row_log_probs(model, b.batch, b.prompt_nll_labels);
     s.policy = as_pairs(s.rows, b.size());
     s.terms = preference_terms(objective_, s.policy, reference);

@@ -1,7 +1,8 @@
 // The SFT recipe: next-token cross-entropy over the trained tokens, normalized by the trained tokens
-// of the whole optimizer step.
+// of the whole optimizer step (plus the routers' load-balancing loss when an MoE router is trained).
 #include <cmath>
 
+#include "adapters/lora.h"
 #include "core/error.h"
 #include "trainer/training_task.h"
 
@@ -12,6 +13,15 @@ namespace {
 // then does not depend on how the tokens are split into micro-batches and ranks).
 torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
   return -target_scores(model, batch.input_ids, batch.layout, next_token_targets(batch.labels)).log_probs.sum(torch::kDouble);
+}
+
+// The routers' load-balancing loss's weight: the model's router_aux_loss_coef when a router is trained (LoRA on
+// "gate"), as transformers adds it to the loss of MoE training; 0 otherwise.
+double balance_coef(CausalLM& model) {
+  if (model->router_balance() == nullptr) return 0;
+  for (auto& [name, linear] : model->projections())
+    if (lora_of(linear) != nullptr && name.size() > 5 && name.compare(name.size() - 5, 5, ".gate") == 0) return model->config().router_aux_loss_coef;
+  return 0;
 }
 
 class SftTask : public TrainingTask {
@@ -38,15 +48,23 @@ class SftTask : public TrainingTask {
       totals[1] += static_cast<double>(batches.back().tokens);
     }
     sum_across_ranks(group_, totals);
-    std::vector<double> loss_sum = {0};
+    std::vector<double> loss_sum = {0, 0};  // the loss, the load-balancing loss weighted by trained tokens
+    const double coef = balance_coef(model);
     for (const auto& batch : batches) {
+      // With a trained router, coef · each forward's load-balancing loss, weighted as its share of the trained tokens.
+      const double share = static_cast<double>(batch.trained_tokens) / std::max(1.0, totals[0]);
+      if (coef > 0) model->router_balance()->arm(coef * share);
       torch::Tensor loss = summed_loss(model, batch) / std::max(1.0, totals[0]);
+      if (coef > 0) loss = loss + coef * share * model->router_balance()->loss(), loss_sum[1] += share * model->router_balance()->loss();
       if (&batch == &batches.back() && before_last_backward) before_last_backward();
       loss.backward();
+      if (coef > 0) model->router_balance()->disarm();
       loss_sum[0] += loss.item<double>();
     }
     sum_across_ranks(group_, loss_sum);
-    return {loss_sum[0], static_cast<int64_t>(totals[0]), static_cast<int64_t>(totals[1]), {}};
+    Metrics metrics;
+    if (coef > 0) metrics.emplace_back("aux_loss", loss_sum[1]);
+    return {loss_sum[0], static_cast<int64_t>(totals[0]), static_cast<int64_t>(totals[1]), metrics};
   }
 
   // Mean loss per trained token over the validation set.

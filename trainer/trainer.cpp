@@ -66,7 +66,10 @@ TrainingModel load_training_model(const TrainConfig& config, torch::Device devic
   TrainingModel m{load_causal_lm(config.base_model, load), {}, load.dtype};
   // LoRA: new adapters, or the ones in lora_model_dir to continue from (for DPO also frozen as the reference).
   m.lora = config.lora_model_dir.empty() ? config.lora_options() : load_peft_adapter(m.model, config.lora_model_dir);
-  if (config.lora_model_dir.empty()) inject_lora(m.model, m.lora, static_cast<uint64_t>(config.seed));
+  if (config.lora_model_dir.empty()) {
+    check_expert_lora_dropout(m.model->config(), m.lora);
+    inject_lora(m.model, m.lora, static_cast<uint64_t>(config.seed));
+  }
   else if (config.rl == "dpo") keep_reference_copies(m.model);
   if (!config.rl.empty() && config.disable_dropout)  // the policy's log-probs must be comparable with the reference's
     for (auto& [name, linear] : m.model->projections())

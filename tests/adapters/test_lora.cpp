@@ -332,7 +332,11 @@ TEST(LoraInject, TargetSelection) {
   named.target_linear = false;
   named.target_modules = {"all-linear"};
   EXPECT_EQ(lora_target_names(named), lora_target_names(all_linear(2)));
-  EXPECT_EQ(lora_target_names(named).size(), 9u) << "the 7 separate and the 2 fused (Phi-3) names";
+  EXPECT_EQ(lora_target_names(named).size(), 12u) << "the 7 separate, the 2 fused (Phi-3) and Mixtral's 3 expert names; not the router";
+  const auto names = lora_target_names(named);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "gate"), 0) << "all-linear leaves an MoE router alone";
+  named.target_modules = {"all-linear", "gate"};
+  EXPECT_EQ(lora_target_names(named).size(), 13u) << "the router when listed";
 }
 
 TEST(LoraInject, BadOptionsAreInputErrors) {

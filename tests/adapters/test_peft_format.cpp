@@ -228,3 +228,60 @@ TEST(PeftFormat, MalformedFoldersAreInputErrors) {
 
 }  // namespace
 }  // namespace qtune
+
+namespace qtune {
+namespace {
+
+// PEFT's adapters on transformers 5's fused experts (adapters/peft_moe.h): read against the MoE base, the column
+// layout j·E + e of B taken apart per expert, and one-line errors for what does not fit.
+TEST(PeftFormat, FusedExpertAdaptersSplitPerExpertAndAreChecked) {
+  const std::string model_dir = test::make_tiny_model("mixtral", "--intermediate 32 --experts 4 --experts-per-token 2");
+  const ModelConfig config = ModelConfig::load(model_dir);
+  const int64_t E = 4, r = 2, D = config.hidden_size, F = config.moe_intermediate_size;
+  const std::string dir = test::temp_dir("fused_adapter");
+  auto write = [&](int64_t a_rows) {
+    nlohmann::json c = {{"peft_type", "LORA"}, {"r", r}, {"lora_alpha", 4}, {"target_modules", {"q_proj"}},
+                        {"target_parameters", {"mlp.experts.gate_up_proj"}}};
+    test::write_file(dir + "/adapter_config.json", c.dump());
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    torch::manual_seed(1);
+    for (int64_t layer = 0; layer < config.num_layers; ++layer) {
+      const std::string p = "base_model.model.model.layers." + std::to_string(layer) + ".";
+      tensors.emplace_back(p + "self_attn.q_proj.lora_A.weight", torch::randn({r, D}));
+      tensors.emplace_back(p + "self_attn.q_proj.lora_B.weight", torch::randn({D, r}));
+      tensors.emplace_back(p + "mlp.experts.lora_A.weight", torch::randn({a_rows, D}));
+      tensors.emplace_back(p + "mlp.experts.lora_B.weight", torch::arange(2 * F * r * E, torch::kFloat).view({2 * F, r * E}));
+    }
+    save_safetensors(dir + "/adapter_model.safetensors", tensors);
+  };
+  write(E * r);
+  CausalLM model = load_causal_lm(model_dir);
+  load_peft_adapter(model, dir);
+  const PeftAdapter adapter = read_peft_adapter(dir, &config);
+  // Expert 1's up projection: A rows 2..3 (its A_1), B rows F..2F-1 of columns 0·4 + 1 and 1·4 + 1.
+  const LoraTensors& up = adapter.modules.at("model.layers.0.block_sparse_moe.experts.1.w3");
+  auto file = SafetensorsFile::open(dir + "/adapter_model.safetensors");
+  EXPECT_TRUE(up.A.equal(file->view("base_model.model.model.layers.0.mlp.experts.lora_A.weight").narrow(0, 2, 2)));
+  EXPECT_EQ(up.B[0][0].item<float>(), static_cast<float>(F * r * E + 1));
+  EXPECT_EQ(up.B[0][1].item<float>(), static_cast<float>(F * r * E + E + 1));
+  EXPECT_EQ(adapter.modules.size(), static_cast<std::size_t>(config.num_layers * (1 + 2 * E)));  // q_proj, w1 and w3 of each expert
+
+  expect_input_error([&] { read_peft_adapter(dir); }, {"target_parameters", "mixture-of-experts base model"});
+  const ModelConfig dense = ModelConfig::load(test::make_tiny_model("llama"));
+  expect_input_error([&] { read_peft_adapter(dir, &dense); }, {"target_parameters", "mixture-of-experts base model"});
+  write(E * r + 1);
+  expect_input_error([&] { read_peft_adapter(dir, &config); }, {"layers.0.mlp.experts", "not rank 2 for each of 4 experts"});
+}
+
+TEST(PeftFormat, NewExpertAdaptersTrainWithoutDropoutAsInPeft) {
+  const ModelConfig config = ModelConfig::load(test::make_tiny_model("qwen3_moe", "--experts 4 --experts-per-token 2 --moe-intermediate 16"));
+  LoraOptions o = options(2, {"q_proj", "down_proj"});
+  expect_input_error([&] { check_expert_lora_dropout(config, o); }, {"lora_dropout: 0.1", "set lora_dropout: 0"});
+  o.dropout = 0;
+  check_expert_lora_dropout(config, o);
+  o = options(2, {"q_proj", "v_proj"});  // attention only: dropout as usual
+  check_expert_lora_dropout(config, o);
+}
+
+}  // namespace
+}  // namespace qtune

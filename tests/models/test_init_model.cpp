@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "models/model_loader.h"
+#include "models/transformer.h"
 #include "tests/support/test_support.h"
 
 namespace qtune {
@@ -73,6 +74,85 @@ TEST(InitModel, FourBitOutputEqualsQuantizingTheSixteenBitModel) {
   EXPECT_NE(r.out.find("--double-quant needs --quantize"), std::string::npos) << r.out;
 }
 
+// The experts of every sparse layer, as the loaded model holds them, and each projection's storage format.
+// The router is never quantized: it has the format of lm_head (the compute dtype).
+void expect_moe_model(const std::string& dir, const std::string& arch, int64_t experts, const std::string& expert_format) {
+  CausalLM model = load_causal_lm(dir);
+  ASSERT_EQ(model->config().model_type(), arch);
+  for (const auto& layer : *model->layers) {
+    auto* decoder = layer->as<DecoderLayerImpl>();
+    ASSERT_FALSE(decoder->moe.is_empty()) << arch;
+    EXPECT_EQ(decoder->moe->num_experts(), experts) << arch;
+  }
+  const std::string router_format = model->lm_head->weight().format();
+  int64_t expert_projections = 0;
+  for (const auto& [name, linear] : model->projections()) {
+    if (name.find(".experts.") != std::string::npos) {
+      ++expert_projections;
+      EXPECT_EQ(linear->weight().format(), expert_format) << name;
+    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gate") == 0) {
+      EXPECT_EQ(linear->weight().format(), router_format) << name;
+      EXPECT_EQ(linear->weight().out_features(), experts) << name;
+    }
+  }
+  EXPECT_EQ(expert_projections, model->config().num_layers * experts * 3) << arch;
+  torch::NoGradGuard no_grad;
+  const torch::Tensor logits = model->forward(torch::randint(0, 300, {1, 5}));
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{1, 5, 300}));
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
+TEST(InitModel, MixtureOfExpertsModelsLoadBackInEveryFormat) {
+  const std::string sizes = " --hidden 64 --layers 2 --heads 4 --vocab 300 --experts 4 --experts-per-token 2";
+  for (const char* arch : {"mixtral", "qwen3_moe"}) {
+    const std::string dense = test::temp_dir(std::string(arch) + "_f32"), four_bit = test::temp_dir(std::string(arch) + "_nf4");
+    auto r = test::run_qtune(std::string("init-model --arch ") + arch + " --out " + dense + sizes + " --dtype f32");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    CheckedCheckpoint checked = check_checkpoint(dense);
+    EXPECT_TRUE(checked.unused.empty()) << arch;
+    const std::string block = std::string(arch) == "mixtral" ? "block_sparse_moe" : "mlp";
+    const std::string down = std::string(arch) == "mixtral" ? "w2" : "down_proj";
+    // Qwen3-MoE's experts follow --intermediate (default 176 for hidden 64): an eighth, 22; Mixtral's are as wide.
+    const int64_t expert_width = std::string(arch) == "mixtral" ? 176 : 22;
+    EXPECT_EQ(checked.checkpoint.info("model.layers.1." + block + ".experts.3." + down + ".weight").shape,
+              (std::vector<int64_t>{64, expert_width}));
+    EXPECT_EQ(checked.checkpoint.info("model.layers.0." + block + ".gate.weight").shape, (std::vector<int64_t>{4, 64}));
+    expect_moe_model(dense, arch, 4, "f32");
+
+    r = test::run_qtune(std::string("init-model --arch ") + arch + " --out " + four_bit + sizes + " --quantize nf4 --double-quant");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    expect_moe_model(four_bit, arch, 4, "nf4-dq");
+  }
+}
+
+TEST(InitModel, QwenMoeExpertWidthFollowsTheSizesUnlessGiven) {
+  const std::string a = test::temp_dir("qmoe_a"), b = test::temp_dir("qmoe_b");
+  auto r = test::run_qtune("init-model --arch qwen3_moe --out " + a + " --hidden 64 --heads 4 --layers 1 --vocab 300 --experts 2 --intermediate 96");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(check_checkpoint(a).config.moe_intermediate_size, 12);  // 96 / 8, not the preset's 688 / 8
+  EXPECT_EQ(check_checkpoint(a).config.num_experts_per_tok, 2);     // the preset's top 8, capped at --experts
+  r = test::run_qtune("init-model --arch qwen3_moe --out " + b + " --hidden 64 --heads 4 --layers 1 --vocab 300 --experts 2 --moe-intermediate 40");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(check_checkpoint(b).config.moe_intermediate_size, 40);
+  for (const std::string bad : {"--arch llama --experts 4", "--arch mixtral --moe-intermediate 8", "--arch mixtral --experts 2 --experts-per-token 3"}) {
+    r = test::run_qtune("init-model --out " + test::temp_dir("bad_moe") + " " + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.out.find("--"), std::string::npos) << r.out;
+  }
+}
+
+TEST(InitModel, FourBitWithoutDoubleQuantEqualsQuantizingTooForExperts) {
+  // The 4-bit tensors are declared from the shapes alone before they are made: the same bytes as `qtune quantize`.
+  const std::string plain = test::temp_dir("moe16"), quantized = test::temp_dir("moe_q"), direct = test::temp_dir("moe_direct");
+  const std::string sizes = " --arch qwen3_moe --seed 5 --hidden 64 --layers 2 --heads 4 --vocab 300 --experts 3";
+  ASSERT_EQ(test::run_qtune("init-model --out " + plain + sizes).exit_code, 0);
+  auto r = test::run_qtune("quantize --model " + plain + " --out " + quantized + " --type fp4 --blocksize 128");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = test::run_qtune("init-model --out " + direct + sizes + " --quantize fp4 --blocksize 128");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(test::read_file(direct + "/model.safetensors"), test::read_file(quantized + "/model.safetensors"));
+}
+
 TEST(InitModel, RefusesToOverwriteAModelWithoutForce) {
   const std::string dir = test::make_tiny_model("llama");
   auto r = test::run_qtune("init-model --arch llama --out " + dir);
@@ -98,6 +178,27 @@ TEST(Inspect, ReportsCountsDtypesAndFourBitEstimate) {
   auto text = test::run_qtune("inspect " + dir);
   EXPECT_NE(text.out.find("Qwen2ForCausalLM"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("4-bit"), std::string::npos) << text.out;
+}
+
+TEST(Inspect, ReportsExpertsAndTheParametersOneTokenUses) {
+  const std::string config = std::string(QTUNE_SOURCE_DIR) + "/tests/fixtures/model_configs/qwen3_30b_a3b.json";
+  auto r = test::run_qtune("inspect --json " + config);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["experts"]["experts"], 128);
+  EXPECT_EQ(j["experts"]["experts_per_token"], 8);
+  EXPECT_EQ(j["experts"]["expert_intermediate_size"], 768);
+  EXPECT_EQ(j["experts"]["sparse_layers"], 48);
+  EXPECT_EQ(j["parameters"]["total"], 30532122624);  // transformers' count (test_model_config.cpp)
+  // Per layer: attention 2·2048·4096 + 2·2048·512, norms 2·2048 + 2·128, router 128·2048, 8 experts 8·3·2048·768;
+  // then embeddings and lm_head 2·151936·2048 and the final norm.
+  EXPECT_EQ(j["parameters"]["active"], int64_t{48} * (18874368 + 4352 + 262144 + 37748736) + 622329856 + 2048);
+  EXPECT_EQ(j["parameters"]["routers"], 48 * 128 * 2048);
+  auto text = test::run_qtune("inspect " + config);
+  EXPECT_NE(text.out.find("experts     128 per layer on 48 of 48 layers, top 8 per token, each ffn 768"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("3,353,032,704 active per token"), std::string::npos) << text.out;
+  // A dense model says nothing of experts.
+  EXPECT_EQ(test::run_qtune("inspect " + test::make_tiny_model("llama")).out.find("experts"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "models/architecture.h"
@@ -99,7 +100,7 @@ TEST(ModelConfig, ReadsGemmaAndPhiKeys) {
   const ModelConfig phi = fixture("phi3_mini_4k");
   EXPECT_TRUE(phi.fused_projections);
   EXPECT_EQ(phi.sliding_window, 2047);
-  EXPECT_EQ(phi.layer_projection_names(), (std::vector<std::string>{"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"}));
+  EXPECT_EQ(phi.layer_projection_names(0), (std::vector<std::string>{"self_attn.qkv_proj", "self_attn.o_proj", "mlp.gate_up_proj", "mlp.down_proj"}));
   EXPECT_FALSE(fixture("phi4").sliding_window.has_value());
 }
 
@@ -195,6 +196,7 @@ void expect_error(const nlohmann::json& json, const std::string& fragment) {
     std::string m = e.what();
     EXPECT_NE(m.find("dir/config.json"), std::string::npos) << m;
     EXPECT_NE(m.find(fragment), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;  // one line
   }
 }
 
@@ -231,6 +233,118 @@ TEST(ModelConfig, RejectsUnsupportedOrIncompleteConfigs) {
   cap["attn_logit_softcapping"] = -1.0;
   expect_error(cap, "attn_logit_softcapping");
   expect_error(nlohmann::json::array(), "object");
+}
+
+// Mixture of experts: the published config.json of Mixtral-8x7B-v0.1 and Qwen3-30B-A3B (transformers 4.x keys), and
+// the file transformers 5.25 writes for the latter (save_pretrained: num_local_experts, dtype, rope_parameters).
+nlohmann::json fixture_json(const std::string& name) {
+  return nlohmann::json::parse(std::ifstream(std::filesystem::path(QTUNE_SOURCE_DIR) / "tests/fixtures/model_configs" / (name + ".json")));
+}
+
+TEST(ModelConfig, ReadsThePublishedMixtureOfExpertsConfigs) {
+  const ModelConfig mixtral = fixture("mixtral_8x7b");
+  EXPECT_EQ(mixtral.arch, Architecture::kMixtral);
+  EXPECT_EQ(mixtral.num_experts, 8);
+  EXPECT_EQ(mixtral.num_experts_per_tok, 2);
+  EXPECT_EQ(mixtral.moe_intermediate_size, 14336);  // Mixtral's experts are intermediate_size wide
+  EXPECT_TRUE(mixtral.norm_topk_prob);
+  EXPECT_FALSE(mixtral.routing_weights_in_compute_dtype);
+  EXPECT_DOUBLE_EQ(mixtral.router_aux_loss_coef, 0.02);
+  EXPECT_FALSE(mixtral.sliding_window.has_value());
+  for (int64_t i = 0; i < mixtral.num_layers; ++i) EXPECT_TRUE(mixtral.is_sparse_layer(i)) << i;
+  const auto names = mixtral.layer_projection_names(0);
+  EXPECT_EQ(names.size(), 4u + 1u + 8u * 3u);  // attention, router, 8 experts × (w1, w3, w2)
+  EXPECT_EQ(names[4], "block_sparse_moe.gate");
+  EXPECT_EQ(names[5], "block_sparse_moe.experts.0.w1");
+  EXPECT_EQ(names.back(), "block_sparse_moe.experts.7.w2");
+
+  for (const char* name : {"qwen3_30b_a3b", "qwen3_30b_a3b_transformers5"}) {
+    const ModelConfig qwen = fixture(name);
+    EXPECT_EQ(qwen.arch, Architecture::kQwen3Moe) << name;
+    EXPECT_EQ(qwen.num_experts, 128) << name;  // num_experts (4.x) or num_local_experts (5.x)
+    EXPECT_EQ(qwen.num_experts_per_tok, 8) << name;
+    EXPECT_EQ(qwen.moe_intermediate_size, 768) << name;
+    EXPECT_TRUE(qwen.norm_topk_prob) << name;
+    EXPECT_TRUE(qwen.routing_weights_in_compute_dtype) << name;
+    EXPECT_TRUE(qwen.qk_norm) << name;
+    EXPECT_EQ(qwen.decoder_sparse_step, 1) << name;
+    EXPECT_TRUE(qwen.mlp_only_layers.empty()) << name;
+    EXPECT_DOUBLE_EQ(qwen.rope_theta, 1e6) << name;
+    EXPECT_EQ(qwen.layer_projection_names(47)[4], "mlp.gate") << name;
+    EXPECT_EQ(qwen.layer_projection_names(47)[5], "mlp.experts.0.gate_proj") << name;
+  }
+}
+
+TEST(ModelConfig, CountsMixtureOfExpertsParametersAsTransformers) {
+  // sum(p.numel() for p in model.parameters()) of the transformers 5.25 model built from the same file on the meta device:
+  //   with torch.device("meta"): AutoModelForCausalLM.from_config(AutoConfig.from_pretrained("<fixture>.json"))
+  EXPECT_EQ(count_parameters(fixture("mixtral_8x7b")).total(), 46702792704);
+  EXPECT_EQ(count_parameters(fixture("qwen3_30b_a3b")).total(), 30532122624);
+  EXPECT_EQ(count_parameters(fixture("qwen3_30b_a3b_transformers5")).total(), 30532122624);
+  // Dense layers among sparse ones: the same with from_pretrained(..., mlp_only_layers=[0, 47], decoder_sparse_step=2)
+  // (layers 0, 2, ..., 46 and 47 dense of intermediate_size 6144; the odd ones but 47 sparse).
+  auto mixed = fixture_json("qwen3_30b_a3b");
+  mixed["mlp_only_layers"] = {0, 47};
+  mixed["decoder_sparse_step"] = 2;
+  EXPECT_EQ(count_parameters(ModelConfig::from_json(mixed, "mixed")).total(), 16369793024);
+}
+
+// The parameters one token uses, by the published architecture: attention, norms, router and k of E experts per
+// layer, embeddings and lm_head.
+int64_t active_by_formula(int64_t L, int64_t D, int64_t H, int64_t KV, int64_t Dh, int64_t V, int64_t k, int64_t Fe, int64_t E, int64_t norms_per_layer) {
+  const int64_t attention = D * H * Dh + 2 * D * KV * Dh + H * Dh * D;
+  const int64_t layer = attention + norms_per_layer + E * D + k * 3 * D * Fe;
+  return L * layer + 2 * V * D + D;
+}
+
+TEST(ModelConfig, CountsTheParametersOneTokenUses) {
+  const ParameterCounts mixtral = count_parameters(fixture("mixtral_8x7b"));
+  const int64_t mixtral_active = active_by_formula(32, 4096, 32, 8, 128, 32000, 2, 14336, 8, 2 * 4096);
+  EXPECT_EQ(mixtral.active(), mixtral_active);
+  EXPECT_EQ(mixtral.routers, 32 * 8 * 4096);
+  // Mistral AI publishes "12.9B active parameters" (rounded to 0.1B).
+  EXPECT_NEAR(static_cast<double>(mixtral.active()) / 1e9, 12.9, 0.05);
+
+  const ParameterCounts qwen = count_parameters(fixture("qwen3_30b_a3b"));
+  const int64_t qwen_active = active_by_formula(48, 2048, 32, 4, 128, 151936, 8, 768, 128, 2 * 2048 + 2 * 128);  // + q/k norms
+  EXPECT_EQ(qwen.active(), qwen_active);
+  // Qwen publishes "3.3B activated" (3.353B: the figure is cut, not rounded, to 0.1B; the A3B of the name).
+  EXPECT_GE(static_cast<double>(qwen.active()) / 1e9, 3.3);
+  EXPECT_LT(static_cast<double>(qwen.active()) / 1e9, 3.4);
+
+  const ParameterCounts dense = count_parameters(parse(kMistral_7b));
+  EXPECT_EQ(dense.active(), dense.total());
+  EXPECT_EQ(dense.routers, 0);
+}
+
+TEST(ModelConfig, MixtureOfExpertsHfJsonRoundTrips) {
+  for (const char* name : {"mixtral_8x7b", "qwen3_30b_a3b", "qwen3_30b_a3b_transformers5"}) {
+    const ModelConfig a = fixture(name);
+    const nlohmann::ordered_json written = a.to_hf_json();
+    const ModelConfig b = ModelConfig::from_json(nlohmann::json::parse(written.dump()), "round trip");
+    EXPECT_EQ(written, b.to_hf_json()) << name;
+    EXPECT_EQ(b.num_experts, a.num_experts) << name;
+    EXPECT_EQ(b.num_experts_per_tok, a.num_experts_per_tok) << name;
+    EXPECT_EQ(b.moe_intermediate_size, a.moe_intermediate_size) << name;
+    EXPECT_EQ(b.norm_topk_prob, a.norm_topk_prob) << name;
+    EXPECT_EQ(b.mlp_only_layers, a.mlp_only_layers) << name;
+    EXPECT_EQ(count_parameters(a).total(), count_parameters(b).total()) << name;
+  }
+}
+
+TEST(ModelConfig, RejectsInconsistentMixtureOfExpertsKeys) {
+  auto too_many = fixture_json("mixtral_8x7b");
+  too_many["num_experts_per_tok"] = 9;
+  expect_error(too_many, "num_experts_per_tok must be in [1, 8]");
+  auto jitter = fixture_json("mixtral_8x7b");
+  jitter["router_jitter_noise"] = 0.1;
+  expect_error(jitter, "router_jitter_noise");
+  auto outside = fixture_json("qwen3_30b_a3b");
+  outside["mlp_only_layers"] = {3, 48};
+  expect_error(outside, "mlp_only_layers lists layer 48, outside 0..47");
+  auto no_experts = fixture_json("qwen3_30b_a3b");
+  no_experts["num_experts"] = 0;
+  expect_error(no_experts, "number of experts");
 }
 
 }  // namespace

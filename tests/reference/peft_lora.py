@@ -15,6 +15,11 @@ Per architecture, in <out>/<arch>/:
                   + PEFT's delta weight, rounded once to bfloat16
 Cases: all = the 7 projections, r 8, alpha 16; rslora_subset = q_proj, v_proj, down_proj, r 4, alpha 8, use_rslora.
 Phi-3 (fused): all = qkv_proj, o_proj, gate_up_proj, down_proj; rslora_subset = qkv_proj, down_proj.
+Mixture of experts (mixtral, qwen3_moe), in <out>/<arch>/: qtune/ and qtune.safetensors as above (qtune trains
+every projection, each expert's too; PEFT converts those per-expert modules to transformers 5's fused experts on
+load); peft_experts/: PEFT on the fused experts themselves (target_parameters: the experts' gate_up_proj and
+down_proj and the router's weight; q_proj, v_proj; r 4, alpha 8), with its logits, loss (the causal-LM loss plus
+router_aux_loss_coef times the routers' load-balancing loss, output_router_logits=True) and gradients.
 """
 import json
 import os
@@ -68,6 +73,31 @@ def peft_adapter(model_dir, arch, case, out, ids):
     return model
 
 
+def peft_expert_adapter(model_dir, out, ids):
+    """PEFT's LoRA on transformers 5's fused experts and router (random A and B), its logits, loss and gradients."""
+    torch.manual_seed(20)
+    config = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, bias="none", init_lora_weights=False,
+                        target_modules=["q_proj", "v_proj"],
+                        target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj", "mlp.gate.weight"])
+    model = get_peft_model(load_base(model_dir), config)
+    # output_router_logits: the loss is the causal-LM loss + router_aux_loss_coef · the routers' load-balancing loss
+    result = model(input_ids=ids, labels=ids, use_cache=False, output_router_logits=True)
+    result.loss.backward()
+    grads = {"grad." + n.replace(".default.", "."): p.grad for n, p in model.named_parameters() if p.requires_grad}
+    model.save_pretrained(out)
+    common.save_tensors(os.path.join(out, "reference.safetensors"),
+                        {"input_ids": ids, "logits": result.logits, "loss": result.loss.reshape(1), "aux_loss": result.aux_loss.reshape(1),
+                         **grads})
+
+
+def moe_architecture(qtune, model_dir, out, ids):
+    run = common.train_qtune(qtune, model_dir, os.path.join(out, "qtune"), "lora_target_linear: true\nlora_r: 4\nlora_alpha: 8\n")
+    with torch.no_grad():
+        logits = PeftModel.from_pretrained(load_base(model_dir), run)(input_ids=ids, use_cache=False).logits
+    common.save_tensors(os.path.join(out, "qtune.safetensors"), {"input_ids": ids, "logits": logits})
+    peft_expert_adapter(model_dir, os.path.join(out, "peft_experts"), ids)
+
+
 def merged_16bit(base16_dir, adapter_dir, out):
     merged = PeftModel.from_pretrained(load_base(base16_dir, torch.bfloat16), adapter_dir).merge_and_unload()
     merged.save_pretrained(out)
@@ -106,6 +136,9 @@ def main():
         common.run_qtune(args.qtune, "quantize", "--model", model_dir, "--out", quantized, "--type", "nf4", "--double-quant")
         merged_4bit(quantized, peft_models["all"], os.path.join(out, "merged4bit.safetensors"))
         print(f"{arch}: qtune adapter, PEFT adapters {list(PEFT_CASES)}, merges written")
+    for arch in common.MOE_FLAGS:
+        moe_architecture(args.qtune, os.path.join(args.models, arch), os.path.join(args.out, arch), ids)
+        print(f"{arch}: qtune adapter on every expert, PEFT adapter on the fused experts and router written")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,14 @@ ARCH_FLAGS = {
     "gemma3": ["--sliding-window", "5", "--sliding-window-pattern", "2", "--head-dim", "32"],
     "phi3": ["--sliding-window", "7", "--partial-rotary-factor", "0.75", "--original-max-positions", "512"],
 }
-NEW_FAMILIES = ("gemma2", "gemma3", "phi3")
+# Mixture of experts: Mixtral with 4 experts of intermediate 128, top 2; Qwen3-MoE with 8 experts of 48, top 3 (a k
+# above 2 tells the per-token summation order apart), q/k norms. Their router weights are N(0, 0.2²) like the rest,
+# which spreads a 64-wide hidden state's router logits (std ~1.6) so that no choice hangs on a rounding difference.
+MOE_FLAGS = {
+    "mixtral": ["--experts", "4", "--experts-per-token", "2"],
+    "qwen3_moe": ["--head-dim", "32", "--experts", "8", "--experts-per-token", "3", "--moe-intermediate", "48"],
+}
+NEW_FAMILIES = ("gemma2", "gemma3", "phi3", "mixtral", "qwen3_moe")
 VOCAB = 300
 
 
@@ -80,7 +87,7 @@ def init_model(qtune, arch, out, dtype="f32", seed=0, extra=()):
     weights then moved off their identity value by N(0, 0.1²) each, so that every norm is told apart."""
     run_qtune(qtune, "init-model", "--arch", arch, "--out", out, "--hidden", 64, "--layers", 2, "--heads", 4,
               "--kv-heads", 2, "--intermediate", 128, "--vocab", VOCAB, "--dtype", dtype, "--init-std", 0.2,
-              "--seed", seed, "--byte-tokenizer", "--force", *ARCH_FLAGS[arch], *extra)
+              "--seed", seed, "--byte-tokenizer", "--force", *{**ARCH_FLAGS, **MOE_FLAGS}[arch], *extra)
     if arch in NEW_FAMILIES:
         perturb_norms(out, seed)
     return out

@@ -10,6 +10,7 @@
 
 #include "adapters/lora.h"
 #include "adapters/peft_format.h"
+#include "adapters/peft_moe.h"
 #include "models/model_loader.h"
 #include "models/safetensors.h"
 #include "tests/reference/reference_files.h"
@@ -78,6 +79,69 @@ void check_peft_adapter(const std::string& arch, const std::string& adapter_case
             << " LoRA gradients, max relative difference " << worst << "\n";
 }
 
+// PEFT's gradients of the adapter in `ref` ("grad.base_model.model.<module>.lora_A.weight", ...), in qtune's per-expert
+// layout: a fused expert's gate and up share A_e, so their entries hold PEFT's gradient of that shared A_e.
+std::map<std::string, LoraTensors> peft_gradients(SafetensorsFile& ref, const ModelConfig& config, int64_t r) {
+  std::map<std::string, LoraTensors> fused, out;
+  const std::string prefix = "grad.base_model.model.";
+  for (const auto& info : ref.tensors()) {
+    if (info.name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = info.name.substr(prefix.size());
+    const bool is_a = rest.find(".lora_A.weight") != std::string::npos;
+    const std::string module = rest.substr(0, rest.find(is_a ? ".lora_A.weight" : ".lora_B.weight"));
+    auto& f = is_fused_moe_module(module) && module.find(".experts") != std::string::npos ? fused[module] : out[module];
+    (is_a ? f.A : f.B) = ref.view(info);
+  }
+  for (auto& [module, f] : unfuse_moe_modules(fused, config, r, "reference")) out[module] = f;
+  std::map<std::string, LoraTensors> renamed;  // PEFT's router "mlp.gate" is Mixtral's "block_sparse_moe.gate"
+  for (auto& [module, f] : out) {
+    const auto at = module.find(".mlp.gate");
+    const bool router = at != std::string::npos && at + 9 == module.size();
+    renamed[router ? module.substr(0, at) + "." + config.moe_block_name() + ".gate" : module] = f;
+  }
+  return renamed;
+}
+
+// An adapter PEFT made on transformers 5's fused experts and router (target_parameters) in qtune: logits, the
+// load-balancing loss, the loss with it (transformers' output_router_logits) and the gradients, qtune's gate and up A
+// gradients of an expert summed as PEFT's shared A_e's.
+void check_peft_expert_adapter(const std::string& arch) {
+  const std::string dir = test::reference_path("lora", arch + "/peft_experts");
+  CausalLM model = load_causal_lm(test::reference_path("models", arch), {at::kFloat, torch::kCPU});
+  const LoraOptions options = load_peft_adapter(model, dir);
+  auto ref = SafetensorsFile::open(dir + "/reference.safetensors");
+  const torch::Tensor ids = ref->view("input_ids");
+  const double coef = model->config().router_aux_loss_coef;
+  model->router_balance()->arm(coef);  // its gradient joins the backward below
+  const torch::Tensor logits = model->forward(ids);
+  double worst = test::max_relative_error(logits, ref->view("logits"));
+  EXPECT_LE(worst, kTolerance) << arch << " logits";
+  const double aux = model->router_balance()->loss();
+  worst = std::max(worst, test::max_relative_error(torch::tensor({aux}, torch::kDouble), ref->view("aux_loss").to(torch::kDouble)));
+  const torch::Tensor loss = causal_lm_loss(logits, ids) + coef * aux;
+  worst = std::max(worst, test::max_relative_error(loss.reshape({1}), ref->view("loss")));
+  EXPECT_LE(worst, kTolerance) << arch << " loss " << loss.item<double>();
+  loss.backward();
+  std::map<std::string, torch::Tensor> grad;
+  for (const auto& [name, param] : lora_state(model)) grad[name] = param.grad();
+  const auto expected = peft_gradients(*ref, model->config(), options.r);
+  const auto names = model->config().expert_projection_names();  // gate, up, down
+  for (const auto& [module, f] : expected) {
+    torch::Tensor a = grad.at(peft_tensor_name(module, 'A'));
+    for (const auto& [mine, partner] : {std::pair{names[0], names[1]}, std::pair{names[1], names[0]}})
+      if (module.size() > mine.size() && module.compare(module.size() - mine.size(), mine.size(), mine) == 0 && module.find(".experts.") != std::string::npos)
+        a = a + grad.at(peft_tensor_name(module.substr(0, module.size() - mine.size()) + partner, 'A'));
+    for (const auto& [which, got, want] : {std::tuple{'A', a, f.A}, std::tuple{'B', grad.at(peft_tensor_name(module, 'B')), f.B}}) {
+      const double err = test::max_relative_error(got, want);
+      EXPECT_LE(err, kTolerance) << arch << " " << module << " lora_" << which;
+      worst = std::max(worst, err);
+    }
+  }
+  EXPECT_EQ(2 * expected.size(), grad.size()) << "qtune adapted modules PEFT did not, or the reverse";
+  std::cout << arch << " PEFT adapter on the fused experts and router: logits, loss and the gradients of " << expected.size()
+            << " modules, max relative difference " << worst << "\n";
+}
+
 // `qtune merge` of PEFT's adapter onto `base`, compared tensor by tensor with `expected` (every tensor it holds).
 void check_merge(const std::string& base, const std::string& adapter, SafetensorsFile& expected, const std::string& what) {
   const std::string out = test::temp_dir("merged");
@@ -110,6 +174,18 @@ void check_architecture(const std::string& arch) {
   check_merge(dir + "/base16", dir + "/peft_all", *merged16, arch + " merge on a bf16 base vs PEFT merge_and_unload");
   auto merged4 = SafetensorsFile::open(dir + "/merged4bit.safetensors");
   check_merge(dir + "/quantized", dir + "/peft_all", *merged4, arch + " merge on an NF4 base vs bitsandbytes dequantize + PEFT delta");
+}
+
+TEST(PeftLora, MixtralExpertsBothWays) {
+  QTUNE_REQUIRE_REFERENCE_FILE(test::reference_path("lora", "mixtral/peft_experts/reference.safetensors"), "lora");
+  check_qtune_adapter("mixtral");
+  check_peft_expert_adapter("mixtral");
+}
+
+TEST(PeftLora, Qwen3MoeExpertsBothWays) {
+  QTUNE_REQUIRE_REFERENCE_FILE(test::reference_path("lora", "qwen3_moe/peft_experts/reference.safetensors"), "lora");
+  check_qtune_adapter("qwen3_moe");
+  check_peft_expert_adapter("qwen3_moe");
 }
 
 TEST(PeftLora, Llama) { check_architecture("llama"); }

@@ -30,7 +30,7 @@ namespace {
 
 constexpr const char* kArea = "trl";
 constexpr double kTolerance = 1e-5;
-const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3"};
+const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3", "mixtral", "qwen3_moe"};
 
 // Metrics TRL logs that qtune does not match, per trainer ("dpo", "cpo", "orpo"), and why.
 struct KnownDifference {

@@ -1,13 +1,15 @@
 """TRL's preference objectives and transformers' SFT loss on a tiny model with a LoRA adapter, for
 tests/reference/test_trl_objectives.cpp (ctest Reference.trl).
 
-Per architecture (llama, mistral, qwen2, qwen3, gemma3, phi3) it writes under --out/<arch>: model/ (qtune init-model, float32), adapter/ (PEFT
+Per architecture (llama, mistral, qwen2, qwen3, gemma3, phi3, mixtral, qwen3_moe) it writes under --out/<arch>: model/ (qtune init-model, float32), adapter/ (PEFT
 LoRA with nonzero A and B, saved by PEFT; both computed in float64), and per case <case>.safetensors: the loss and every metric the trainer
 logged for one batch, float64 scalars named as TRL names them. --out/pairs.json holds the batch (token ids of
 prompt, chosen and rejected per pair; lengths differ, so padding matters) and --out/cases.json each case's trainer
 and settings. The loss and metrics come from TRL's own trainers: its collator pads the batch and its compute_loss
 scores it (DPOTrainer with the adapter disabled as the reference, CPOTrainer for SimPO, ORPOTrainer).
-SFT: transformers' `loss` of the same model and adapter on the prompt + answer rows with the prompts labelled -100.
+SFT: transformers' `loss` of the same model and adapter on the prompt + answer rows with the prompts labelled -100
+(for MoE, whose adapter trains the routers, with output_router_logits: plus router_aux_loss_coef · the load-balancing
+loss). DPOTrainer adds that term on MoE models by itself.
 """
 import json
 import os
@@ -25,7 +27,9 @@ from trl import DPOConfig, DPOTrainer  # noqa: E402
 from trl.experimental.cpo import CPOConfig, CPOTrainer  # noqa: E402
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: E402
 
-ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3"]  # gemma3: 1 + w norms, GeGLU; phi3: fused projections
+# gemma3: 1 + w norms, GeGLU; phi3: fused projections; mixtral, qwen3_moe: routed experts (the adapter on their fused
+# experts and routers as PEFT makes it on transformers 5: target_parameters)
+ARCHS = ["llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3", "mixtral", "qwen3_moe"]
 # (not gemma2: transformers 5.25 gives NaN logits for its left-padded rows in float64, as TRL pads prompts)
 # The metrics are differences of answer sums (rewards β·(π − ρ), their margins): float32 rounding of the ~40-nat
 # sums alone moves them by more than 1e-5 relative, so both sides compute in float64 (qtune loads the same files
@@ -58,10 +62,12 @@ def make_pairs(count=4):
     return [{"prompt": ids(3 + 2 * i), "chosen": ids(2 + 3 * i), "rejected": ids(7 - i)} for i in range(count)]
 
 
-def make_adapter(model_dir, adapter_dir):
-    """A PEFT LoRA on every projection with seeded random A and B, large enough that the DPO rewards β·(π − ρ)
-    are not a float32 rounding of two near-equal sums."""
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, task_type="CAUSAL_LM")
+def make_adapter(model_dir, adapter_dir, moe):
+    """A PEFT LoRA on every projection (an MoE's experts and router included) with seeded random A and B, large
+    enough that the DPO rewards β·(π − ρ) are not a float32 rounding of two near-equal sums."""
+    experts = {"target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj", "mlp.gate.weight"]} if moe else {}
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj"] if moe else TARGETS  # (gate_proj etc. would name Qwen3-MoE's experts)
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM", **experts)
     model = get_peft_model(base_model(model_dir), config)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
@@ -79,8 +85,9 @@ def load_adapter_weights(model, adapter_dir):
 
 
 def base_model(model_dir):
-    """The float32 checkpoint computed in float64 (see DTYPE)."""
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPE)
+    """The float32 checkpoint computed in float64 (see DTYPE); MoE experts through transformers' eager loop (its
+    default, torch's grouped_mm, takes no float64)."""
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=DTYPE, experts_implementation="eager")
 
 
 def dpo_features(pairs):
@@ -139,7 +146,10 @@ def sft_loss(model_dir, adapter_dir, tokenizer, pairs):
         mask[r, :n] = 1
         labels[r, len(prompt):n] = torch.tensor(answer)
     model = PeftModel.from_pretrained(base_model(model_dir), adapter_dir)
-    return model(input_ids=ids, attention_mask=mask, labels=labels).loss.item()
+    # An MoE adapter here trains the router: its loss is transformers' with the load-balancing term
+    # (output_router_logits), which qtune adds whenever a router is trained.
+    moe = hasattr(model.config, "num_experts_per_tok")
+    return model(input_ids=ids, attention_mask=mask, labels=labels, **({"output_router_logits": True} if moe else {})).loss.item()
 
 
 def save_scalars(path, values):
@@ -159,7 +169,7 @@ def main():
         root = os.path.join(args.out, arch)
         model_dir, adapter_dir = os.path.join(root, "model"), os.path.join(root, "adapter")
         init_model(args.qtune, arch, model_dir)
-        make_adapter(model_dir, adapter_dir)
+        make_adapter(model_dir, adapter_dir, arch in ("mixtral", "qwen3_moe"))
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         for name, (kind, settings) in CASES.items():
             with tempfile.TemporaryDirectory() as work:

@@ -8,6 +8,7 @@
 #include "adapters/lora.h"
 #include "core/error.h"
 #include "models/architecture.h"
+#include "models/init_model.h"
 #include "models/model_loader.h"
 #include "tests/support/test_support.h"
 #include "trainer/device_probe.h"
@@ -89,6 +90,85 @@ TEST(MemoryPlan, SizesMatchTheLoadedModelTheAdaptersAndTheStreamer) {
   EXPECT_GE(slots + 2 * 7 * 5 * 256, 2 * model->layer_stream()->slot_bytes());  // the streamer aligns each tensor to 256 bytes
   EXPECT_EQ(plan.layer_copy_bytes * 2, slots);
   EXPECT_TRUE(plan.gradient_checkpointing);
+}
+
+// Mixture of experts, against a real model whose layers differ: layer 1 keeps a dense MLP (mlp_only_layers), layers 0
+// and 2 are a router and 4 experts. Every expert is in the 4-bit bytes, the routers stay dense on the device.
+TEST(MemoryPlan, MixtureOfExpertsSizesMatchTheLoadedModelTheAdaptersAndTheStreamer) {
+  InitModelOptions init;
+  init.config = ModelConfig::preset(Architecture::kQwen3Moe);
+  init.config.vocab_size = 300, init.config.hidden_size = 64, init.config.num_heads = 4, init.config.num_kv_heads = 2, init.config.head_dim = 16;
+  init.config.num_layers = 3, init.config.intermediate_size = 160, init.config.moe_intermediate_size = 48;
+  init.config.num_experts = 4, init.config.num_experts_per_tok = 2, init.config.mlp_only_layers = {1};
+  init.config.bos_token_id.reset(), init.config.eos_token_ids.clear();
+  init.out_dir = test::temp_dir("moe_plan");
+  init.dtype = at::kFloat;
+  write_random_model(init);
+  const ModelConfig model_config = ModelConfig::load(init.out_dir);
+  ASSERT_FALSE(model_config.is_sparse_layer(1));
+  const TrainConfig c = config(R"({"offload_base": true, "lora_target_linear": false, "lora_target_modules": ["q_proj", "down_proj"], "lora_r": 4})");
+  const MemoryPlan plan = plan_memory(model_config, QuantizeOptions{}, c, DeviceFacts{});
+
+  LoadOptions options;
+  options.quantize = QuantizeOptions{};
+  CausalLM model = load_causal_lm(init.out_dir, options);
+  int64_t four_bit = 0, routers = 0, experts = 0;
+  for (auto& [name, linear] : model->projections()) {
+    const bool router = name.size() > 5 && name.compare(name.size() - 5, 5, ".gate") == 0;
+    (router ? routers : four_bit) += linear->weight().storage_bytes();
+    experts += name.find(".experts.") != std::string::npos;
+    if (router) EXPECT_EQ(linear->weight().format(), "f32") << name;  // dense, in the compute dtype
+  }
+  EXPECT_EQ(experts, 2 * 4 * 3);
+  EXPECT_EQ(routers, 2 * 4 * 64 * 4);
+  EXPECT_EQ(item(plan.host, "3 decoder layers").bytes, four_bit);
+  int64_t other = routers;
+  for (const auto& b : model->buffers()) other += b.numel() * 4;  // embeddings, norms (float32 on the CPU)
+  other += model->lm_head->weight().storage_bytes();
+  EXPECT_EQ(item(plan.device, "embeddings, lm_head, norms, biases and routers").bytes, other);
+
+  LoraOptions lora;
+  lora.r = 4;
+  lora.target_modules = {"q_proj", "down_proj"};  // the dense layer's down_proj and every expert's
+  inject_lora(model, lora, 1);
+  int64_t lora_parameters = 0;
+  for (auto& [name, p] : lora_state(model)) lora_parameters += p.numel();
+  EXPECT_EQ(item(plan.device, "LoRA r=4").bytes, 20 * lora_parameters);
+
+  model->set_gradient_checkpointing(true);
+  model->stream_layers_from_host();
+  const int64_t slots = item(plan.device, "2 slots").bytes;  // two of the largest (sparse) layer
+  EXPECT_LE(slots, 2 * model->layer_stream()->slot_bytes());
+  EXPECT_GE(slots + 2 * 16 * 5 * 256, 2 * model->layer_stream()->slot_bytes());  // 16 projections, 5 tensors each, aligned to 256 bytes
+  EXPECT_EQ(plan.layer_copy_bytes * 2, slots);
+}
+
+// Qwen3-30B-A3B (tests/fixtures/model_configs): 30.5B parameters in the 4-bit bytes, 3.35B per token in the FLOPs.
+TEST(MemoryPlan, Qwen3ThirtyBA3BCountsEveryExpertInMemoryAndTheRoutedOnesInTime) {
+  const ModelConfig m = ModelConfig::load(std::string(QTUNE_SOURCE_DIR) + "/tests/fixtures/model_configs/qwen3_30b_a3b.json");
+  const ParameterCounts p = count_parameters(m);
+  DeviceFacts f = gpu(24);
+  f.matmul_flops_per_s = 100e12;
+  const std::string attention_only = R"({"gradient_checkpointing": true, "lora_target_linear": false,
+                                         "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]})";
+  const MemoryPlan plan = plan_memory(m, QuantizeOptions{}, config(attention_only), f);
+  EXPECT_TRUE(plan.fits) << plan.describe();
+  EXPECT_FALSE(plan.offload_base) << plan.describe();
+  EXPECT_EQ(item(plan.device, "LoRA r=16").bytes, 20 * 48 * 16 * ((2048 + 4096) * 2 + (2048 + 512) * 2));
+  // LoRA on every projection adapts all 128 experts' too: 16·(2048 + 768)·3 per expert, 35 times the parameters.
+  const MemoryPlan all_linear = plan_memory(m, QuantizeOptions{}, config(R"({"gradient_checkpointing": true})"), f);
+  EXPECT_EQ(item(all_linear.device, "LoRA r=16").bytes, int64_t{20} * 48 * (16 * ((2048 + 4096) * 2 + (2048 + 512) * 2) + 128 * 16 * (2048 + 768) * 3));
+  // Every expert at about 4.13 bits per weight (double quantization); the routers, embeddings and lm_head at 2 bytes.
+  const int64_t layers = item(plan.device, "48 decoder layers").bytes;
+  EXPECT_NEAR(static_cast<double>(layers) * 8 / static_cast<double>(p.decoder_projections), 4.127, 0.01);
+  EXPECT_EQ(item(plan.device, "embeddings, lm_head, norms, biases and routers").bytes, 2 * (p.total() - p.decoder_projections));
+  // FLOPs per token: 3 passes (forward, recompute, backward) of 2 FLOPs per projection weight a token uses (attention,
+  // router, 8 of 128 experts: 48 · 56,885,248), causal attention 2·T·width forward and twice that backward plus the
+  // recompute, lm_head forward and backward; times 2048 tokens.
+  const double P = 48.0 * (2.0 * 2048 * 4096 + 2.0 * 2048 * 512 + 128.0 * 2048 + 8.0 * 3 * 2048 * 768);
+  const double attention = 2.0 * 48 * 2048 * 4096;
+  const double flops = 2048.0 * (3 * 2 * P + 4 * attention + 4.0 * 151936 * 2048);
+  EXPECT_NEAR(plan.compute_seconds_per_step, flops / 100e12, 1e-9);
 }
 
 TEST(MemoryPlan, Llama3SeventyBUnder22GiBStreamsItsLayers) {
