@@ -53,13 +53,14 @@ MoeBlockImpl::MoeBlockImpl(const ModelConfig& config, int64_t layer, ModelWeight
 
 torch::Tensor MoeBlockImpl::forward(const torch::Tensor& x) {
   const torch::Tensor flat = x.reshape({-1, x.size(-1)});  // [N, D]
-  router_logits = gate->forward(flat);                    // [N, E], compute dtype
-  const Routing routing = route(router_logits, top_k_, renormalize_, weights_in_compute_dtype_ ? x.scalar_type() : torch::kFloat);
+  const torch::Tensor logits = gate->forward(flat);  // [N, E], compute dtype
+  const Routing routing = route(logits, top_k_, renormalize_, weights_in_compute_dtype_ ? x.scalar_type() : torch::kFloat);
+  router_logits = logits.detach();  // kept for inspection only: no graph held past this forward
   chosen_experts = routing.experts;
   const torch::Tensor out = combine_experts(flat, routing, num_experts(), [&](int64_t e, const torch::Tensor& rows) {
     return experts[static_cast<std::size_t>(e)]->as<Mlp>()->forward(rows);
   });
-  return balance ? balance->add_layer(out, router_logits, top_k_).view(x.sizes()) : out.view(x.sizes());
+  return balance ? balance->add_layer(out, logits, top_k_).view(x.sizes()) : out.view(x.sizes());
 }
 
 std::vector<std::pair<std::string, FrozenLinear>> MoeBlockImpl::projections() {

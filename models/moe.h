@@ -45,7 +45,7 @@ class MoeBlockImpl : public torch::nn::Module {
 
   FrozenLinear gate{nullptr};              // the router: [E, D], in the compute dtype
   torch::nn::ModuleList experts{nullptr};  // E gated MLPs
-  // The last forward's router logits [N, E] and choices [N, k].
+  // The last forward's router logits [N, E] (detached) and choices [N, k].
   torch::Tensor router_logits, chosen_experts;
   std::shared_ptr<RouterBalance> balance;  // the model's load-balancing loss, shared by its sparse layers
 

@@ -37,6 +37,7 @@ void RouterBalance::begin_forward(const torch::Tensor& real_tokens) {
   pending_ = false;
   recording_ = true;
   real_tokens_ = real_tokens;
+  real_count_ = real_tokens.sum().item<double>();
   choices_ = prob_sums_ = torch::Tensor();
   layers_ = 0;
   rows_ = 0;
@@ -57,7 +58,7 @@ torch::Tensor RouterBalance::add_layer(const torch::Tensor& out, const torch::Te
     choices_ = choices_.defined() ? choices_ + counts : counts;
     prob_sums_ = prob_sums_.defined() ? prob_sums_ + sums : sums;
     ++layers_;
-    rows_ += real_tokens_.sum().item<double>();
+    rows_ += real_count_;
   }
   if (!torch::GradMode::is_enabled() || !router_logits.requires_grad()) return out;
   return BalanceGradient::apply(out, (p * mask).sum(0), this);

@@ -32,6 +32,7 @@ class RouterBalance {
   bool pending_ = false, recording_ = false;
   double weight_ = 0;
   torch::Tensor real_tokens_;         // [N]
+  double real_count_ = 0;             // M: Σ real_tokens_, counted once per forward
   torch::Tensor choices_, prob_sums_;  // [E] float64: Σ over layers and real tokens
   int64_t layers_ = 0;
   double rows_ = 0;                    // L·M
