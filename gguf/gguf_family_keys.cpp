@@ -1,5 +1,6 @@
-// The GGUF keys of Gemma 2 / 3 and Phi-3 beyond the common ones, written as llama.cpp's converter writes them and
-// read back into the HF config (with llama.cpp's own defaults where a file from its converter lacks a key).
+// The GGUF keys of Gemma 2 / 3, Phi-3 and the mixtures of experts (Mixtral, Qwen3-MoE) beyond the common ones, written
+// as llama.cpp's converter writes them and read back into the HF config (with llama.cpp's own defaults where a file
+// from its converter lacks a key).
 #include "core/error.h"
 #include "gguf/gguf_names.h"
 
@@ -90,16 +91,44 @@ void read_phi3(const GgufFile& file, const std::string& arch, ModelConfig& c) {
                                                                     : r.default_longrope_attention_factor();
 }
 
+// convert_hf_to_gguf.py: expert_count and expert_used_count for every MoE family, expert_feed_forward_length where
+// the config has moe_intermediate_size (Qwen3-MoE; Mixtral's experts are feed_forward_length wide).
+void add_moe_metadata(const ModelConfig& c, const std::string& arch, GgufMetadata& m) {
+  m.set(arch + ".expert_count", GgufValue::u32(static_cast<uint32_t>(c.num_experts)));
+  m.set(arch + ".expert_used_count", GgufValue::u32(static_cast<uint32_t>(c.num_experts_per_tok)));
+  if (c.arch == Architecture::kQwen3Moe) m.set(arch + ".expert_feed_forward_length", GgufValue::u32(static_cast<uint32_t>(c.moe_intermediate_size)));
+}
+
+// As llama.cpp runs the file: experts in every layer, the top-k weights renormalized (its llama and qwen3moe graphs
+// always do), the expert width feed_forward_length / k for a qwen3moe file without expert_feed_forward_length.
+void read_moe(const GgufFile& file, const std::string& arch, ModelConfig& c) {
+  const GgufMetadata& m = file.metadata();
+  c.num_experts = m.integer(arch + ".expert_count", file.path());
+  const GgufTensorInfo* router = file.find("blk.0.ffn_gate_inp.weight");  // the count, checked before E experts are looked for
+  if (!router || router->ne.size() != 2 || router->ne[1] != c.num_experts)
+    input_error("{}: {}.expert_count is {}, but tensor 'blk.0.ffn_gate_inp.weight' (the first router, [hidden, experts]) {}", file.path(), arch,
+                c.num_experts, router ? fmt::format("has {} experts", router->ne.back()) : std::string("is missing"));
+  c.num_experts_per_tok = m.integer(arch + ".expert_used_count", file.path());
+  if (c.num_experts_per_tok <= 0) input_error("{}: {}.expert_used_count must be > 0", file.path(), arch);
+  const std::string width = arch + ".expert_feed_forward_length";
+  if (m.contains(width)) c.moe_intermediate_size = m.integer(width, file.path());
+  else c.moe_intermediate_size = c.arch == Architecture::kMixtral ? c.intermediate_size : c.intermediate_size / c.num_experts_per_tok;
+  c.norm_topk_prob = true;
+  c.routing_weights_in_compute_dtype = c.arch == Architecture::kQwen3Moe;  // as transformers' Qwen3-MoE (read_moe_keys)
+}
+
 }  // namespace
 
 void add_family_metadata(const ModelConfig& c, const std::string& arch, GgufMetadata& m) {
   if (is_gemma(c.arch)) add_gemma_metadata(c, arch, m);
   if (c.arch == Architecture::kPhi3) add_phi3_metadata(c, arch, m);
+  if (c.num_experts > 0) add_moe_metadata(c, arch, m);
 }
 
 void read_family_metadata(const GgufFile& file, const std::string& arch, ModelConfig& c) {
   if (is_gemma(c.arch)) read_gemma(file, arch, c);
   if (c.arch == Architecture::kPhi3) read_phi3(file, arch, c);
+  if (c.arch == Architecture::kMixtral || c.arch == Architecture::kQwen3Moe) read_moe(file, arch, c);
 }
 
 }  // namespace qtune

@@ -16,12 +16,15 @@ namespace {
 Architecture architecture_of(const GgufFile& file) {
   if (file.metadata().contains("general.type") && file.metadata().string("general.type", file.path()) == "adapter")
     input_error("{}: this is a LoRA adapter, not a model; give the model file as --model (qtune reads adapters as PEFT folders)", file.path());
-  const std::string& arch = file.metadata().string("general.architecture", file.path());
-  if (arch == "llama") return file.metadata().contains("llama.attention.sliding_window") ? Architecture::kMistral : Architecture::kLlama;
-  for (Architecture a : {Architecture::kQwen2, Architecture::kQwen3, Architecture::kGemma2, Architecture::kGemma3, Architecture::kPhi3})
+  const GgufMetadata& m = file.metadata();
+  const std::string& arch = m.string("general.architecture", file.path());
+  if (arch == "llama" && m.contains("llama.expert_count") && m.integer("llama.expert_count", file.path()) > 0) return Architecture::kMixtral;
+  if (arch == "llama") return m.contains("llama.attention.sliding_window") ? Architecture::kMistral : Architecture::kLlama;
+  for (Architecture a : {Architecture::kQwen2, Architecture::kQwen3, Architecture::kGemma2, Architecture::kGemma3, Architecture::kPhi3,
+                         Architecture::kQwen3Moe})
     if (arch == gguf_architecture(a)) return a;
-  input_error("{}: GGUF architecture '{}' is not supported (supported: llama, mistral as llama, qwen2, qwen3, gemma2, gemma3, phi3)",
-              file.path(), arch);
+  input_error("{}: GGUF architecture '{}' is not supported (supported: llama, mistral and mixtral as llama, qwen2, qwen3, gemma2, gemma3, "
+              "phi3, qwen3moe)", file.path(), arch);
 }
 
 void read_rope(const GgufFile& file, const std::string& arch, ModelConfig& c) {
@@ -45,6 +48,23 @@ const GgufTensorInfo& tensor(const GgufFile& file, const std::string& name) {
   const GgufTensorInfo* info = file.find(name);
   if (!info) input_error("{}: tensor '{}' is missing", file.path(), name);
   return *info;
+}
+
+// Where the HF tensor `spec` is in the file: its own tensor, or one expert's rows of a stacked expert tensor (a 2-D
+// view of expert e's [out, in] rows: they follow each other in the file, e·out rows in).
+GgufTensorInfo tensor_for(const GgufFile& file, const ModelConfig& config, const WeightSpec& spec) {
+  const auto expert = stacked_expert_tensor(config, spec.name);
+  if (!expert) return tensor(file, *gguf_tensor_name(config.arch, spec.name));
+  const GgufTensorInfo& stacked = tensor(file, expert->gguf_name);
+  const std::vector<int64_t> expected = {spec.shape[1], spec.shape[0], config.num_experts};
+  if (stacked.ne != expected)
+    input_error("{}: tensor '{}' has shape [{}], the metadata implies [{}] (ggml order)", file.path(), stacked.name, fmt::join(stacked.ne, ", "),
+                fmt::join(expected, ", "));
+  GgufTensorInfo slice = stacked;
+  slice.name = fmt::format("{} (expert {})", stacked.name, expert->expert);
+  slice.ne.pop_back();
+  slice.offset += static_cast<uint64_t>(expert->expert) * slice.bytes();
+  return slice;
 }
 
 }  // namespace
@@ -89,8 +109,8 @@ GgufModel load_gguf_model(const std::string& path, const LoadOptions& options) {
   const ModelConfig config = config_from_gguf(*file);
   ModelWeights weights;
   for (const WeightSpec& spec : hf_weight_specs(config)) {
-    const std::string name = *gguf_tensor_name(config.arch, spec.name);
-    const GgufTensorInfo& info = tensor(*file, name);
+    const GgufTensorInfo info = tensor_for(*file, config, spec);
+    const std::string& name = info.name;
     const std::vector<int64_t> shape = info.torch_shape();
     if (shape != spec.shape) input_error("{}: tensor '{}' has shape [{}], the metadata implies [{}]", path, name, fmt::join(shape, ", "), fmt::join(spec.shape, ", "));
     torch::Tensor values = from_gguf_values(config, spec.name, file->to_float(info));

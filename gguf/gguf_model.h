@@ -1,6 +1,7 @@
-// A model from a GGUF file of an architecture qtune runs (llama, qwen2, qwen3, gemma2, gemma3, phi3; Mistral is
-// written as llama): the ModelConfig from the metadata, every tensor dequantized at load into the compute dtype (the
-// Llama family's Q/K rows put back in HF order, Gemma's norms less 1), and the tokenizer from the tokenizer.ggml.* keys.
+// A model from a GGUF file of an architecture qtune runs (llama, qwen2, qwen3, gemma2, gemma3, phi3, qwen3moe; Mistral
+// and Mixtral are written as llama): the ModelConfig from the metadata, every tensor dequantized at load into the
+// compute dtype (the Llama family's Q/K rows put back in HF order, Gemma's norms less 1, stacked experts split into
+// each expert's projections), and the tokenizer from the tokenizer.ggml.* keys.
 #pragma once
 
 #include <memory>

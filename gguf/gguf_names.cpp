@@ -15,7 +15,8 @@ bool is_gemma(Architecture arch) { return arch == Architecture::kGemma2 || arch 
 
 // gguf-py's tensor map for the architecture: Gemma's post_attention_layernorm follows attention (post_attention_norm)
 // and its pre_feedforward_layernorm is the ffn_norm; Phi-3's fused qkv_proj is attn_qkv and gate_up_proj is ffn_up
-// (gate rows first, as llama.cpp's fused SwiGLU splits it).
+// (gate rows first, as llama.cpp's fused SwiGLU splits it); an MoE router is ffn_gate_inp (the experts are stacked,
+// stacked_expert_tensor).
 std::vector<NamePair> layer_names(Architecture arch) {
   std::vector<NamePair> names = {{"input_layernorm", "attn_norm"},       {"self_attn.o_proj", "attn_output"},
                                  {"self_attn.q_norm", "attn_q_norm"},    {"self_attn.k_norm", "attn_k_norm"},
@@ -26,6 +27,8 @@ std::vector<NamePair> layer_names(Architecture arch) {
     names.insert(names.end(), {{"self_attn.q_proj", "attn_q"}, {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
                                {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}});
   }
+  if (arch == Architecture::kMixtral) names.push_back({"block_sparse_moe.gate", "ffn_gate_inp"});
+  if (arch == Architecture::kQwen3Moe) names.push_back({"mlp.gate", "ffn_gate_inp"});
   if (is_gemma(arch)) {
     names.insert(names.end(), {{"post_attention_layernorm", "post_attention_norm"}, {"pre_feedforward_layernorm", "ffn_norm"},
                                {"post_feedforward_layernorm", "post_ffw_norm"}});
@@ -51,7 +54,10 @@ std::optional<LayerTensor> split(const std::string& name, const std::regex& patt
   return LayerTensor{m[1], m[2], m[3]};
 }
 
-bool llama_rope_order(const ModelConfig& config) { return config.arch == Architecture::kLlama || config.arch == Architecture::kMistral; }
+// The families llama.cpp runs as "llama" (normal rope: pairs of neighbouring rows), whose converter regroups Q/K rows.
+bool llama_rope_order(const ModelConfig& config) {
+  return config.arch == Architecture::kLlama || config.arch == Architecture::kMistral || config.arch == Architecture::kMixtral;
+}
 
 // The heads whose rows a q/k tensor holds; 0 for every other tensor.
 int64_t permuted_heads(const ModelConfig& config, const std::string& hf_name) {
@@ -165,6 +171,17 @@ std::optional<std::string> hf_tensor_name(Architecture arch, const std::string& 
   if (!parts) return std::nullopt;
   for (const auto& [hf, gguf] : layer_names(arch))
     if (parts->module == gguf) return "model.layers." + parts->layer + "." + hf + "." + parts->suffix;
+  return std::nullopt;
+}
+
+std::optional<StackedExpert> stacked_expert_tensor(const ModelConfig& config, const std::string& hf_name) {
+  static const std::regex expert(R"(model\.layers\.(\d+)\.(\w+)\.experts\.(\d+)\.(\w+)\.weight)");
+  std::smatch m;
+  if (config.num_experts == 0 || !std::regex_match(hf_name, m, expert) || m[2] != config.moe_block_name()) return std::nullopt;
+  const auto projections = config.expert_projection_names();  // gate, up, down
+  static const char* kStacked[] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+  for (size_t p = 0; p < projections.size(); ++p)
+    if (m[4] == projections[p]) return StackedExpert{"blk." + m[1].str() + "." + kStacked[p] + ".weight", std::stoll(m[3].str())};
   return std::nullopt;
 }
 

@@ -1,7 +1,8 @@
 // The per-tensor type choices of llama.cpp, as facts read from its converter (convert_hf_to_gguf.py's
 // prepare_tensors) and its quantizer (src/llama-quant.cpp: tensor_allows_quantization, llama_tensor_get_type,
-// tensor_type_fallback) in the version llama-cpp-python 0.3.36 vendors, restricted to dense (non-MoE)
-// llama / qwen2 / qwen3 / gemma2 / gemma3 / phi3 models without an importance matrix or type overrides.
+// tensor_type_fallback) in the version llama-cpp-python 0.3.36 vendors, restricted to the llama / qwen2 / qwen3 /
+// gemma2 / gemma3 / phi3 / qwen3moe models qtune writes (Mixtral as llama with experts), without an importance matrix
+// or type overrides.
 #include "gguf/quant_mix.h"
 
 #include <algorithm>
@@ -48,16 +49,17 @@ int ggml_n_dims(const std::vector<int64_t>& ne) {
   return std::max(dims, 1);
 }
 
-// The converter: 1-D tensors, norms and anything not named *.weight are F32; every other tensor gets the file's
-// type, and a Q8_0 tensor whose rows are not whole blocks falls back to F16 (gguf.quants refuses it).
+// The converter: 1-D tensors, norms, MoE routers (ffn_gate_inp, on its always-F32 list) and anything not named
+// *.weight are F32; every other tensor gets the file's type, and a Q8_0 tensor whose rows are not whole blocks falls
+// back to F16 (gguf.quants refuses it).
 GgmlType converter_type(ExportType type, const std::string& name, const std::vector<int64_t>& ne) {
-  if (ne.size() <= 1 || ends_with(name, "_norm.weight") || !ends_with(name, ".weight")) return GgmlType::kF32;
+  if (ne.size() <= 1 || ends_with(name, "_norm.weight") || contains(name, "ffn_gate_inp.") || !ends_with(name, ".weight")) return GgmlType::kF32;
   const GgmlType base = info(type).base;
   return base == GgmlType::kQ8_0 && !divides(base, ne.at(0)) ? GgmlType::kF16 : base;
 }
 
 // What llama.cpp's quantizer looks at in a tensor's name.
-enum class Category { kTokenEmbd, kOutput, kAttnQkv, kAttnV, kFfnDown, kOther };
+enum class Category { kTokenEmbd, kOutput, kAttnQkv, kAttnV, kAttnK, kAttnOutput, kFfnDown, kOther };
 
 Category category_of(const std::string& name) {
   if (name == "output.weight") return Category::kOutput;
@@ -65,7 +67,9 @@ Category category_of(const std::string& name) {
   if (contains(name, "attn_qkv.weight")) return Category::kAttnQkv;  // Phi-3's fused projection: its own rule
   // attn_kv_b counts as attn_v (MLA projections; qtune's models have none).
   if (contains(name, "attn_kv_b.weight") || contains(name, "attn_v.weight")) return Category::kAttnV;
-  if (contains(name, "attn_k.weight") || contains(name, "attn_q.weight") || contains(name, "attn_output.weight")) return Category::kOther;
+  if (contains(name, "attn_k.weight")) return Category::kAttnK;
+  if (contains(name, "attn_q.weight")) return Category::kOther;
+  if (contains(name, "attn_output.weight")) return Category::kAttnOutput;
   if (contains(name, "ffn_up") || contains(name, "ffn_gate")) return Category::kOther;
   if (contains(name, "ffn_down")) return Category::kFfnDown;
   return Category::kOther;
@@ -92,11 +96,15 @@ GgmlType mix_choice(ExportType type, GgmlType base, Category category, const std
   const bool k_m = type == ExportType::kQ4_K_M || type == ExportType::kQ5_K_M;
   // A fused qkv gets one step more in every layer: Q4_K_M -> Q5_K, Q5_K_M -> Q6_K.
   if (category == Category::kAttnQkv) return type == ExportType::kQ4_K_M ? GgmlType::kQ5_K : type == ExportType::kQ5_K_M ? GgmlType::kQ6_K : base;
+  const bool eight_experts = context.num_experts == 8;  // "bumping this to Q8_0 trades just ~128MB" (8x7B)
   if (category == Category::kAttnV) {
     GgmlType chosen = k_m && use_more_bits(layer_of(name), context.num_layers) ? GgmlType::kQ6_K : base;
     if (context.llama_type_70b && chosen == GgmlType::kQ4_K) chosen = GgmlType::kQ5_K;  // 8 heads share each V
-    return chosen;
+    return eight_experts ? GgmlType::kQ8_0 : chosen;
   }
+  if (category == Category::kAttnK && eight_experts) return GgmlType::kQ8_0;
+  if (category == Category::kAttnOutput && eight_experts && type == ExportType::kQ4_K_M) return GgmlType::kQ5_K;
+  // For an expert tensor llama.cpp takes the layer from the name ("blk.N."), as layer_of does for every tensor here.
   if (category == Category::kFfnDown && k_m && use_more_bits(layer_of(name), context.num_layers)) return GgmlType::kQ6_K;
   return base;
 }
@@ -116,7 +124,7 @@ GgmlType shape_fallback(GgmlType chosen, int64_t row_length) {
 GgmlType quantizer_type(ExportType type, const std::string& name, const std::vector<int64_t>& ne, const MixContext& context) {
   const GgmlType from_f16 = converter_type(ExportType::kF16, name, ne);
   if (from_f16 == GgmlType::kF32) return from_f16;
-  const bool quantized = ggml_n_dims(ne) >= 2 && ends_with(name, "weight") && !contains(name, "_norm.weight");
+  const bool quantized = ggml_n_dims(ne) >= 2 && ends_with(name, "weight") && !contains(name, "_norm.weight") && !contains(name, "ffn_gate_inp.weight");
   if (!quantized) return from_f16;
   const GgmlType base = info(type).base;
   return shape_fallback(mix_choice(type, base, category_of(name), name, ne.at(0), context), ne.at(0));
@@ -136,8 +144,8 @@ std::string export_type_name(ExportType type) { return info(type).name; }
 
 uint32_t llama_file_type(ExportType type) { return info(type).file_type; }
 
-bool llama_cpp_type_is_70b(const std::string& arch, int64_t num_layers, int64_t num_heads, int64_t num_kv_heads) {
-  if (num_layers != 80) return false;
+bool llama_cpp_type_is_70b(const std::string& arch, int64_t num_layers, int64_t num_heads, int64_t num_kv_heads, int64_t num_experts) {
+  if (num_layers != 80 || num_experts == 8) return false;
   if (arch == "llama") return num_heads != num_kv_heads;  // 80 layers without GQA is LLaMA-1 65B
   return arch == "qwen2";
 }

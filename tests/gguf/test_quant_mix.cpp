@@ -165,5 +165,42 @@ TEST(QuantMix, Llama70BAttnV) {
   EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.13.attn_v.weight", {8192, 1024}, ctx), GgmlType::kQ4_K);
 }
 
+// Mixtral 8x7B (32 layers, 8 experts, ggml ne of the stacked experts [in, out, E]): the converter keeps the routers
+// F32 in every type and types the stacked experts as matrices; the quantizer leaves the routers alone, types the
+// experts by name (ffn_down_exps in the use_more_bits layers Q6_K under the K mixes, the layer read from "blk.N."), and
+// for 8 experts puts attn_v and attn_k at Q8_0 in every mix and attn_output at Q5_K in q4_k_m.
+TEST(QuantMix, MixtureOfExperts) {
+  const MixContext ctx{32, true, false, 8};
+  const std::vector<int64_t> router = {4096, 8}, gate = {4096, 14336, 8}, down = {14336, 4096, 8};
+  for (ExportType t : {ExportType::kF32, ExportType::kF16, ExportType::kBF16, ExportType::kQ8_0, ExportType::kQ4_0, ExportType::kQ4_K_M,
+                       ExportType::kQ5_K_M, ExportType::kQ6_K})
+    EXPECT_EQ(tensor_type_for(t, "blk.3.ffn_gate_inp.weight", router, ctx), GgmlType::kF32) << export_type_name(t);
+  EXPECT_EQ(tensor_type_for(ExportType::kF16, "blk.3.ffn_gate_exps.weight", gate, ctx), GgmlType::kF16);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ8_0, "blk.3.ffn_down_exps.weight", down, ctx), GgmlType::kQ8_0);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ8_0, "blk.3.ffn_down_exps.weight", {48, 64, 8}, ctx), GgmlType::kF16) << "rows of 48";
+  for (int layer = 0; layer < 32; ++layer) {
+    SCOPED_TRACE(layer);
+    const GgmlType more = kMoreBits32.count(layer) ? GgmlType::kQ6_K : GgmlType::kQ4_K;
+    EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, blk(layer, "ffn_down_exps"), down, ctx), more);
+    for (const char* t : {"ffn_gate_exps", "ffn_up_exps"}) EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, blk(layer, t), gate, ctx), GgmlType::kQ4_K);
+    for (ExportType t : {ExportType::kQ4_0, ExportType::kQ4_K_M, ExportType::kQ5_K_M, ExportType::kQ6_K})
+      for (const char* v : {"attn_v", "attn_k"}) EXPECT_EQ(tensor_type_for(t, blk(layer, v), {4096, 1024}, ctx), GgmlType::kQ8_0) << v;
+    EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, blk(layer, "attn_output"), {4096, 4096}, ctx), GgmlType::kQ5_K);
+    EXPECT_EQ(tensor_type_for(ExportType::kQ5_K_M, blk(layer, "attn_output"), {4096, 4096}, ctx), GgmlType::kQ5_K);
+    EXPECT_EQ(tensor_type_for(ExportType::kQ4_0, blk(layer, "attn_output"), {4096, 4096}, ctx), GgmlType::kQ4_0);
+    EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, blk(layer, "attn_q"), {4096, 4096}, ctx), GgmlType::kQ4_K);
+  }
+  // Another expert count (Qwen3-30B-A3B's 128, 48 layers): the dense rules.
+  const MixContext qwen{48, true, false, 128};
+  // use_more_bits(i, 48): i < 6, i >= 42, (i - 6) % 3 == 2: layer 20 yes, 21 no.
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.21.attn_v.weight", {2048, 512}, qwen), GgmlType::kQ4_K);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.21.attn_k.weight", {2048, 512}, qwen), GgmlType::kQ4_K);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.20.attn_v.weight", {2048, 512}, qwen), GgmlType::kQ6_K);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.20.ffn_down_exps.weight", {768, 2048, 128}, qwen), GgmlType::kQ6_K);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.21.ffn_down_exps.weight", {768, 2048, 128}, qwen), GgmlType::kQ4_K);
+  EXPECT_EQ(tensor_type_for(ExportType::kQ4_K_M, "blk.20.ffn_down_exps.weight", {96, 64, 8}, qwen), GgmlType::kQ8_0) << "Q6_K's fallback";
+  EXPECT_FALSE(llama_cpp_type_is_70b("llama", 80, 64, 8, 8)) << "llama.cpp types 8-expert llamas as 8x7B / 8x22B";
+}
+
 }  // namespace
 }  // namespace qtune

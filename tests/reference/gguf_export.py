@@ -16,9 +16,21 @@ A wider Llama (hidden 256, intermediate 512: K-quant rows) exported at q4_k_m, q
 For the families in OWN_CONFIG transformers cannot rebuild the config from the metadata, so the file's tensors
 (read and mapped by transformers' GGUF loader: Gemma's norms less 1, Phi-3's fused tensors as they are) go into a
 model of the folder's config; config.<arch>.json records the config transformers derived.
+Mixture of experts (mixtral, qwen3_moe; types MOE_TYPES), in <out>/<arch>/: a PEFT adapter on attention and on
+transformers 5's fused experts and routers (target_parameters), base + adapter exported, and
+  reader.json            as above
+  moe.safetensors        merged.<GGUF name>: PEFT's merged experts and routers as llama.cpp stacks them (gate_up_proj
+                         [E, 2F, D] split into ffn_gate_exps / ffn_up_exps, down_proj [E, D, F] as ffn_down_exps, the
+                         router as ffn_gate_inp) and its q/k projections (Mixtral's rows in llama.cpp's rope order);
+                         dequant.<type>.<GGUF name>: gguf.quants.dequantize of those tensors of the file;
+                         merged_logits and ids; logits.<type> for qwen3_moe (transformers' GGUF loader on the file,
+                         its tensors in a model of the folder's config)
+  config.qwen3_moe.json  the config transformers derived from the f32 file
+transformers' GGUF loader has no Mixtral: it reads a "llama" file as Llama, without the experts.
 """
 import json
 import os
+import re
 import shutil
 
 import gguf
@@ -150,11 +162,84 @@ def wide_llama(args):
         common.save_tensors(os.path.join(out, f"dequant.{qtype}.safetensors"), dequantized)
 
 
+MOE_ARCHS = ["mixtral", "qwen3_moe"]
+MOE_TYPES = ["f32", "q8_0", "q4_k_m"]
+# transformers 5's module names for both families: mlp.experts (fused gate_up_proj, down_proj) and the router mlp.gate.
+MOE_TARGETS = dict(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                   target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj", "mlp.gate.weight"])
+# transformers' GGUF loader reads qwen3moe; the tiny model's expert width (48) is not in its config mapping
+# (expert_feed_forward_length is not read: Qwen3MoeConfig's 768), so its tensors go into the folder's config.
+TRANSFORMERS_GGUF = ("qwen3_moe",)
+
+
+def peft_moe_adapter(model_dir, out):
+    """PEFT's LoRA (random A and B) on attention, the fused experts and the routers, saved; the merged model."""
+    torch.manual_seed(6)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=False, **MOE_TARGETS)
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(out)
+    return peft_model.merge_and_unload().eval()
+
+
+def as_llama_cpp(merged, arch):
+    """The merged experts, routers and q/k projections by GGUF name, as llama.cpp's converter writes them: experts
+    stacked [E, out, in], Mixtral's q/k rows in llama.cpp's rope order (it converts Mixtral as llama)."""
+    out = {}
+    config = merged.config
+    for name, t in merged.state_dict().items():
+        m = re.fullmatch(r"model\.layers\.(\d+)\.(mlp\.experts\.gate_up_proj|mlp\.experts\.down_proj|mlp\.gate\.weight|"
+                         r"self_attn\.q_proj\.weight|self_attn\.k_proj\.weight)", name)
+        if not m:
+            continue
+        blk = f"blk.{m[1]}."
+        if m[2] == "mlp.experts.gate_up_proj":  # gate rows, then up rows
+            f = t.shape[1] // 2
+            out[blk + "ffn_gate_exps.weight"], out[blk + "ffn_up_exps.weight"] = t[:, :f], t[:, f:]
+        elif m[2] == "mlp.experts.down_proj":
+            out[blk + "ffn_down_exps.weight"] = t
+        elif m[2] == "mlp.gate.weight":
+            out[blk + "ffn_gate_inp.weight"] = t
+        else:
+            q = m[2].startswith("self_attn.q")
+            heads = config.num_attention_heads if q else config.num_key_value_heads
+            out[blk + ("attn_q.weight" if q else "attn_k.weight")] = llama_rows(t, heads) if arch == "mixtral" else t
+    assert any("_exps" in k for k in out), "no experts found in the merged model's state dict"
+    return out
+
+
+def moe_architecture(args, arch):
+    out = os.path.join(args.out, arch)
+    os.makedirs(out)
+    base = shutil.copytree(os.path.join(args.models, arch), os.path.join(out, "base"))
+    merged = peft_moe_adapter(base, os.path.join(out, "adapter"))
+    expected = as_llama_cpp(merged, arch)
+    with torch.no_grad():
+        tensors = {"merged_logits": merged(ids()).logits, "ids": ids(), **{"merged." + k: v for k, v in expected.items()}}
+    summaries = {}
+    for qtype in MOE_TYPES:
+        name = f"model.{qtype}.gguf"
+        export(args.qtune, os.path.join(out, name), base, qtype, os.path.join(out, "adapter"))
+        summaries[qtype] = reader_summary(os.path.join(out, name))
+        for t in gguf.GGUFReader(os.path.join(out, name)).tensors:
+            if t.name in expected:
+                tensors[f"dequant.{qtype}.{t.name}"] = torch.from_numpy(np.array(dequantize(t.data, t.tensor_type))).float()
+        if arch in TRANSFORMERS_GGUF:
+            tensors[f"logits.{qtype}"] = gguf_logits(out, name, AutoConfig.from_pretrained(base))
+    if arch in TRANSFORMERS_GGUF:
+        derived = AutoConfig.from_pretrained(out, gguf_file="model.f32.gguf").to_dict()
+        json.dump(derived, open(os.path.join(args.out, f"config.{arch}.json"), "w"), indent=1, default=str)
+    common.save_tensors(os.path.join(out, "moe.safetensors"), tensors)
+    json.dump(summaries, open(os.path.join(out, "reader.json"), "w"), indent=1)
+
+
 def main():
     args = common.parse_args(__doc__, lambda p: p.add_argument("--models", required=True))
     for arch in ARCHS:
         per_architecture(args, arch)
     wide_llama(args)
+    for arch in MOE_ARCHS:
+        moe_architecture(args, arch)
 
 
 if __name__ == "__main__":

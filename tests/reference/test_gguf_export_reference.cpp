@@ -3,9 +3,12 @@
 // qtune's own reader sees; transformers loading each file gives the logits of PEFT's merge_and_unload (16/32-bit:
 // rounding only; quantized: reported, loosely bounded); Q8_0 and Q4_0 codes equal the gguf package's quantizer's
 // byte for byte; K-quant tensors dequantized by the gguf package equal qtune's decoding and stay within the error
-// the format allows.
+// the format allows. Mixtures of experts (Mixtral, Qwen3-MoE): the routers and stacked experts llama.cpp loads, the
+// gguf package's dequantization of them equal to PEFT's merged experts within each type's error, and the logits of
+// the files (transformers' for Qwen3-MoE; it has no GGUF Mixtral) against PEFT's merged model.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -203,6 +206,154 @@ TEST(GgufExportReference, KQuantTensorsDecodeAsTheGgufPackageDoesWithinTheFormat
     for (const auto& [name, e] : error_by_type) std::cout << type << " " << name << ": mean RMS error / RMS weight = " << e.first / e.second << "\n";
     EXPECT_FALSE(error_by_type.empty()) << type;
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mixture of experts
+
+const std::vector<std::string> kMoeArchs = {"mixtral", "qwen3_moe"};
+const std::vector<std::string> kMoeTypes = {"f32", "q8_0", "q4_k_m"};
+
+// The router and the three stacked expert tensors of each sparse layer, with llama.cpp's shapes (ggml ne):
+// ffn_gate_inp [D, E], ffn_gate_exps / ffn_up_exps [D, F, E], ffn_down_exps [F, D, E] (llama-model.cpp's create_tensor).
+std::map<std::string, std::vector<int64_t>> moe_tensors(const ModelConfig& c) {
+  std::map<std::string, std::vector<int64_t>> out;
+  const int64_t D = c.hidden_size, F = c.moe_intermediate_size, E = c.num_experts;
+  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+    const std::string blk = "blk." + std::to_string(layer) + ".";
+    out[blk + "ffn_gate_inp.weight"] = {D, E};
+    out[blk + "ffn_gate_exps.weight"] = out[blk + "ffn_up_exps.weight"] = {D, F, E};
+    out[blk + "ffn_down_exps.weight"] = {F, D, E};
+  }
+  return out;
+}
+
+TEST(GgufExportReference, MoeFilesHoldTheRoutersStackedExpertsAndKeysLlamaCppLoads) {
+  for (const auto& arch : kMoeArchs) {
+    const std::string summary_path = area(arch + "/reader.json");
+    QTUNE_REQUIRE_REFERENCE_FILE(summary_path, "gguf_export");
+    const nlohmann::json summary = read_json(summary_path);
+    const ModelConfig config = ModelConfig::load(test::reference_path("models", arch));
+    const std::string g = gguf_architecture(config.arch);
+    for (const auto& type : kMoeTypes) {
+      SCOPED_TRACE(arch + " " + type);
+      const nlohmann::json& file = summary.at(type);
+      std::vector<std::string> keys = required_keys(g, type.front() == 'q');
+      for (const char* k : {"expert_count", "expert_used_count"}) keys.push_back(g + "." + k);
+      if (g == "qwen3moe") keys.push_back(g + ".expert_feed_forward_length");  // llama.cpp's n_ff_exp
+      for (const auto& key : keys) EXPECT_TRUE(file["keys"].contains(key)) << key;
+      const auto ours = GgufFile::open(area(arch + "/model." + type + ".gguf"));
+      EXPECT_EQ(ours->metadata().integer(g + ".expert_count", "t"), config.num_experts);
+      EXPECT_EQ(ours->metadata().integer(g + ".expert_used_count", "t"), config.num_experts_per_tok);
+      ASSERT_EQ(file["tensors"].size(), ours->tensors().size());
+      std::map<std::string, std::pair<uint32_t, std::vector<int64_t>>> found;  // name -> type, shape as gguf reads them
+      for (const auto& t : file["tensors"]) {
+        const GgufTensorInfo* info = ours->find(t["name"]);
+        ASSERT_NE(info, nullptr) << t["name"];
+        EXPECT_EQ(t["type"].get<uint32_t>(), static_cast<uint32_t>(info->type)) << t["name"];
+        EXPECT_EQ(t["shape"].get<std::vector<int64_t>>(), info->ne) << t["name"];
+        EXPECT_EQ(t["name"].get<std::string>().find("experts"), std::string::npos) << t["name"] << ": experts are stacked";
+        found[t["name"]] = {t["type"].get<uint32_t>(), t["shape"].get<std::vector<int64_t>>()};
+      }
+      for (const auto& [name, ne] : moe_tensors(config)) {
+        ASSERT_TRUE(found.count(name)) << name;
+        EXPECT_EQ(found[name].second, ne) << name;
+        if (name.find("ffn_gate_inp") != std::string::npos) EXPECT_EQ(found[name].first, 0u) << name << ": routers stay F32";
+      }
+    }
+  }
+}
+
+// max over 32-weight blocks of (max |x - y| - one step): the symmetric block types' step is amax / 8 (Q4_0), amax / 16
+// (Q5_0), amax / 127 (Q8_0): rounding gives half of it, the clamp of the code at -amax (Q4_0 / Q5_0) or the f16
+// rounding of the scale (Q8_0) at most the rest. 1% to spare.
+double symmetric_block_violation(const torch::Tensor& x, const torch::Tensor& y, double levels) {
+  const torch::Tensor xb = x.reshape({-1, 32}), yb = y.reshape({-1, 32});
+  return ((xb - yb).abs().amax(1) - 1.01 * xb.abs().amax(1) / levels).max().item<double>();
+}
+
+// How far `decoded` (the file's tensor of `type`) is outside the error the type allows for `x` (<= 0: within).
+double type_bound_violation(GgmlType type, const torch::Tensor& x, const torch::Tensor& decoded) {
+  switch (type) {
+    case GgmlType::kF32: return ((x - decoded).abs().max() - 1e-6 * x.abs().max()).item<double>();  // two float32 merges
+    case GgmlType::kF16: return ((x - decoded).abs() - (std::ldexp(1.0, -11) * x.abs() + 1e-6 * x.abs().max())).max().item<double>();
+    case GgmlType::kQ4_0: return symmetric_block_violation(x, decoded, 8);
+    case GgmlType::kQ5_0: return symmetric_block_violation(x, decoded, 16);
+    case GgmlType::kQ8_0: return symmetric_block_violation(x, decoded, 127);
+    case GgmlType::kQ4_K: return subblock_bound_violation(x, decoded, 32, 4);
+    case GgmlType::kQ5_K: return subblock_bound_violation(x, decoded, 32, 5);
+    case GgmlType::kQ6_K: return subblock_bound_violation(x, decoded, 16, 6);
+    default: ADD_FAILURE() << "no bound for " << ggml_traits(type).name; return 1;
+  }
+}
+
+// Each stacked expert tensor and router of every type: the gguf package decodes it as qtune does, and it holds PEFT's
+// merged experts (LoRA on the fused experts and routers, merge_and_unload) stacked as llama.cpp's converter stacks
+// them, within the error of the type the file gives it. The q/k projections too (Mixtral's rows regrouped for
+// llama.cpp's rope by the script, independently of qtune).
+TEST(GgufExportReference, MoeStackedExpertsDecodedByTheGgufPackageArePeftsMergedExpertsWithinTheTypesError) {
+  for (const auto& arch : kMoeArchs) {
+    const std::string path = area(arch + "/moe.safetensors");
+    QTUNE_REQUIRE_REFERENCE_FILE(path, "gguf_export");
+    const auto reference = SafetensorsFile::open(path);
+    const ModelConfig config = ModelConfig::load(test::reference_path("models", arch));
+    for (const auto& type : kMoeTypes) {
+      const auto file = GgufFile::open(area(arch + "/model." + type + ".gguf"));
+      std::map<std::string, int> by_type;
+      std::vector<std::string> names;
+      for (const auto& [name, ne] : moe_tensors(config)) names.push_back(name);
+      for (int64_t layer = 0; layer < config.num_layers; ++layer)
+        for (const char* t : {"attn_q", "attn_k"}) names.push_back("blk." + std::to_string(layer) + "." + t + ".weight");
+      for (const auto& name : names) {
+        SCOPED_TRACE(arch + " " + type + " " + name);
+        const GgufTensorInfo& info = *file->find(name);
+        const torch::Tensor ours = file->to_float(info);
+        const torch::Tensor gguf_decoded = reference->view("dequant." + type + "." + name);
+        EXPECT_TRUE(torch::equal(ours, gguf_decoded.reshape(ours.sizes())));
+        const torch::Tensor merged = reference->view("merged." + name).contiguous();
+        ASSERT_EQ(merged.sizes(), ours.sizes());
+        EXPECT_LE(type_bound_violation(info.type, merged, ours), 0.0) << ggml_traits(info.type).name;
+        ++by_type[ggml_traits(info.type).name];
+      }
+      for (const auto& [name, n] : by_type) std::cout << arch << " " << type << ": " << n << " router/expert/q/k tensors " << name << "\n";
+    }
+  }
+}
+
+// Qwen3-MoE: transformers' GGUF loader reads the file (its tensors into a model of the folder's config: its mapping
+// leaves out the experts' width) and gives PEFT's merged logits (f32; the others reported), and qtune reads every type
+// as the same model. Mixtral, which transformers cannot read from GGUF: qtune's reading of the f32 file gives PEFT's
+// merged logits.
+TEST(GgufExportReference, MoeFilesGivePeftsMergedLogitsAndTransformersAndQtuneReadThemAlike) {
+  for (const auto& arch : kMoeArchs) {
+    const std::string path = area(arch + "/moe.safetensors");
+    QTUNE_REQUIRE_REFERENCE_FILE(path, "gguf_export");
+    const auto reference = SafetensorsFile::open(path);
+    const torch::Tensor ids = reference->view("ids"), merged = reference->view("merged_logits");
+    for (const auto& type : kMoeTypes) {
+      SCOPED_TRACE(arch + " " + type);
+      GgufModel ours = load_gguf_model(area(arch + "/model." + type + ".gguf"), LoadOptions{});
+      torch::NoGradGuard no_grad;
+      const torch::Tensor logits = ours.model->forward(ids);
+      const double error = test::max_relative_error(logits, merged);
+      std::cout << arch << " " << type << ": qtune on the file, max |logits - merged| / max |merged| = " << error << "\n";
+      EXPECT_LE(error, merged_tolerance(type));
+      if (arch != "qwen3_moe") continue;
+      const torch::Tensor theirs = reference->view("logits." + type);
+      const double transformers_error = test::max_relative_error(theirs, merged);
+      std::cout << arch << " " << type << ": transformers on the file, max |logits - merged| / max |merged| = " << transformers_error << "\n";
+      EXPECT_LE(transformers_error, merged_tolerance(type));
+      EXPECT_LE(test::max_relative_error(logits, theirs), 1e-5);
+    }
+  }
+  const std::string derived_path = area("config.qwen3_moe.json");
+  QTUNE_REQUIRE_REFERENCE_FILE(derived_path, "gguf_export");
+  const nlohmann::json derived = read_json(derived_path);
+  const ModelConfig c = ModelConfig::load(test::reference_path("models", "qwen3_moe"));
+  EXPECT_EQ(derived["num_local_experts"], c.num_experts);  // transformers 5's name for it
+  EXPECT_EQ(derived["num_experts_per_tok"], c.num_experts_per_tok);
+  EXPECT_EQ(derived["head_dim"], c.head_dim);
+  EXPECT_EQ(derived["norm_topk_prob"], true);  // transformers' default for a qwen3moe file, as llama.cpp computes
 }
 
 }  // namespace
