@@ -2,7 +2,8 @@
 // an adapter qtune trained gives in PEFT the logits it gives in qtune; an adapter PEFT initialized gives in qtune
 // PEFT's logits, loss and lora_A / lora_B gradients (rsLoRA on and off, all projections and a subset); `qtune merge`
 // writes what PEFT's merge_and_unload writes on a 16-bit base, and bitsandbytes' dequantize(W) + PEFT's delta on
-// a 4-bit base.
+// a 4-bit base; on Mixtral and Qwen3-MoE the same for adapters on every expert and the router, and the merged
+// folder loads in transformers with PEFT's merged model's logits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -142,12 +143,15 @@ void check_peft_expert_adapter(const std::string& arch) {
             << " modules, max relative difference " << worst << "\n";
 }
 
-// `qtune merge` of PEFT's adapter onto `base`, compared tensor by tensor with `expected` (every tensor it holds).
-void check_merge(const std::string& base, const std::string& adapter, SafetensorsFile& expected, const std::string& what) {
+// `qtune merge` of PEFT's adapter onto `base`, compared tensor by tensor with `expected` (every tensor it holds;
+// with whole_model, qtune wrote no other).
+void check_merge(const std::string& base, const std::string& adapter, SafetensorsFile& expected, const std::string& what,
+                 const std::string& dtype = "bf16", bool whole_model = false) {
   const std::string out = test::temp_dir("merged");
-  const auto merged = test::run_qtune("merge --base " + base + " --adapter " + adapter + " --out " + out + " --dtype bf16 --force");
+  const auto merged = test::run_qtune("merge --base " + base + " --adapter " + adapter + " --out " + out + " --dtype " + dtype + " --force");
   ASSERT_EQ(merged.exit_code, 0) << merged.out;
   auto got = SafetensorsFile::open(out + "/model.safetensors");
+  if (whole_model) EXPECT_EQ(got->tensors().size(), expected.tensors().size()) << what << ": tensors written";
   int64_t differing = 0, compared = 0;
   for (const auto& info : expected.tensors()) {
     const TensorInfo* mine = got->find(info.name);
@@ -174,6 +178,57 @@ void check_architecture(const std::string& arch) {
   check_merge(dir + "/base16", dir + "/peft_all", *merged16, arch + " merge on a bf16 base vs PEFT merge_and_unload");
   auto merged4 = SafetensorsFile::open(dir + "/merged4bit.safetensors");
   check_merge(dir + "/quantized", dir + "/peft_all", *merged4, arch + " merge on an NF4 base vs bitsandbytes dequantize + PEFT delta");
+}
+
+// Names in the per-expert layout of one expert projection and one router that the MoE adapters adapt.
+struct MoeWeights {
+  std::string arch, expert, router;
+};
+
+// The merge moved most values of `name` off the base (so that equal merges say something about the delta too).
+void expect_moved(SafetensorsFile& merged, SafetensorsFile& base, const std::string& name) {
+  const torch::Tensor a = merged.view(name), b = base.view(name);
+  EXPECT_GT(a.ne(b).sum().item<int64_t>(), a.numel() / 2) << name << " barely moved by the merge";
+}
+
+// `qtune merge` of a MoE adapter against PEFT's merge_and_unload saved by transformers, every tensor of the model,
+// experts and routers included (peft_lora.py): the float32 model into f32, the bf16 base into bf16 (both rounded
+// once), the NF4 base as bitsandbytes dequantizes it into bf16; then transformers' logits with qtune's f32 merge
+// against PEFT's merged model's. "qtune": the run's adapter in PEFT's per-expert layout (attention, every expert, the
+// router), merged as an adapter made elsewhere and, by its training record, into the NF4 weights it trained on
+// (quantized at load from the float32 model); "peft_experts": PEFT's on the fused experts and router, onto quantized/.
+void check_moe_merges(const MoeWeights& w, const std::string& adapter) {
+  const std::string dir = test::reference_path("lora", w.arch), merges = dir + "/merge_" + adapter;
+  QTUNE_REQUIRE_REFERENCE_FILE(merges + "/logits.safetensors", "lora");
+  const bool run = adapter == "qtune";
+  const std::string plain = dir + (run ? "/qtune/peft_files" : "/peft_experts"), model = test::reference_path("models", w.arch);
+  const std::string what = w.arch + " " + adapter + " adapter: merge";
+  auto f32 = SafetensorsFile::open(merges + "/f32/model.safetensors");
+  check_merge(model, plain, *f32, what + " on the f32 model vs PEFT", "f32", true);
+  auto bf16 = SafetensorsFile::open(merges + "/bf16/model.safetensors");
+  auto base16 = SafetensorsFile::open(dir + "/base16/model.safetensors");
+  for (const auto& name : {w.expert, w.router}) expect_moved(*bf16, *base16, name);
+  check_merge(dir + "/base16", plain, *bf16, what + " on a bf16 base vs PEFT (rounded once)", "bf16", true);
+  auto nf4 = SafetensorsFile::open(merges + "/nf4/model.safetensors");
+  check_merge(run ? model : dir + "/quantized", run ? dir + "/qtune/run" : plain, *nf4,
+              what + " on an NF4 base vs bitsandbytes dequantize + PEFT", "bf16", true);
+  auto logits = SafetensorsFile::open(merges + "/logits.safetensors");
+  const double err = test::max_relative_error(logits->view("qtune"), logits->view("peft"));
+  EXPECT_LE(err, kTolerance) << what << ": logits in transformers";
+  std::cout << what << ": transformers' logits with qtune's f32 merge vs PEFT's merged model, max relative difference " << err << "\n";
+}
+
+const MoeWeights kMixtral{"mixtral", "model.layers.0.block_sparse_moe.experts.3.w1.weight", "model.layers.0.block_sparse_moe.gate.weight"};
+const MoeWeights kQwen3Moe{"qwen3_moe", "model.layers.1.mlp.experts.7.down_proj.weight", "model.layers.1.mlp.gate.weight"};
+
+TEST(PeftLora, MixtralMergeOfExpertsAndRouter) {
+  check_moe_merges(kMixtral, "qtune");
+  check_moe_merges(kMixtral, "peft_experts");
+}
+
+TEST(PeftLora, Qwen3MoeMergeOfExpertsAndRouter) {
+  check_moe_merges(kQwen3Moe, "qtune");
+  check_moe_merges(kQwen3Moe, "peft_experts");
 }
 
 TEST(PeftLora, MixtralExpertsBothWays) {
