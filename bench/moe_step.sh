@@ -5,7 +5,8 @@
 # heads, head_dim 128, 128 experts, top 8, moe_intermediate 768, vocab 151936) and a qwen3 of the same sizes
 # whose one MLP is 8 experts wide (intermediate 8 x 768 = 6144): per token both run the same projections.
 # Each trains STEPS steps of one row of SEQ random characters (one token each) with `qtune train`: QLoRA r=16
-# alpha 32 dropout 0 on q/k/v/o_proj only, micro-batch 1, gradient checkpointing as the memory plan decides.
+# alpha 32 dropout 0 on q/k/v/o_proj only, micro-batch 1, gradient checkpointing on (as a recipe for a 48-layer
+# model has it; --checkpointing off keeps every layer's activations).
 # Reports the steady-state step time (the steps after the first WARMUP, step_time_s of metrics.jsonl),
 # tokens/s, their ratio (target: MoE step <= 1.5x the dense step) and each run's peak RSS (/usr/bin/time %M)
 # against its 4-bit checkpoint's size on disk (du -b of the safetensors; target: MoE <= size + 20%).
@@ -16,7 +17,8 @@
 #   bench/moe_step.sh --shape tiny --steps 3          # the CI smoke run (hidden 64, 2 layers, seconds)
 # Flags (or the variables): --shape SHAPE (qwen3-30b-a3b | tiny), --layers LAYERS (the shape's), --seq SEQ (128),
 #   --steps STEPS (4), --warmup WARMUP (1), --out OUT (runs/bench_moe), --qtune QTUNE (build/trainer/qtune),
-#   --keep (KEEP=1: leave the models in OUT/models for the next run; without it they are deleted at the end).
+#   --checkpointing CHECKPOINTING (on | off; on), --keep (KEEP=1: leave the models in OUT/models for the next run;
+#   without it they are deleted at the end).
 # LibTorch runs on all cores unless OMP_NUM_THREADS is set (the table's title says which); on a busy machine
 # OMP_NUM_THREADS=1 avoids threads spinning at barriers while the other is descheduled (see bench/RESULTS.md).
 # Models already in OUT/models (a complete config.json + safetensors) are reused, not rewritten.
@@ -26,7 +28,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 SHAPE=${SHAPE:-qwen3-30b-a3b} LAYERS=${LAYERS:-} SEQ=${SEQ:-128} STEPS=${STEPS:-4} WARMUP=${WARMUP:-1}
-OUT=${OUT:-$root/runs/bench_moe} QTUNE=${QTUNE:-$root/build/trainer/qtune} KEEP=${KEEP:-0}
+OUT=${OUT:-$root/runs/bench_moe} QTUNE=${QTUNE:-$root/build/trainer/qtune} KEEP=${KEEP:-0} CHECKPOINTING=${CHECKPOINTING:-on}
 while [ $# -gt 0 ]; do
   case "$1" in
     --shape) SHAPE=$2; shift 2 ;;
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --qtune) QTUNE=$2; shift 2 ;;
+    --checkpointing) CHECKPOINTING=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -48,6 +51,7 @@ case "$SHAPE" in
   *) echo "error: unknown --shape '$SHAPE'; use qwen3-30b-a3b or tiny" >&2; exit 2 ;;
 esac
 layers=${LAYERS:-$layers}
+case "$CHECKPOINTING" in on) checkpointing=true ;; off) checkpointing=false ;; *) echo "error: --checkpointing must be on or off" >&2; exit 2 ;; esac
 [ -x "$QTUNE" ] || { echo "error: no qtune binary at $QTUNE: build it (cmake --build build --target qtune) or pass --qtune" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "error: /usr/bin/time is missing (it measures the peak RSS): install the 'time' package" >&2; exit 2; }
 [ "$WARMUP" -lt "$STEPS" ] || { echo "error: --warmup ($WARMUP) must be below --steps ($STEPS)" >&2; exit 2; }
@@ -106,6 +110,7 @@ lora_alpha: 32
 lora_dropout: 0.0
 lora_target_modules: [q_proj, k_proj, v_proj, o_proj]
 micro_batch_size: 1
+gradient_checkpointing: $checkpointing
 gradient_accumulation_steps: 1
 max_steps: $STEPS
 learning_rate: 1.0e-4
@@ -119,9 +124,29 @@ device: cpu
 seed: 0
 EOF
   echo "train $name ($STEPS steps of $SEQ tokens)"
-  if ! /usr/bin/time -f "%e %M" -o "$dir/time" "$QTUNE" train "$dir/config.yaml" > "$dir/log" 2>&1; then
+  /usr/bin/time -f "%e %M" -o "$dir/time" "$QTUNE" train "$dir/config.yaml" > "$dir/log" 2>&1 &
+  local timer=$!
+  sample_rss "$timer" "$dir/rss"
+  if ! wait "$timer"; then
     echo "error: qtune train failed for $name; the end of $dir/log:" >&2; tail -5 "$dir/log" >&2; exit 1
   fi
+}
+
+# sample_rss TIMER_PID FILE: the peak anonymous and file-backed RSS (kB, /proc/PID/status) of the process TIMER_PID
+# (/usr/bin/time) runs, polled every 0.2 s until it ends, written to FILE as "anon_kb file_kb". The prequantized
+# expert bank is mapped from the checkpoint, so its pages count (as file RSS) only once an expert has run: the
+# report adds the whole mapped part of the file to the anonymous peak for the steady state.
+sample_rss() {
+  local timer=$1 file=$2 pid="" anon=0 mapped=0 a f
+  while kill -0 "$timer" 2> /dev/null; do
+    [ -n "$pid" ] || pid=$(pgrep -P "$timer" | head -1 || true)
+    if [ -n "$pid" ] && read -r a f < <(awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} END {print a + 0, f + 0}' "/proc/$pid/status" 2> /dev/null); then
+      [ "$a" -gt "$anon" ] && anon=$a
+      [ "$f" -gt "$mapped" ] && mapped=$f
+    fi
+    sleep 0.2
+  done
+  echo "$anon $mapped" > "$file"
 }
 train "$dense"
 train "$moe"

@@ -6,8 +6,10 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
+#include "kernels/dequant4_simd.h"
 
 namespace qtune {
 namespace {
@@ -41,11 +43,25 @@ void quantize_blocks(const T* w, int64_t n, QuantType type, int64_t blocksize, u
   });
 }
 
+// Whether T has an AVX-512 block expansion (dequant4_simd.h) and this CPU runs it.
+template <typename T>
+bool simd_dequant_for() {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) return cpu_has_avx512_dequant();
+  return false;
+}
+
 template <typename T>
 void dequantize_blocks(const uint8_t* packed, const float* absmax, const float* values, int64_t n, int64_t blocksize, T* out) {
   const int64_t blocks = (n + blocksize - 1) / blocksize;
+  const bool simd = simd_dequant_for<T>();
   at::parallel_for(0, blocks, grain(blocksize), [&](int64_t first, int64_t last) {
     for (int64_t b = first; b < last; ++b) {
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, c10::BFloat16>) {
+        if (simd && (b + 1) * blocksize <= n) {  // a full block: blocksize is a multiple of 32
+          dequantize_block_avx512(packed + b * blocksize / 2, blocksize, values, absmax[b], out + b * blocksize);
+          continue;
+        }
+      }
       // The block's 16 possible outputs, each rounded to T once; then every element is a table lookup. A
       // block starts on a byte (blocksize is even): element 2j is byte j's high nibble, 2j+1 its low one.
       std::array<T, 16> table;
@@ -216,17 +232,23 @@ at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType>
   if (q.packed.is_cuda()) return dequantize_4bit_cuda(q, out_type);
 #endif
   if (!q.packed.is_cpu()) return dequantize_4bit_aten(q, out_type);
+  at::Tensor out = at::empty({q.numel()}, at::TensorOptions().dtype(out_type));
+  dequantize_4bit_into(q, out);
+  return out.view(q.shape);
+}
+
+void dequantize_4bit_into(const Quantized4bit& q, const at::Tensor& out) {
   const int64_t n = q.numel();
+  TORCH_CHECK(q.packed.is_cpu() && out.is_cpu() && out.is_contiguous() && out.numel() == n, "dequantize_4bit_into: needs a contiguous CPU output of ", n,
+              " elements");
   TORCH_CHECK(q.packed.numel() == (n + 1) / 2, "dequantize_4bit: packed size does not match the shape");
   at::Tensor absmax = dequantize_absmax(q.scales).contiguous();
   TORCH_CHECK(absmax.numel() == q.blocks(), "dequantize_4bit: absmax count does not match the shape");
-  at::Tensor out = at::empty({n}, at::TensorOptions().dtype(out_type));
   const at::Tensor packed = q.packed.contiguous(), values = q.code_map.to(at::kFloat).contiguous();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out_type, "dequantize_4bit", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "dequantize_4bit", [&] {
     dequantize_blocks<scalar_t>(packed.data_ptr<uint8_t>(), absmax.data_ptr<float>(), values.data_ptr<float>(), n, q.blocksize,
                                 out.data_ptr<scalar_t>());
   });
-  return out.view(q.shape);
 }
 
 }  // namespace qtune

@@ -63,6 +63,8 @@ at::Tensor dequantize_absmax(const QuantizedAbsmax& scales);
 // The weight in `dtype` (default: the original dtype), shaped as the original, on q.packed's device:
 // a threaded loop on CPU, the CUDA kernels on CUDA (when built with them), ATen ops elsewhere.
 at::Tensor dequantize_4bit(const Quantized4bit& q, c10::optional<at::ScalarType> dtype = c10::nullopt);
+// The CPU loop into `out` (contiguous, CPU, q.numel() elements of the output dtype), so a caller can reuse one buffer.
+void dequantize_4bit_into(const Quantized4bit& q, const at::Tensor& out);
 // The same with ATen ops only (any device); bit-identical to the CPU loop.
 at::Tensor dequantize_4bit_aten(const Quantized4bit& q, at::ScalarType dtype);
 

@@ -23,6 +23,8 @@ class QuantizedWeight final : public FrozenWeight {
   std::string format() const override;  // "nf4", "fp4", "nf4-dq" (double-quantized absmax)
   int64_t storage_bytes() const override { return q_.storage_bytes(); }
   const Quantized4bit& quantized() const { return q_; }
+  // The copy matmul() computes from: q_, or while streamed the bound device copy (throws when none is bound).
+  const Quantized4bit& compute_copy() const;
 
   // Streaming (models/layer_stream.h): q_ becomes `host_copy` (in host memory) and the weight computes only
   // from the device copy bound while its layer runs; matmul() without one throws.
@@ -31,8 +33,6 @@ class QuantizedWeight final : public FrozenWeight {
   void unbind() { bound_ = Quantized4bit(); }
 
  private:
-  const Quantized4bit& compute_copy() const;
-
   Quantized4bit q_;
   bool streamed_ = false;
   Quantized4bit bound_;  // streamed: the device copy of the running layer, or empty

@@ -29,11 +29,19 @@ struct Routing {
 // softmax(logits in float32) -> top-k; renormalized if `renormalize`; weights rounded to `weights_dtype`.
 Routing route(const torch::Tensor& router_logits, int64_t k, bool renormalize, at::ScalarType weights_dtype);
 
+// expert(e, rows): expert e on its rows [n_e, D].
+using ExpertFn = std::function<torch::Tensor(int64_t, const torch::Tensor&)>;
+// experts(rows, sizes): every expert on its rows at once, rows [S, D] sorted by expert with sizes[e] for expert e.
+using ExpertRowsFn = std::function<torch::Tensor(const torch::Tensor&, const std::vector<int64_t>&)>;
+
 // Σ_j weights[n, j] · expert_{experts[n, j]}(x[n]) for x [N, D], summed per token in ascending expert order and
-// rounded to x's dtype after each addition (transformers' order, so bf16 results match it). `expert(e, rows)`
-// computes expert e on its rows [n_e, D]; it is called once per expert that has tokens, in ascending order.
-torch::Tensor combine_experts(const torch::Tensor& x, const Routing& routing, int64_t num_experts,
-                              const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& expert);
+// rounded to x's dtype after each addition (transformers' order, so bf16 results match it). `expert` is called
+// once per expert that has tokens, in ascending order.
+torch::Tensor combine_experts(const torch::Tensor& x, const Routing& routing, int64_t num_experts, const ExpertFn& expert);
+// The same with all experts computed by one call (models/expert_bank.h).
+torch::Tensor combine_expert_rows(const torch::Tensor& x, const Routing& routing, int64_t num_experts, const ExpertRowsFn& experts);
+// rows split by sizes, expert e on its piece, the outputs concatenated: ExpertRowsFn from an ExpertFn.
+torch::Tensor run_each_expert(const torch::Tensor& rows, const std::vector<int64_t>& sizes, const ExpertFn& expert);
 
 class MoeBlockImpl : public torch::nn::Module {
  public:

@@ -100,6 +100,7 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);  // [..., D]: down(act(gate(x)) ⊙ up(x)), act silu or gelu(tanh)
   // The projections by name within the MLP ("gate_proj", ...; an expert's "w1", ...), gate, up, down.
   std::vector<std::pair<std::string, FrozenLinear>> projections();
+  bool uses_gelu() const { return gelu_; }  // GeGLU (Gemma) rather than SwiGLU
 
   FrozenLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   FrozenLinear gate_up_proj{nullptr};  // Phi-3: gate rows then up rows (then gate/up_proj are null)

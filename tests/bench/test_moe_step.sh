@@ -18,17 +18,23 @@ for line in printed.splitlines():
         rows[cells[0]] = [float(c) for c in cells[1:]]
 assert set(rows) == {"tiny-L2-moe", "tiny-L2-dense"}, printed
 for name, values in rows.items():
-    assert len(values) == 6 and all(math.isfinite(v) and v > 0 for v in values), (name, values)
+    assert len(values) == 9 and all(math.isfinite(v) and v > 0 for v in values), (name, values)
+    peak_rss, anon, mapped, size = values[3:7]
+    assert anon <= peak_rss and mapped <= size, (name, values)  # anonymous RSS is part of the RSS; the file holds the mapped part
     step_s, tokens_per_s = values[0], values[1]
     # tokens/s is 32 tokens over the mean step time; the table gives both to 4 significant digits (each off by at
     # most 0.05%), so they agree within 0.1%.
     assert abs(32 / step_s - tokens_per_s) <= 1e-3 * tokens_per_s, (name, values)
 ratio = float(re.search(r"MoE / dense step time: ([0-9.]+)", printed).group(1))
-memory = float(re.search(r"MoE peak RSS / 4-bit size: ([0-9.]+)", printed).group(1))
+memory = float(re.search(r"MoE steady-state memory \(peak anonymous \+ mapped\) / 4-bit size: ([0-9.]+)", printed).group(1))
 # The printed ratios are the quotients of the columns (step times to 4 significant digits: within 0.1% + the ratio's 0.0005).
 assert abs(ratio - rows["tiny-L2-moe"][0] / rows["tiny-L2-dense"][0]) <= 1e-3 * ratio + 5e-4, (ratio, rows)
-assert abs(memory - rows["tiny-L2-moe"][5]) < 0.002, (memory, rows)
+assert abs(memory - rows["tiny-L2-moe"][8]) < 0.002, (memory, rows)
 figures = json.load(open(sys.argv[2]))
+# The memory ratio is (peak anonymous + mapped) / checkpoint from the unrounded figures (the tiny columns' MiB are too coarse).
+moe = figures["moe"]
+assert abs(figures["memory_ratio"] - (moe["peak_anon_bytes"] + moe["mapped_bytes"]) / moe["checkpoint_bytes"]) < 1e-12, figures
+assert abs(memory - figures["memory_ratio"]) < 5e-4, (memory, figures["memory_ratio"])
 assert figures["moe"]["measured_steps"] == 2 and figures["moe"]["tokens_per_step"] == 32, figures["moe"]
 # The MoE's file holds 16 experts x 3 projections per layer where the dense one holds one MLP 4 experts wide.
 assert figures["moe"]["checkpoint_bytes"] > figures["dense"]["checkpoint_bytes"], figures

@@ -12,7 +12,9 @@
 namespace qtune {
 namespace {
 
-CausalLM lora_model(const std::string& dir, bool streamed) {
+// LoRA on every linear, or (attention_only) on the attention projections: an MoE's experts then run grouped
+// (models/expert_bank.h), its autograd node keeping the streamed layer's weights for the backward.
+CausalLM lora_model(const std::string& dir, bool streamed, bool attention_only = false) {
   LoadOptions options;
   options.quantize = QuantizeOptions{};
   options.layers_on_host = streamed;
@@ -20,7 +22,8 @@ CausalLM lora_model(const std::string& dir, bool streamed) {
   LoraOptions lora;
   lora.r = 4;
   lora.dropout = 0.1;  // replayed by the recompute: streaming must not disturb the random stream either
-  lora.target_linear = true;
+  lora.target_linear = !attention_only;
+  if (attention_only) lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
   inject_lora(model, lora, 3);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(17);
   for (auto& [name, p] : lora_state(model)) {
@@ -60,10 +63,16 @@ std::vector<Step> run(CausalLM& model) {
 }
 
 TEST(LayerStream, StreamedModelComputesExactlyWhatTheResidentOneDoes) {
-  for (const auto& [arch, extra] : std::vector<std::pair<std::string, std::string>>{{"llama", "--layers 5"}, {"qwen2", "--layers 4"}, {"qwen3_moe", "--layers 3 --experts 4 --experts-per-token 2 --moe-intermediate 32"}}) {
-    SCOPED_TRACE(arch);
+  struct Case {
+    std::string arch, extra;
+    bool attention_only;
+  };
+  const std::string moe = "--layers 3 --experts 4 --experts-per-token 2 --moe-intermediate 32";
+  for (const auto& [arch, extra, attention_only] :
+       std::vector<Case>{{"llama", "--layers 5", false}, {"qwen2", "--layers 4", false}, {"qwen3_moe", moe, false}, {"qwen3_moe", moe, true}}) {
+    SCOPED_TRACE(arch + (attention_only ? " (LoRA on attention)" : ""));
     const std::string dir = test::make_tiny_model(arch, extra);
-    CausalLM resident = lora_model(dir, false), streamed = lora_model(dir, true);
+    CausalLM resident = lora_model(dir, false, attention_only), streamed = lora_model(dir, true, attention_only);
     ASSERT_EQ(resident->layer_stream(), nullptr);
     ASSERT_NE(streamed->layer_stream(), nullptr);
     const std::vector<Step> expected = run(resident), got = run(streamed);

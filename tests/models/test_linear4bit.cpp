@@ -59,13 +59,20 @@ TEST(Linear4bit, FormatAndStorage) {
 }
 
 TEST(Linear4bit, AtenDequantizationEqualsTheCpuLoop) {
-  // The ATen-ops path is what other devices use until the CUDA kernels land: it must agree exactly.
+  // The ATen-ops path (values[code] * absmax in float32, rounded once by ATen) is independent of the CPU loop and its
+  // AVX-512 blocks (kernels/dequant4_simd.h): they must agree exactly, for every block size, a partial last block
+  // (33 x 70 is no multiple of 32), scales from 1e-30 (bfloat16 rounding near the subnormals) to 1e30.
+  torch::manual_seed(2);
   at::Tensor dense = torch::randn({33, 70}) * 0.03;
-  for (bool nested : {false, true}) {
-    for (QuantType type : {QuantType::NF4, QuantType::FP4}) {
-      Quantized4bit q = quantize_4bit(dense, type, 64, nested, "w");
-      for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf})
-        EXPECT_TRUE(dequantize_4bit(q, dtype).equal(dequantize_4bit_aten(q, dtype))) << nested << " " << c10::toString(dtype);
+  dense[0] *= 1e-30;
+  dense[1] *= 1e30;
+  for (int64_t blocksize : {32, 64, 256, 4096}) {
+    for (bool nested : {false, true}) {
+      for (QuantType type : {QuantType::NF4, QuantType::FP4}) {
+        Quantized4bit q = quantize_4bit(dense, type, blocksize, nested, "w");
+        for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf})
+          EXPECT_TRUE(dequantize_4bit(q, dtype).equal(dequantize_4bit_aten(q, dtype))) << blocksize << " " << nested << " " << c10::toString(dtype);
+      }
     }
   }
 }
