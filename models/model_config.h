@@ -76,6 +76,7 @@ struct ModelConfig {
   int64_t decoder_sparse_step = 1;        // Qwen3-MoE: layer i is sparse when (i + 1) % step == 0 ...
   std::vector<int64_t> mlp_only_layers;   // ... and i is not listed here (those keep a dense MLP of intermediate_size)
   double router_aux_loss_coef = 0.001;    // the load-balancing loss's weight when the router is trained
+  bool output_router_logits = false;      // transformers then adds the load-balancing loss to the training loss
 
   // Reads `config.json` (or the config.json inside a folder). InputError names the file and the key,
   // or lists the supported architectures.

@@ -59,7 +59,8 @@ void read_moe_keys(const nlohmann::json& json, const std::string& where, ModelCo
   const int64_t fallback = mixtral ? 8 : 128;
   c.num_experts = json_optional<int64_t>(json, "num_local_experts", where, json_optional<int64_t>(json, "num_experts", where, fallback));
   c.num_experts_per_tok = json_optional<int64_t>(json, "num_experts_per_tok", where, mixtral ? 2 : 8);
-  c.router_aux_loss_coef = json_optional<double>(json, "router_aux_loss_coef", where, mixtral ? 0.001 : 0.001);
+  c.router_aux_loss_coef = json_optional<double>(json, "router_aux_loss_coef", where, 0.001);
+  c.output_router_logits = json_optional<bool>(json, "output_router_logits", where, false);
   if (mixtral) {
     c.moe_intermediate_size = c.intermediate_size;
     c.norm_topk_prob = true;
@@ -77,7 +78,7 @@ void read_moe_keys(const nlohmann::json& json, const std::string& where, ModelCo
 void write_moe_keys(const ModelConfig& c, nlohmann::ordered_json& j) {
   j["num_experts_per_tok"] = c.num_experts_per_tok;
   j["router_aux_loss_coef"] = c.router_aux_loss_coef;
-  j["output_router_logits"] = false;
+  j["output_router_logits"] = c.output_router_logits;
   if (c.arch == Architecture::kMixtral) {
     j["num_local_experts"] = c.num_experts;
     j["router_jitter_noise"] = 0.0;

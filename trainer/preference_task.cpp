@@ -172,7 +172,8 @@ class PreferenceTask : public TrainingTask {
         validation_(batch_source(data, data.validation, config, group)),
         device_(device),
         group_(group),
-        precompute_(config.precompute_ref_log_probs && objective_.needs_reference()) {
+        precompute_(config.precompute_ref_log_probs && objective_.needs_reference()),
+        moe_aux_loss_coef_(config.moe_aux_loss_coef) {
     objective_.nll_on_prompt = objective_.method == PreferenceMethod::Orpo && config.orpo_prompt_loss;
     if (train_.per_epoch() == 0)
       input_error("{}: no preference pair is left (every pair was dropped: see qtune validate {})", config.source, config.source);
@@ -295,9 +296,9 @@ class PreferenceTask : public TrainingTask {
 
   // The reference's forward (DPO) runs first, so its activations are gone when the policy's are alive.
   // TRL's DPOTrainer adds an MoE model's load-balancing loss with the model's router_aux_loss_coef; its ORPO and CPO
-  // trainers do not (unless output_router_logits is set).
+  // trainers only where output_router_logits is set (or moe_aux_loss_coef asks for it).
   double balance_coef(CausalLM& model) const {
-    return objective_.method == PreferenceMethod::Dpo && model->router_balance() != nullptr ? model->config().router_aux_loss_coef : 0.0;
+    return load_balancing_weight(model, moe_aux_loss_coef_, objective_.method == PreferenceMethod::Dpo);
   }
 
   // `balance_weight` > 0: the policy forward counts the routers' load-balancing loss (RouterBalance::arm).
@@ -342,6 +343,7 @@ class PreferenceTask : public TrainingTask {
   torch::Device device_;
   Distributed* group_;
   bool precompute_;
+  double moe_aux_loss_coef_;
   std::vector<double> reference_train_, reference_validation_;  // empty unless precomputed
 };
 

@@ -15,13 +15,12 @@ torch::Tensor summed_loss(CausalLM& model, const DeviceBatch& batch) {
   return -target_scores(model, batch.input_ids, batch.layout, next_token_targets(batch.labels)).log_probs.sum(torch::kDouble);
 }
 
-// The routers' load-balancing loss's weight: the model's router_aux_loss_coef when a router is trained (LoRA on
-// "gate"), as transformers adds it to the loss of MoE training; 0 otherwise.
-double balance_coef(CausalLM& model) {
-  if (model->router_balance() == nullptr) return 0;
+// Whether an MoE router is trained (LoRA on "gate"): SFT then adds the load-balancing loss, which keeps it from
+// sending every token to a few experts, even where config.json leaves output_router_logits off.
+bool router_trained(CausalLM& model) {
   for (auto& [name, linear] : model->projections())
-    if (lora_of(linear) != nullptr && name.size() > 5 && name.compare(name.size() - 5, 5, ".gate") == 0) return model->config().router_aux_loss_coef;
-  return 0;
+    if (lora_of(linear) != nullptr && name.size() > 5 && name.compare(name.size() - 5, 5, ".gate") == 0) return true;
+  return false;
 }
 
 class SftTask : public TrainingTask {
@@ -31,7 +30,8 @@ class SftTask : public TrainingTask {
         validation_(batch_source(data, data.validation, config, group)),
         has_validation_(data.validation.size() > 0),
         device_(device),
-        group_(group) {
+        group_(group),
+        moe_aux_loss_coef_(config.moe_aux_loss_coef) {
     if (train_.per_epoch() == 0) input_error("{}: no training sample is left after packing (see qtune validate)", config.source);
   }
   std::size_t batches_per_epoch() const override { return train_.per_epoch(); }
@@ -49,7 +49,7 @@ class SftTask : public TrainingTask {
     }
     sum_across_ranks(group_, totals);
     std::vector<double> loss_sum = {0, 0};  // the loss, the load-balancing loss weighted by trained tokens
-    const double coef = balance_coef(model);
+    const double coef = model->router_balance() ? load_balancing_weight(model, moe_aux_loss_coef_, router_trained(model)) : 0.0;
     for (const auto& batch : batches) {
       // With a trained router, coef · each forward's load-balancing loss, weighted as its share of the trained tokens.
       const double share = static_cast<double>(batch.trained_tokens) / std::max(1.0, totals[0]);
@@ -89,6 +89,7 @@ class SftTask : public TrainingTask {
   bool has_validation_;
   torch::Device device_;
   Distributed* group_;
+  double moe_aux_loss_coef_;
 };
 
 }  // namespace

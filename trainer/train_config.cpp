@@ -163,7 +163,8 @@ std::vector<Key> optimization_keys() {
           field("weight_decay", &TrainConfig::weight_decay),
           field("loraplus_lr_ratio", &TrainConfig::loraplus_lr_ratio),
           field("loraplus_lr_embedding", &TrainConfig::loraplus_lr_embedding),
-          field("max_grad_norm", &TrainConfig::max_grad_norm)};
+          field("max_grad_norm", &TrainConfig::max_grad_norm),
+          field("moe_aux_loss_coef", &TrainConfig::moe_aux_loss_coef)};
 }
 
 std::vector<Key> run_keys() {
@@ -278,6 +279,9 @@ void check_optimization_keys(const TrainConfig& c, const std::string& where) {
   if (c.loraplus_lr_ratio < 0)
     input_error("{} must be a positive number (lora_B learns at learning_rate × it; leave it out or 0 for plain LoRA)", where_key(where, "loraplus_lr_ratio"));
   if (c.loraplus_lr_embedding < 0) input_error("{} must be a number >= 0", where_key(where, "loraplus_lr_embedding"));
+  if (c.moe_aux_loss_coef < 0)
+    input_error("{} must be a number >= 0 (the load-balancing loss's weight; leave it out or 0 for the model's own setting)",
+                where_key(where, "moe_aux_loss_coef"));
 }
 
 void check_run_keys(const TrainConfig& c, const std::string& where) {

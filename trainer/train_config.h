@@ -78,6 +78,7 @@ struct TrainConfig {
   double loraplus_lr_ratio = 0;        // LoRA+: lora_B (and 1-D tensors) learn at learning_rate × this; 0: off
   double loraplus_lr_embedding = 1e-6; // LoRA+ rate of adapted embeddings (qtune adapts none: no tensor uses it)
   double max_grad_norm = 1.0;
+  double moe_aux_loss_coef = 0;        // LLaMA-Factory's key: > 0 adds an MoE's load-balancing loss with this weight
   TriState bf16 = TriState::automatic;  // auto: bf16 on a GPU, fp32 on the CPU; true on a CPU: bf16 there too
   bool gradient_checkpointing = false;
   bool activation_offloading = false;  // layer inputs wait in host memory until recomputed; turns checkpointing on

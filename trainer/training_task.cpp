@@ -22,6 +22,12 @@ torch::Tensor next_token_targets(const torch::Tensor& labels) {
   return torch::cat({labels.slice(1, 1), torch::full({labels.size(0), 1}, -100, labels.options())}, 1);
 }
 
+double load_balancing_weight(CausalLM& model, double moe_aux_loss_coef, bool trainer_adds) {
+  if (model->router_balance() == nullptr) return 0;
+  if (moe_aux_loss_coef > 0) return moe_aux_loss_coef;
+  return model->config().output_router_logits || trainer_adds ? model->config().router_aux_loss_coef : 0;
+}
+
 void sum_across_ranks(Distributed* group, std::vector<double>& values) {
   if (group != nullptr) group->all_reduce_sum(values);
 }

@@ -50,6 +50,12 @@ std::unique_ptr<TrainingTask> make_sft_task(const PreparedData& data, const Trai
 std::unique_ptr<TrainingTask> make_preference_task(const PreparedData& data, const TrainConfig& config, torch::Device device,
                                                    Distributed* group = nullptr);
 
+// The weight of an MoE's load-balancing loss in a training objective (0 for a dense model): moe_aux_loss_coef where
+// the YAML sets it (LLaMA-Factory's key: the loss on, with that weight); otherwise the model's router_aux_loss_coef
+// where its config.json sets output_router_logits (transformers then adds the loss) or `trainer_adds` (a trainer
+// that adds it regardless: TRL's DPO, qtune's SFT of a trained router); 0 otherwise.
+double load_balancing_weight(CausalLM& model, double moe_aux_loss_coef, bool trainer_adds);
+
 // Sums `values` across the ranks of `group` (nothing to do for nullptr).
 void sum_across_ranks(Distributed* group, std::vector<double>& values);
 
