@@ -38,6 +38,15 @@ void truncate_metrics(const std::string& path, int64_t step) {
   for (const auto& line : kept) out << line << "\n";
 }
 
+// Every number of a metrics.jsonl line as a TensorBoard scalar (tensorboard_tag's names) but "step" and
+// "wall_time", which are the event's own fields.
+std::vector<std::pair<std::string, double>> tensorboard_scalars(const nlohmann::ordered_json& line) {
+  std::vector<std::pair<std::string, double>> scalars;
+  for (const auto& [key, value] : line.items())
+    if (value.is_number() && key != "step" && key != "wall_time") scalars.emplace_back(tensorboard_tag(key), value.get<double>());
+  return scalars;
+}
+
 }  // namespace
 
 double metric_or_nan(const Metrics& metrics, const std::string& name) {
@@ -60,6 +69,7 @@ Progress::Progress(const TrainConfig& config, int64_t total_steps, int64_t start
   if (start_step > 0) truncate_metrics(path, start_step);
   else std::filesystem::remove(path);
   metrics_.open(path, std::ios::app);
+  if (config.reports_to_tensorboard()) tensorboard_.emplace(config.logging_dir, start_step, config.as_run_yaml);
   std::cout << fmt::format("train  {} steps on {} ({}), LoRA r={} on {} projections; {} rows, {} tokens ({} trained){}\n", total_steps, device.str(),
                            config.load_in_4bit ? config.bnb_4bit_quant_type + " base" : "16-bit base", config.lora_r, adapted_modules, data.rows,
                            data.tokens, data.trained_tokens, start_step > 0 ? fmt::format("; resuming after step {}", start_step) : "");
@@ -89,6 +99,7 @@ void Progress::write_metrics(const StepRecord& r, const DeviceMemoryPeak& peak) 
   }
   metrics_ << line.dump() << "\n";
   metrics_.flush();
+  if (tensorboard_) tensorboard_->scalars(line["wall_time"].get<double>(), r.step, tensorboard_scalars(line));
 }
 
 void Progress::step(const StepRecord& r) {

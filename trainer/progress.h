@@ -1,11 +1,12 @@
 // Training progress: a live bar on a terminal (loss, lr, grad norm, tokens/s, memory, ETA), plain lines
 // otherwise, and every logged value in output_dir/metrics.jsonl (on a GPU also the allocator's peak memory
-// since the previous line).
+// since the previous line); with report_to: tensorboard the same numbers as TensorBoard scalars in logging_dir.
 #pragma once
 
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "core/torch.h"
 #include "data/packing.h"
 #include "trainer/device_memory.h"
+#include "trainer/tensorboard.h"
 #include "trainer/train_config.h"
 
 namespace qtune {
@@ -37,7 +39,7 @@ struct StepRecord {
 class Progress {
  public:
   // `start_step` > 0 on resume: metrics.jsonl lines after it (from a run that went further than its last
-  // checkpoint) are dropped so the file holds each step once.
+  // checkpoint) are dropped so the file holds each step once; so are the TensorBoard events after it.
   Progress(const TrainConfig& config, int64_t total_steps, int64_t start_step, std::size_t adapted_modules, const PackingReport& data,
            torch::Device device);
   void step(const StepRecord& record);
@@ -50,6 +52,7 @@ class Progress {
   int64_t total_steps_, start_step_;
   bool tty_;
   std::ofstream metrics_;
+  std::optional<TensorBoardWriter> tensorboard_;  // report_to: tensorboard
   std::chrono::steady_clock::time_point start_;
   int64_t tokens_since_start_ = 0;
 };

@@ -109,6 +109,13 @@ void read_gpu_memory_limit(TrainConfig& c, const json& v, const std::string& whe
   c.gpu_memory_limit = *bytes;
 }
 
+// HF's report_to: one integration or a list of them; only TensorBoard is built in.
+void read_report_to(TrainConfig& c, const json& v, const std::string& where) {
+  const bool strings = v.is_string() || (v.is_array() && std::all_of(v.begin(), v.end(), [](const json& item) { return item.is_string(); }));
+  if (!strings) input_error("{} must be a string or a list of strings (tensorboard or none), not {}", where_key(where, "report_to"), v.dump());
+  c.report_to = v.is_string() ? std::vector<std::string>{v.get<std::string>()} : v.get<std::vector<std::string>>();
+}
+
 std::vector<Key> model_keys() {
   return {field("base_model", &TrainConfig::base_model),
           field("tokenizer", &TrainConfig::tokenizer),
@@ -181,6 +188,8 @@ std::vector<Key> run_keys() {
           field("save_steps", &TrainConfig::save_steps),
           field("save_total_limit", &TrainConfig::save_total_limit),
           field("stop_after_steps", &TrainConfig::stop_after_steps),
+          {"report_to", read_report_to},
+          field("logging_dir", &TrainConfig::logging_dir),
           field("eval_steps", &TrainConfig::eval_steps),
           field("ddp_backend", &TrainConfig::ddp_backend),
           field("ddp_timeout", &TrainConfig::ddp_timeout),
@@ -284,12 +293,25 @@ void check_optimization_keys(const TrainConfig& c, const std::string& where) {
                 where_key(where, "moe_aux_loss_coef"));
 }
 
+// The integrations HF's report_to knows besides TensorBoard: named as unsupported rather than as a typo.
+void check_report_to(const TrainConfig& c, const std::string& where) {
+  static const std::vector<std::string> others = {"all",   "azure_ml",  "clearml", "codecarbon", "comet_ml", "dagshub", "dvclive",
+                                                  "flyte", "mlflow",    "neptune", "swanlab",    "trackio",  "wandb"};
+  for (const std::string& name : c.report_to) {
+    if (std::find(others.begin(), others.end(), name) != others.end())
+      input_error("{}: '{}' is not supported; qtune writes TensorBoard event files only: use report_to: tensorboard (or none)",
+                  where_key(where, "report_to"), name);
+    require_one_of(name, {"tensorboard", "none"}, where, "report_to");
+  }
+}
+
 void check_run_keys(const TrainConfig& c, const std::string& where) {
   require_one_of(c.device, {"auto", "cpu", "cuda"}, where, "device");
   require_one_of(c.ddp_backend, {"auto", "gloo", "nccl"}, where, "ddp_backend");
   if (c.ddp_timeout < 1) input_error("{} must be at least 1 (seconds)", where_key(where, "ddp_timeout"));
   if (!(c.ddp_bucket_cap_mb > 0)) input_error("{} must be a positive number of MiB", where_key(where, "ddp_bucket_cap_mb"));
   if (c.output_dir.empty()) input_error("{} must name a folder", where_key(where, "output_dir"));
+  check_report_to(c, where);
 }
 
 void check_preference_keys(TrainConfig& c, const std::string& where) {
@@ -373,8 +395,10 @@ TrainConfig TrainConfig::from_json(const json& document, const std::string& wher
     key->read(config, value, where);
   }
   check(config, where);
-  for (std::string* path : {&config.base_model, &config.tokenizer, &config.lora_model_dir, &config.output_dir, &config.dataset_prepared_path})
+  for (std::string* path : {&config.base_model, &config.tokenizer, &config.lora_model_dir, &config.output_dir, &config.dataset_prepared_path,
+                            &config.logging_dir})
     resolve(*path, base_dir);
+  if (config.logging_dir.empty()) config.logging_dir = (fs::path(config.output_dir) / "runs").string();
   if (config.resume_from_checkpoint != "auto") resolve(config.resume_from_checkpoint, base_dir);
   for (auto& dataset : config.datasets) resolve(dataset.path, base_dir);
   config.as_run_yaml = document.dump(2) + "\n";  // JSON is YAML too; load() keeps the file's own layout
@@ -402,7 +426,10 @@ void TrainConfig::check_paths() const {
     if (!fs::exists(datasets[i].path)) input_error("{}: datasets[{}]: no such file or folder: {}", source, i, datasets[i].path);
   check_creatable_folder(output_dir, source, "output_dir");
   if (!dataset_prepared_path.empty()) check_creatable_folder(dataset_prepared_path, source, "dataset_prepared_path");
+  if (reports_to_tensorboard()) check_creatable_folder(logging_dir, source, "logging_dir");
 }
+
+bool TrainConfig::reports_to_tensorboard() const { return std::find(report_to.begin(), report_to.end(), "tensorboard") != report_to.end(); }
 
 std::optional<std::string> check_sequence_len(const TrainConfig& config, const ModelConfig& model, const std::string& model_source) {
   // Linear RoPE scaling stretches the positions the model was trained on by its factor; llama3 scaling is

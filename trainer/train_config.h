@@ -95,6 +95,8 @@ struct TrainConfig {
   int64_t save_total_limit = 0;  // keep at most this many checkpoints (0: all)
   int64_t eval_steps = 0;
   int64_t stop_after_steps = 0;  // act as if interrupted (SIGTERM) after this many steps: for resume tests
+  std::vector<std::string> report_to;  // HF's key: "tensorboard" writes event files; empty or "none": nothing
+  std::string logging_dir;             // TensorBoard's folder; empty = <output_dir>/runs (as HF's TrainingArguments)
 
   // Data parallelism (ranks from torchrun's environment or qtune train --nproc).
   std::string ddp_backend = "auto";  // auto (nccl on GPUs when built with it, else gloo) | nccl | gloo
@@ -127,6 +129,7 @@ struct TrainConfig {
   void check_paths() const;
 
   std::string tokenizer_dir() const { return tokenizer.empty() ? base_model : tokenizer; }
+  bool reports_to_tensorboard() const;
 
   // Each component's options from the settings (trainer/config_options.cpp), the one place each is made.
   // How to load the base on `device`: the compute dtype (bf16), the load-time 4-bit quantization
