@@ -8,8 +8,9 @@
 # alpha 32 dropout 0 on q/k/v/o_proj only, micro-batch 1, gradient checkpointing on (as a recipe for a 48-layer
 # model has it; --checkpointing off keeps every layer's activations).
 # Reports the steady-state step time (the steps after the first WARMUP, step_time_s of metrics.jsonl),
-# tokens/s, their ratio (target: MoE step <= 1.5x the dense step) and each run's peak RSS (/usr/bin/time %M)
-# against its 4-bit checkpoint's size on disk (du -b of the safetensors; target: MoE <= size + 20%).
+# tokens/s, their ratio (target: MoE step <= 1.5x the dense step) and each run's memory against its 4-bit
+# checkpoint's size on disk: peak RSS (/usr/bin/time %M) and peak anonymous RSS + the file's mapped bytes (every
+# expert resident; the larger of the two is held to the target: MoE <= size + 20%; see moe_step_report.py).
 #
 # Usage: bench/moe_step.sh [flags]
 #   bench/moe_step.sh --keep                          # the full shape; keep the models for the next run
