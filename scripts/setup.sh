@@ -18,6 +18,8 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   python3 python3-venv              # the virtual environment below
 )
+# The tests also open `qtune report` pages in a headless browser.
+[ $runtime_only = 1 ] || packages+=(chromium)
 
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

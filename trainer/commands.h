@@ -23,5 +23,6 @@ struct InferenceOptions;
 void add_inference_options(CLI::App* cmd, InferenceOptions& options);
 Command add_validate_command(CLI::App& app);
 Command add_data_command(CLI::App& app);
+Command add_report_command(CLI::App& app);
 
 }  // namespace qtune

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   add(qtune::add_eval_command);
   add(qtune::add_validate_command);
   add(qtune::add_data_command);
+  add(qtune::add_report_command);
 
   try {
     app.parse(argc, argv);

@@ -180,7 +180,7 @@ class PreferenceTask : public TrainingTask {
   }
 
   std::size_t batches_per_epoch() const override { return train_.per_epoch(); }
-  const PackingReport& packing() const override { return train_.report(); }
+  const RowPlan& row_plan() const override { return train_.plan(); }
 
   void prepare(CausalLM& model) override {
     if (!precompute_) return;

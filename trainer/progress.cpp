@@ -22,6 +22,14 @@ std::string clock_text(double seconds) {
   return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{:02}:{:02}", s / 60, s % 60);
 }
 
+// On a GPU the caching allocator's peaks since the previous line: bytes in tensors and bytes held from the
+// driver (what nvidia-smi shows); on the CPU the process's resident memory.
+std::string memory_text(torch::Device device, const DeviceMemoryPeak& peak) {
+  if (device.is_cuda())
+    return fmt::format("gpu {:.2f} GiB alloc, {:.2f} GiB reserved", static_cast<double>(peak.allocated) / kGiB, static_cast<double>(peak.reserved) / kGiB);
+  return fmt::format("rss {:.2f} GiB", static_cast<double>(resident_bytes()) / kGiB);
+}
+
 // Keeps the lines of `path` whose "step" is at most `step`.
 void truncate_metrics(const std::string& path, int64_t step) {
   std::ifstream in(path);
@@ -112,10 +120,8 @@ void Progress::step(const StepRecord& r) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double per_step = elapsed / static_cast<double>(std::max<int64_t>(1, r.step - start_step_));
   const double eta = per_step * static_cast<double>(total_steps_ - r.step);
-  // On a GPU also the peak of its memory in tensors since the previous line.
-  const std::string gpu = device_.is_cuda() ? fmt::format("  gpu {:.2f} GiB", static_cast<double>(peak.allocated) / kGiB) : "";
-  std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  grad {:.3f}  {:.0f} tok/s  mem {:.2f} GB{}  eta {}", r.step, total_steps_, r.loss,
-                                 r.lr, r.grad_norm, elapsed > 0 ? tokens_since_start_ / elapsed : 0.0, resident_bytes() / 1e9, gpu, clock_text(eta));
+  std::string text = fmt::format("step {}/{}  loss {:.4f}  lr {:.2e}  grad {:.3f}  {:.0f} tok/s  {}  eta {}", r.step, total_steps_, r.loss, r.lr,
+                                 r.grad_norm, elapsed > 0 ? tokens_since_start_ / elapsed : 0.0, memory_text(device_, peak), clock_text(eta));
   // Preference runs: the pair accuracy and reward margin, the numbers DPO users watch.
   const double accuracy = metric_or_nan(r.metrics, "rewards/accuracies"), margin = metric_or_nan(r.metrics, "rewards/margins");
   if (!std::isnan(accuracy)) text += fmt::format("  acc {:.2f}  margin {:.3f}", accuracy, margin);

@@ -35,7 +35,7 @@ class SftTask : public TrainingTask {
     if (train_.per_epoch() == 0) input_error("{}: no training sample is left after packing (see qtune validate)", config.source);
   }
   std::size_t batches_per_epoch() const override { return train_.per_epoch(); }
-  const PackingReport& packing() const override { return train_.report(); }
+  const RowPlan& row_plan() const override { return train_.plan(); }
 
   StepResult accumulate(CausalLM& model, int64_t first, int64_t count, const std::function<void()>& before_last_backward) override {
     std::vector<DeviceBatch> batches;

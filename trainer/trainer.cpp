@@ -9,6 +9,7 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <optional>
 
@@ -19,6 +20,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "models/model_files.h"
+#include "report/report_html.h"
 #include "trainer/checkpoint.h"
 #include "trainer/device_memory.h"
 #include "trainer/device_probe.h"
@@ -26,6 +28,7 @@
 #include "trainer/gradient_reducer.h"
 #include "trainer/lr_schedule.h"
 #include "trainer/progress.h"
+#include "trainer/run_record.h"
 #include "trainer/training_task.h"
 
 namespace qtune {
@@ -118,7 +121,9 @@ struct Run {
   int64_t total_steps = 0;  // optimizer steps of the run
   int64_t budget = 0;       // micro-batches of the run (with max_steps, enough for them, also after resuming on another world size)
   TrainerState state;
+  MemoryPlan plan;
   std::optional<Progress> progress;  // rank 0 alone reports, and writes checkpoints and outputs
+  std::optional<RunRecord> record;   // rank 0's qtune_run.json
 };
 
 // SIGINT and SIGTERM, while the loop runs, ask it to checkpoint and stop.
@@ -179,9 +184,9 @@ void prepare_data_and_plan(Run& run, const TrainConfig& requested, const BaseMod
   if (!group.is_main()) group.barrier();
   run.data = prepare_data(requested.data_config(), requested.tokenizer_dir());
   if (group.is_main()) group.barrier();
-  const MemoryPlan plan = plan_training_memory(requested, run.device, base);
-  if (group.is_main()) std::cout << plan.describe();
-  run.config = planned_config(requested, plan);
+  run.plan = plan_training_memory(requested, run.device, base);
+  if (group.is_main()) std::cout << run.plan.describe();
+  run.config = planned_config(requested, run.plan);
   run.task = run.config.rl.empty() ? make_sft_task(run.data, run.config, run.device, run.ranks)
                                    : make_preference_task(run.data, run.config, run.device, run.ranks);
 }
@@ -273,8 +278,11 @@ void setup_run(Run& run, const TrainConfig& requested, const BaseModelInfo& base
   resume(run);
   run.task->prepare(run.model);
   forget_layer_copies(run.model);
-  if (run.group->is_main())
-    run.progress.emplace(run.config, run.total_steps, run.state.step, lora_adapters(run.model).size(), run.task->packing(), run.device);
+  if (!run.group->is_main()) return;
+  const std::size_t adapted = lora_adapters(run.model).size();
+  run.progress.emplace(run.config, run.total_steps, run.state.step, adapted, run.task->row_plan().report, run.device);
+  run.record.emplace(RunStart{run.config, run.plan, run.data, run.task->row_plan(), run.device, run.group->world_size(), run.total_steps,
+                              run.state.step, adapted});
 }
 
 // The adapter's gradient norm, summed on the device and read once: one host sync per step, not one per tensor.
@@ -372,22 +380,37 @@ void write_outputs(Run& run) {
   copy_tokenizer_files(c.tokenizer_dir(), c.output_dir, /*generation_config=*/false);
 }
 
+// output_dir/report.html; "; report <path>" for the last line, or "" with a warning when it could not be
+// written (the run's results are already saved: a report is not worth failing the run for).
+std::string write_run_report(const std::string& output_dir) {
+  const std::string path = (fs::path(output_dir) / kReportFile).string();
+  try {
+    write_report({output_dir}, path);
+    return "; report " + path;
+  } catch (const InputError& e) {
+    std::cerr << "warning: no report: " << e.what() << "\n";
+    return "";
+  }
+}
+
 // After the loop: the final evaluation (every rank takes a share), then rank 0 writes the outputs and reports.
 TrainSummary finish_run(Run& run, TrainSummary summary) {
   summary.steps = run.state.step;
   const Metrics final_eval = summary.interrupted ? Metrics{} : run.task->evaluate(run.model);
   if (!run.group->is_main()) return summary;
+  run.record->finish(summary.interrupted ? "stopped" : "done", run.state.step, summary.final_loss, final_eval);
+  if (!summary.interrupted) write_outputs(run);
+  const std::string report = write_run_report(run.config.output_dir);
   if (summary.interrupted) {
-    run.progress->finish(fmt::format("stopped after step {}; checkpoint {}. Resume with: qtune train {} resume_from_checkpoint=auto", run.state.step,
-                                     summary.checkpoint, run.config.source));
+    run.progress->finish(fmt::format("stopped after step {}; checkpoint {}. Resume with: qtune train {} resume_from_checkpoint=auto{}", run.state.step,
+                                     summary.checkpoint, run.config.source, report));
     return summary;
   }
-  write_outputs(run);
   const double eval_loss = metric_or_nan(final_eval, "eval_loss"), eval_accuracy = metric_or_nan(final_eval, "eval_rewards/accuracies");
-  run.progress->finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}", run.state.step, summary.final_loss,
+  run.progress->finish(fmt::format("done: {} steps, last loss {:.4f}{}; adapter in {}{}", run.state.step, summary.final_loss,
                                    std::isnan(eval_loss) ? "" : fmt::format(", eval loss {:.4f}", eval_loss) +
                                        (std::isnan(eval_accuracy) ? "" : fmt::format(", eval rewards/accuracies {:.4f}", eval_accuracy)),
-                                   run.config.output_dir));
+                                   run.config.output_dir, report));
   return summary;
 }
 

@@ -30,7 +30,7 @@ class TrainingTask {
  public:
   virtual ~TrainingTask() = default;
   virtual std::size_t batches_per_epoch() const = 0;
-  virtual const PackingReport& packing() const = 0;
+  virtual const RowPlan& row_plan() const = 0;  // the training rows as packed, with their report
   // Once, after the model (and any resumed adapter) is ready, before the first step.
   virtual void prepare(CausalLM& /*model*/) {}
   // Forward and backward of micro-batches [first, first + count) of the run (micro-batch m is batch

@@ -69,6 +69,21 @@ TEST(Train, LossFallsAndTheOutputIsAPeftAdapter) {
   EXPECT_EQ(adapter["r"], 4);
   EXPECT_TRUE(fs::exists(out + "/tokenizer.json"));
   EXPECT_NE(r.out.find("done: 20 steps"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rss "), std::string::npos) << r.out;  // the progress line's memory on the CPU
+  // The run record and the report (what `qtune report` reads and writes), named by the last line.
+  EXPECT_NE(r.out.find("; report " + out + "/report.html\n"), std::string::npos) << r.out;
+  EXPECT_NE(test::read_file(out + "/report.html").find(R"(<svg class="plot" data-metric="loss")"), std::string::npos);
+  const auto record = nlohmann::json::parse(test::read_file(out + "/qtune_run.json"));
+  EXPECT_EQ(record["status"], "done");
+  EXPECT_EQ(record["recipe"], "sft");
+  EXPECT_EQ(record["total_steps"], 20);
+  EXPECT_EQ(record["final"]["steps"], 20);
+  EXPECT_DOUBLE_EQ(record["final"]["loss"].get<double>(), l.back());
+  EXPECT_EQ(record["data"]["train_samples"], 64);
+  EXPECT_EQ(record["data"]["datasets"][0]["samples"], 64);
+  EXPECT_GT(record["data"]["packing_efficiency"].get<double>(), 0.5);
+  EXPECT_EQ(record["memory_plan"]["text"].get<std::string>().rfind("memory plan on cpu", 0), 0u);
+  EXPECT_EQ(record["config"], test::read_file(out + "/qtune_training.yaml"));
 
   // Generation with the adapter equals generation with the merged model (greedy, f32).
   const std::string dir = fs::path(config).parent_path();
@@ -242,6 +257,9 @@ TEST(Train, SigtermSavesACheckpointAndExitsZero) {
     checkpoint = checkpoint || e.path().filename().string().rfind("checkpoint-", 0) == 0;
   EXPECT_TRUE(checkpoint);
   EXPECT_NE(test::read_file(fs::path(config).parent_path() / "log.txt").find("Resume with"), std::string::npos);
+  const auto record = nlohmann::json::parse(test::read_file(fs::path(config).parent_path() / "out" / "qtune_run.json"));
+  EXPECT_EQ(record["status"], "stopped");
+  EXPECT_TRUE(fs::exists(fs::path(config).parent_path() / "out" / "report.html"));
 }
 
 }  // namespace
