@@ -1,4 +1,5 @@
-// Training progress: a live bar on a terminal (loss, lr, grad norm, tokens/s, memory, ETA), plain lines
+// Training progress: a live bar on a terminal (loss, lr, grad norm, tokens/s, memory: the GPU allocator's
+// allocated and reserved peaks, or host RSS on the CPU; ETA), plain lines
 // otherwise, and every logged value in output_dir/metrics.jsonl (on a GPU also the allocator's peak memory
 // since the previous line); with report_to: tensorboard the same numbers as TensorBoard scalars in logging_dir.
 #pragma once

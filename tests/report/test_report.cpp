@@ -168,6 +168,26 @@ TEST(ReportPlots, AnSftRunGetsItsCurvesAndEvaluationsAsMarkers) {
   EXPECT_DOUBLE_EQ(plots[5].series[0].points[0].second, 1.0);  // host memory in GiB
 }
 
+// A GPU run's lines also have the caching allocator's peaks: they join host RSS on the memory plot, in GiB.
+TEST(ReportPlots, AGpuRunsMemoryPlotHasTheAllocatorsPeaks) {
+  std::vector<nlohmann::json> lines = sft_lines(3);
+  for (auto& line : lines) {
+    line["device_peak_allocated_bytes"] = int64_t{3} << 30;
+    line["device_peak_reserved_bytes"] = int64_t{4} << 30;
+  }
+  RunFiles run = read_run_files(write_run("gpu", lines));
+  const std::vector<Plot> plots = report_plots({run});
+  const Plot& memory = plots[5];
+  ASSERT_EQ(memory.id, "memory");
+  ASSERT_EQ(memory.series.size(), 3u);
+  EXPECT_EQ(memory.series[1].label, "GPU allocated (peak)");
+  EXPECT_DOUBLE_EQ(memory.series[1].points[0].second, 3.0);
+  EXPECT_EQ(memory.series[2].label, "GPU reserved (peak)");
+  EXPECT_DOUBLE_EQ(memory.series[2].points[2].second, 4.0);
+  const std::string page = report_html({run});
+  EXPECT_NE(page.find("peak GPU memory reserved</th><td class=\"num\">4.00 GiB"), std::string::npos);
+}
+
 TEST(ReportPlots, PreferenceMetricsAndUnknownKeysGetPlots) {
   std::vector<nlohmann::json> lines = sft_lines(4);
   for (auto& line : lines) {
