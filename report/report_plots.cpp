@@ -49,14 +49,10 @@ const std::set<std::string> kNotPlotted = {"step", "epoch", "wall_time", "elapse
 
 bool is_eval(const std::string& key) { return key.rfind("eval_", 0) == 0; }
 
-// (step, value) of `key` in a run's lines; a line without the key adds nothing (evaluations are sparse).
+// (step, value × scale) of `key` in a run's lines; a line without the key adds nothing (evaluations are sparse).
 std::vector<std::pair<double, double>> points_of(const RunFiles& run, const std::string& key, double scale) {
-  std::vector<std::pair<double, double>> points;
-  for (const auto& line : run.metrics) {
-    const auto value = line.find(key), step = line.find("step");
-    if (value == line.end() || step == line.end() || !step->is_number()) continue;
-    points.emplace_back(step->get<double>(), value->is_number() ? value->get<double>() * scale : std::nan(""));  // null: NaN written as null
-  }
+  std::vector<std::pair<double, double>> points = logged_values(run, key);
+  for (auto& point : points) point.second *= scale;
   // The final evaluation is in the run record, at the last step.
   if (is_eval(key) && run.record.is_object() && run.record.contains("final")) {
     const nlohmann::json& final = run.record["final"];

@@ -44,21 +44,19 @@ std::string text_at(const json& object, const json::json_pointer& pointer) {
   return escape_html(object.at(pointer).get<std::string>());
 }
 
-// The last logged value of `key`, and the step of that line.
+// (step, value) of the last finite logged value of `key`.
 std::optional<std::pair<double, double>> last_logged(const RunFiles& run, const std::string& key) {
-  for (auto line = run.metrics.rbegin(); line != run.metrics.rend(); ++line)
-    if (line->contains(key) && (*line)[key].is_number()) return std::make_pair(line->value("step", 0.0), (*line)[key].get<double>());
+  const auto values = logged_values(run, key);
+  for (auto v = values.rbegin(); v != values.rend(); ++v)
+    if (std::isfinite(v->second)) return *v;
   return std::nullopt;
 }
 
-// The extreme logged value of `key` (largest, or smallest when `lowest`) and its step.
+// (step, value) of the largest finite logged value of `key`, or the smallest when `lowest`.
 std::optional<std::pair<double, double>> extreme_logged(const RunFiles& run, const std::string& key, bool lowest) {
   std::optional<std::pair<double, double>> best;
-  for (const auto& line : run.metrics) {
-    if (!line.contains(key) || !line[key].is_number()) continue;
-    const double value = line[key].get<double>();
-    if (!best || (lowest ? value < best->second : value > best->second)) best = std::make_pair(line.value("step", 0.0), value);
-  }
+  for (const auto& v : logged_values(run, key))
+    if (std::isfinite(v.second) && (!best || (lowest ? v.second < best->second : v.second > best->second))) best = v;
   return best;
 }
 
@@ -98,7 +96,7 @@ Row row_of(const std::string& label, const std::vector<RunFiles>& runs, F cell, 
 
 std::string steps_cell(const RunFiles& run) {
   std::optional<double> done = number_at(run.record, json::json_pointer("/final/steps"));
-  if (!done) done = run.metrics.empty() ? std::nullopt : std::optional<double>(run.metrics.back().value("step", 0.0));
+  if (!done && !run.metrics.empty()) done = run.metrics.back()["step"].get<double>();
   const std::optional<double> total = number_at(run.record, json::json_pointer("/total_steps"));
   if (!done) return "";
   return total ? fmt::format("{} of {}", static_cast<int64_t>(*done), static_cast<int64_t>(*total)) : count(done);

@@ -1,6 +1,7 @@
 // Reading a training output folder for the report.
 #include "report/run_files.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -68,6 +69,15 @@ RunFiles read_run_files(const std::string& dir) {
   const fs::path config = folder / "qtune_training.yaml";
   if (run.config_yaml.empty() && fs::exists(config)) run.config_yaml = read_text_file(config.string());
   return run;
+}
+
+std::vector<std::pair<double, double>> logged_values(const RunFiles& run, const std::string& key) {
+  std::vector<std::pair<double, double>> values;
+  for (const auto& line : run.metrics) {  // each has a numeric "step" (read_metrics checks)
+    const auto value = line.find(key);
+    if (value != line.end()) values.emplace_back(line["step"].get<double>(), value->is_number() ? value->get<double>() : std::nan(""));
+  }
+  return values;
 }
 
 void name_runs(std::vector<RunFiles>& runs) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,10 @@ struct RunFiles {
 // qtune_run.json, or a line that is not a JSON object; a last line cut short (a run still writing, or
 // killed mid-line) is left out.
 RunFiles read_run_files(const std::string& dir);
+
+// (step, value) of every metrics.jsonl line that has `key`, in order; a value that is not a number (a non-finite one
+// is written as null) is NaN.
+std::vector<std::pair<double, double>> logged_values(const RunFiles& run, const std::string& key);
 
 // Names for the runs' legends: each folder's name, or the whole path where two runs share a name.
 void name_runs(std::vector<RunFiles>& runs);
